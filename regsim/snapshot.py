@@ -1,0 +1,189 @@
+"""Immutable snapshots: everything a view needs, as numpy arrays and plain numbers.
+
+The trainer produces them (at most ~30 Hz in the app); the UI only reads them. They pickle cheaply, so
+they cross a thread or a process boundary unchanged. No torch import here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .hparams import HParams
+
+
+@dataclass(frozen=True)
+class DataView:
+    """The data a 2-D / 1-D / image panel draws beside the model's predictions."""
+
+    kind: str  # "2d" (classification in the plane), "1d" (regression), "images" (digits)
+    x_train: np.ndarray  # (N, 2) for "2d", (N, 1) for "1d"; (0, 0) for "images"
+    y_train: np.ndarray  # (N,) labels (int) or targets (float)
+    x_val: np.ndarray  # (M, 2) / (M, 1)
+    y_val: np.ndarray  # (M,)
+    # "2d": the model's P(class 1) on a regular grid covering the data.
+    grid_x: np.ndarray | None = None  # (G,) x coordinates of grid columns
+    grid_y: np.ndarray | None = None  # (G,) y coordinates of grid rows
+    grid_prob: np.ndarray | None = None  # (G, G) probability of class 1, rows = y, cols = x
+    # "1d": the model's prediction along x.
+    curve_x: np.ndarray | None = None  # (C,)
+    curve_y: np.ndarray | None = None  # (C,)
+    # "images": a few validation images with the model's guesses.
+    images: np.ndarray | None = None  # (K, 8, 8) float in [0, 1]
+    labels: np.ndarray | None = None  # (K,) true digit
+    preds: np.ndarray | None = None  # (K,) predicted digit
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state of a training run at one step. Every array is a numpy copy, safe to keep."""
+
+    step: int  # optimizer steps taken so far
+    epoch: float  # step * batch_size / train_size
+    status: str  # "idle", "running", "paused", "diverged", "error"
+    message: str  # human-readable explanation of the status ("" when nothing to say)
+    device: str  # "cpu", or the CUDA device name
+    hparams: HParams  # the settings in force at this step
+    lr: float  # effective learning rate at this step (after the schedule)
+    # Losses and accuracies measured in eval mode (dropout off) over the whole split, so the
+    # generalization gap val − train is not inflated by dropout noise.
+    train_loss: float
+    val_loss: float
+    train_acc: float  # NaN for regression
+    val_acc: float  # NaN for regression
+    batch_loss: float  # mean minibatch loss (dropout on) since the previous snapshot
+    grad_norm: float  # global L2 norm of the last gradient (before clipping)
+    steps_per_sec: float  # measured over the steps since the previous snapshot
+    layer_names: tuple[str, ...]  # weight matrices, input to output, e.g. ("fc1", "fc2", "out")
+    layer_sizes: tuple[int, ...]  # neurons per layer including input and output, e.g. (2, 64, 64, 2)
+    weight_hist: tuple[np.ndarray, ...]  # per layer: (bins,) counts of weight values
+    weight_hist_edges: tuple[np.ndarray, ...]  # per layer: (bins + 1,) symmetric edges around 0
+    weight_norms: np.ndarray  # (L,) Frobenius norm of each weight matrix
+    weight_abs_max: np.ndarray  # (L,) max |w| of each weight matrix
+    dropout_sites: tuple[str, ...]  # where dropout acts, e.g. ("input", "fc1", "fc2")
+    dropout_rates: tuple[float, ...]  # p at each site
+    dropout_masks: tuple[np.ndarray, ...]  # per site: (B', U') bool, True = kept; capped in size
+    # One example's activations at each site: before dropout, and after inverted dropout (scaled
+    # by 1/(1-p), zero where dropped). Capped to the first units.
+    activation_pre: tuple[np.ndarray, ...]
+    activation_post: tuple[np.ndarray, ...]
+    data: DataView | None
+    events: tuple[tuple[int, str], ...] = ()  # (step, text) of settings changed since the last one
+    extra: dict = field(default_factory=dict)  # room for analyses that come later
+
+
+@dataclass(frozen=True)
+class LandscapeResult:
+    """A 2-D slice of the real loss around the current weights (Li et al. 2018)."""
+
+    step: int  # the step whose weights are the centre
+    alphas: np.ndarray  # (A,) coefficients along direction 1
+    betas: np.ndarray  # (B,) coefficients along direction 2
+    loss: np.ndarray  # (B, A) loss at θ + α·d1 + β·d2; rows = betas
+    center_loss: float  # loss at (0, 0)
+    path: np.ndarray  # (P, 2) recent weights projected onto (d1, d2), oldest first
+    path_steps: np.ndarray  # (P,) the step of each path point
+    coarse: bool  # True for the quick preview, False for the full grid
+    elapsed: float  # seconds spent computing
+    done: int = 0  # progress: grid points finished
+    total: int = 0  # progress: grid points in all
+
+
+class History:
+    """Bounded history of scalar series, fed one snapshot at a time (UI and CLI share it).
+
+    When a series reaches `capacity` points, every other point is dropped, so memory stays flat on a
+    run of any length while the curve keeps its shape end to end.
+    """
+
+    SERIES = ("step", "train_loss", "val_loss", "train_acc", "val_acc", "batch_loss", "lr",
+              "grad_norm", "weight_norm")
+
+    def __init__(self, capacity: int = 4000, percentile_capacity: int = 400) -> None:
+        self.capacity = capacity
+        self.percentile_capacity = percentile_capacity
+        self.clear()
+
+    def clear(self) -> None:
+        self._n = 0
+        self._data = {k: np.zeros(self.capacity, dtype=np.float64) for k in self.SERIES}
+        self.layer_norms: list[list[float]] = []  # per layer norms, parallel to the series
+        self.events: list[tuple[int, str]] = []  # every settings change seen, (step, text)
+        self._pct_steps: list[int] = []
+        self._pct: list[np.ndarray] = []  # each (L, len(PERCENTILES))
+        self._last_step = -1
+
+    PERCENTILES = (0.0, 7.0, 16.0, 31.0, 50.0, 69.0, 84.0, 93.0, 100.0)  # TensorBoard's bands
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, snap: Snapshot) -> None:
+        self.events.extend(snap.events)
+        if snap.step == self._last_step and self._n:
+            return  # a paused engine re-sends the same step; keep one point per step
+        if snap.step < self._last_step:
+            self.clear()  # a reset: start a new run
+        self._last_step = snap.step
+        if self._n == self.capacity:
+            for k in self.SERIES:
+                half = self._data[k][0::2].copy()
+                self._data[k][: len(half)] = half
+            self.layer_norms = self.layer_norms[0::2]
+            self._n = self.capacity // 2
+        values = dict(step=snap.step, train_loss=snap.train_loss, val_loss=snap.val_loss,
+                      train_acc=snap.train_acc, val_acc=snap.val_acc, batch_loss=snap.batch_loss,
+                      lr=snap.lr, grad_norm=snap.grad_norm,
+                      weight_norm=float(np.sqrt(np.sum(np.square(snap.weight_norms)))))
+        for k, v in values.items():
+            self._data[k][self._n] = v
+        self.layer_norms.append([float(v) for v in snap.weight_norms])
+        self._n += 1
+        if len(self._pct_steps) == self.percentile_capacity:
+            self._pct_steps = self._pct_steps[0::2]
+            self._pct = self._pct[0::2]
+        self._pct_steps.append(snap.step)
+        self._pct.append(np.stack([histogram_percentiles(c, e, self.PERCENTILES)
+                                   for c, e in zip(snap.weight_hist, snap.weight_hist_edges)]))
+
+    def series(self, name: str) -> np.ndarray:
+        """A read-only view of one series' filled part."""
+        view = self._data[name][: self._n]
+        view = view.view()
+        view.flags.writeable = False
+        return view
+
+    def layer_norm_series(self) -> np.ndarray:
+        """(N, L) per-layer weight norms."""
+        return np.asarray(self.layer_norms, dtype=np.float64).reshape(self._n, -1)
+
+    def percentiles(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps (T,), bands (T, L, 9)): weight percentiles per layer over time."""
+        if not self._pct:
+            return np.zeros(0), np.zeros((0, 0, len(self.PERCENTILES)))
+        return np.asarray(self._pct_steps, dtype=np.float64), np.stack(self._pct)
+
+
+def histogram_percentiles(counts: np.ndarray, edges: np.ndarray,
+                          percentiles: tuple[float, ...]) -> np.ndarray:
+    """Percentiles read off a histogram by linear interpolation of its CDF.
+
+    Cheap enough to run per snapshot, and exact to within one bin width.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return np.zeros(len(percentiles))
+    cdf = np.concatenate([[0.0], np.cumsum(counts)]) / total  # (bins + 1,), aligned with edges
+    cdf[-1] = 1.0
+    edges = np.asarray(edges, dtype=np.float64)
+    qs = np.asarray(percentiles, dtype=np.float64) / 100.0
+    # The bin holding each quantile: the first edge whose CDF reaches it (for q = 0: the first
+    # non-empty bin), then linear interpolation inside that bin.
+    idx = np.searchsorted(cdf, qs, side="left")
+    idx = np.where(qs <= 0.0, np.searchsorted(cdf, 0.0, side="right"), idx)
+    idx = idx.clip(1, len(cdf) - 1)
+    lo, hi = cdf[idx - 1], cdf[idx]
+    frac = np.divide(qs - lo, hi - lo, out=np.zeros_like(qs), where=hi > lo).clip(0.0, 1.0)
+    return edges[idx - 1] + frac * (edges[idx] - edges[idx - 1])

@@ -1,0 +1,53 @@
+"""The contract every panel follows.
+
+The main window owns one `History` and feeds every snapshot to every panel's `ingest` (cheap: keep a
+reference, no drawing). It calls `redraw` only on the visible panel, on the GUI's clock (≤ 30 Hz), so a
+hidden panel costs nothing. Plot items are created once in `__init__`; `redraw` only calls
+`setData` / `setImage`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
+
+from regsim.snapshot import History, LandscapeResult, Snapshot
+from ui.theme import SCREEN, Theme
+
+
+class Panel(QWidget):
+    key = "panel"  # short name used in file names and on the CLI (`--panels training,weights`)
+    title = "Panel"  # tab text
+
+    # Emitted with a dict of engine-command arguments when a panel needs the engine to compute
+    # something (the loss surface asks for a landscape this way). The main window forwards it.
+    request = Signal(str, dict)
+    # Emitted with a short human message for the status bar.
+    status_message = Signal(str)
+
+    def __init__(self, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.theme: Theme = SCREEN
+        self.snapshot: Snapshot | None = None
+
+    def ingest(self, snap: Snapshot) -> None:
+        """Remember the newest snapshot. Called for every snapshot, visible or not: keep it cheap."""
+        self.snapshot = snap
+
+    def redraw(self) -> None:
+        """Push the newest state into the plot items. Only called while the panel is visible."""
+
+    def on_landscape(self, result: LandscapeResult) -> None:
+        """A landscape computed by the engine (only the loss-surface panel cares)."""
+
+    def reset(self) -> None:
+        """A new run starts: forget run-specific state."""
+        self.snapshot = None
+
+    def apply_theme(self, theme: Theme) -> None:
+        """Restyle every plot for `theme` (background, pens, fonts) and redraw."""
+        self.theme = theme
+
+    def cleanup(self) -> None:
+        """Stop timers and release resources; called once when the window closes."""
