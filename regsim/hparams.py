@@ -26,6 +26,7 @@ class HParams:
     dataset: str = "moons"  # one of DATASETS; 2-D classification, 1-D regression with a gap, or 8x8 digits
     hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the MLP, input to output
     dropout: float = 0.0  # drop rate p of every hidden layer's dropout, in [0, 1); 0 disables it
+    layer_dropout: tuple[float, ...] = ()  # per-hidden-layer p overriding `dropout`; () = use dropout
     input_dropout: float = 0.0  # drop rate applied to the input features, in [0, 1)
     weight_decay: float = 0.0  # λ >= 0; how hard every decayed weight is pulled toward zero
     decay_mode: str = "decoupled"  # "l2": λθ added to the gradient; "decoupled": θ ← θ − lr·λ·θ
@@ -45,6 +46,7 @@ class HParams:
     noise: float = 0.2  # input noise of the synthetic datasets, in [0, 2]
     seed: int = 0  # seeds the data split, the initial weights and the dropout masks
     activation: str = "relu"  # "relu" or "tanh"
+    layer_norm: bool = False  # LayerNorm after each hidden Linear (its scale/shift are no_decay params)
     val_size: int = field(default=1000)  # validation examples for synthetic data (digits: the rest), >= 8
 
     def __post_init__(self) -> None:
@@ -53,6 +55,8 @@ class HParams:
             object.__setattr__(self, "hidden", tuple(self.hidden))
         if not isinstance(self.betas, tuple):
             object.__setattr__(self, "betas", tuple(self.betas))
+        if not isinstance(self.layer_dropout, tuple):
+            object.__setattr__(self, "layer_dropout", tuple(self.layer_dropout))
         _validate(self)
 
     def replace(self, **changes: Any) -> HParams:
@@ -66,6 +70,7 @@ class HParams:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
         d["betas"] = list(self.betas)
+        d["layer_dropout"] = list(self.layer_dropout)
         return d
 
     @classmethod
@@ -74,6 +79,10 @@ class HParams:
         base = base or cls()
         changes = {k: coerce(k, v) for k, v in data.items()}
         return base.replace(**changes)
+
+    def hidden_dropout(self) -> tuple[float, ...]:
+        """The drop rate of each hidden layer (layer_dropout if given, else dropout everywhere)."""
+        return self.layer_dropout or tuple(self.dropout for _ in self.hidden)
 
     def caption(self) -> str:
         """A one-line human summary used in status lines, figure captions and file names."""
@@ -92,7 +101,7 @@ _INT_FIELDS = {"warmup_steps", "total_steps", "batch_size", "train_size", "seed"
 _FLOAT_FIELDS = {"dropout", "input_dropout", "weight_decay", "lr", "momentum", "min_lr_ratio",
                  "grad_clip", "label_smoothing", "noise"}
 _STR_FIELDS = {"dataset", "decay_mode", "optimizer", "schedule", "activation"}
-_BOOL_FIELDS = {"decay_norms_and_biases"}
+_BOOL_FIELDS = {"decay_norms_and_biases", "layer_norm"}
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -140,6 +149,13 @@ def coerce(key: str, value: Any) -> Any:
                     isinstance(v, int) and not isinstance(v, bool) for v in value):
                 raise TypeError
             return tuple(value)
+        if key == "layer_dropout":
+            if isinstance(value, str):
+                value = [float(v) for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise TypeError
+            return tuple(float(v) for v in value)
         if key == "betas":
             if isinstance(value, str):
                 value = [float(v) for v in value.split(",")]
@@ -161,6 +177,8 @@ def _expected(key: str) -> str:
         return "a number"
     if key == "hidden":
         return "a list of layer widths such as [64, 64] or 64,64"
+    if key == "layer_dropout":
+        return "a list of drop rates, one per hidden layer, such as [0.5, 0.2]"
     if key == "betas":
         return "two numbers such as [0.9, 0.999]"
     return "a string"
@@ -194,6 +212,11 @@ def _validate(h: HParams) -> None:
         raise ValueError(f"hidden = {list(h.hidden)!r} is out of range; allowed: 1 to 8 layers, "
                          "each width an integer in [1, 4096]")
     _check_range("dropout", h.dropout, 0.0, 1.0, hi_open=True)
+    if h.layer_dropout and len(h.layer_dropout) != len(h.hidden):
+        raise ValueError(f"layer_dropout = {list(h.layer_dropout)!r} must give one rate per hidden "
+                         f"layer ({len(h.hidden)}), or be empty to use dropout everywhere")
+    for i, p in enumerate(h.layer_dropout):
+        _check_range(f"layer_dropout[{i}]", p, 0.0, 1.0, hi_open=True)
     _check_range("input_dropout", h.input_dropout, 0.0, 1.0, hi_open=True)
     _check_range("weight_decay", h.weight_decay, 0.0, 10.0)
     _check_range("lr", h.lr, 0.0, 1e4, lo_open=True)

@@ -88,6 +88,7 @@ class LandscapeResult:
     elapsed: float  # seconds spent computing
     done: int = 0  # progress: grid points finished
     total: int = 0  # progress: grid points in all
+    directions: str = "pca"  # how d1, d2 were chosen: "pca" of the trajectory, or "random"
 
 
 class History:

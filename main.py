@@ -1,0 +1,44 @@
+"""regsim entry point.
+
+    python main.py                      open the app
+    python main.py train --preset NAME [--set key=value ...] [--steps N] [--device D] [--json PATH]
+    python main.py presets              list presets
+    python main.py bench [--quick] [--json PATH] [--soak MINUTES]
+    python main.py export --preset NAME --out DIR [...]   figures without a display
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else "app"
+    if command == "app":
+        try:
+            from ui.app import run_app
+        except ImportError as e:  # until the app exists, or without Qt installed
+            print(f"regsim: the desktop app is not available ({e}); "
+                  "try `python main.py train --preset moons_dropout`", file=sys.stderr)
+            return 2
+        return run_app(argv[1:])
+    if command == "export":
+        from ui.export_cli import run_export
+
+        return run_export(argv[1:])
+    if command == "bench":
+        from regsim.bench import run_bench
+
+        try:
+            from ui.bench_gui import bench_gui, soak
+        except ImportError:
+            bench_gui = soak = None
+        return run_bench(argv[1:], bench_gui, soak)
+    from regsim.cli import run_cli
+
+    return run_cli(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

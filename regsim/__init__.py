@@ -1,0 +1,25 @@
+"""regsim: watch dropout and weight decay work on real training. The core; it never imports Qt.
+
+`HParams`, `load_preset` and `list_presets` are light. `Trainer` pulls in torch, so it is loaded on
+first use: the GUI process can import `regsim` for its data types without paying for torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .hparams import HParams
+from .presets import list_presets, load_preset
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["HParams", "Trainer", "load_preset", "list_presets"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Trainer":
+        from .trainer import Trainer
+
+        return Trainer
+    raise AttributeError(f"module 'regsim' has no attribute {name!r}")

@@ -1,0 +1,256 @@
+"""`python main.py bench`: speed and memory targets, printed as ratios measured side by side in one run.
+
+Timings on a shared machine are noisy, so each comparison interleaves its contestants (A, B, A, B, …)
+and reports the ratio of medians; no test asserts a time. The GUI measurements (issue: live app) live
+in ui/bench_gui.py and are added to the same table when Qt is available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+Row = dict  # {"name", "value", "unit", "target", "ok"}
+
+
+def _bare_loop_rate(h, seconds: float, device: str) -> float:
+    """Steps/s of the plainest torch loop on the same data and architecture (no engine at all)."""
+    import torch
+    from torch import nn
+
+    from .data import make_dataset
+
+    torch.manual_seed(h.seed)
+    d = make_dataset(h)
+    dev = torch.device(device)
+    x = torch.as_tensor(d.x_train, device=dev)
+    y = torch.as_tensor(d.y_train, device=dev)
+    layers: list[nn.Module] = []
+    sizes = (d.input_dim, *h.hidden)
+    for i in range(len(h.hidden)):
+        layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.ReLU(), nn.Dropout(h.dropout)]
+    model = nn.Sequential(*layers, nn.Linear(sizes[-1], d.n_classes)).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+    bs = min(h.batch_size, len(x))
+    perm, pos, steps = torch.randperm(len(x), device=dev), 0, 0
+    t0 = time.perf_counter()
+    while True:
+        if pos + bs > len(x):
+            perm, pos = torch.randperm(len(x), device=dev), 0
+        idx = perm[pos:pos + bs]
+        pos += bs
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+        if steps % 20 == 0:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if time.perf_counter() - t0 >= seconds:
+                break
+    return steps / (time.perf_counter() - t0)
+
+
+def _engine_rate(h, seconds: float, device: str, hz: float = 30.0) -> float:
+    """Steps/s of the Trainer driven as the engine drives it, with a snapshot every 1/hz s."""
+    from .engine import CHUNK_SECONDS
+    from .trainer import Trainer
+
+    t = Trainer(h, device)
+    t.step(5)  # warm-up, like the bare loop's first steps
+    chunk, steps = 1, 0
+    last = t0 = time.perf_counter()
+    while True:
+        c0 = time.perf_counter()
+        t.step(chunk)
+        steps += chunk
+        dt = time.perf_counter() - c0
+        chunk = max(1, min(10_000, int(chunk * CHUNK_SECONDS / max(dt, 1e-6) + 0.5)))
+        now = time.perf_counter()
+        if now - last >= 1.0 / hz:
+            t.snapshot()
+            last = now
+        if now - t0 >= seconds:
+            break
+    return steps / (time.perf_counter() - t0)
+
+
+def _interleaved(fa: Callable[[], float], fb: Callable[[], float], rounds: int) -> tuple[float, float]:
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(fa())
+        b.append(fb())
+    return statistics.median(a), statistics.median(b)
+
+
+def bench_engine_speed(quick: bool, device: str) -> list[Row]:
+    from .hparams import HParams
+
+    h = HParams(dataset="digits", hidden=(512, 512), train_size=1000, batch_size=64, dropout=0.5,
+                optimizer="adam", decay_mode="decoupled", weight_decay=0.01, lr=1e-3)
+    secs, rounds = (1.5, 3) if quick else (4.0, 5)
+    bare, eng = _interleaved(lambda: _bare_loop_rate(h, secs, device),
+                             lambda: _engine_rate(h, secs, device), rounds)
+    ratio = eng / bare
+    return [
+        {"name": "bare torch loop, 64-512-512-10 digits, p=0.5, AdamW", "value": bare,
+         "unit": "steps/s", "target": "", "ok": None},
+        {"name": "engine with 30 Hz snapshots", "value": eng, "unit": "steps/s", "target": "",
+         "ok": None},
+        {"name": "engine ÷ bare loop", "value": ratio, "unit": "×", "target": "≥ 0.97",
+         "ok": ratio >= 0.97},
+    ]
+
+
+def bench_histograms(quick: bool, device: str) -> list[Row]:
+    """Histogram cost per snapshot must not grow with λ (TensorBoard's did: pytorch #43328)."""
+    from .hparams import HParams
+    from .trainer import Trainer, weight_histograms
+
+    costs = {}
+    calls = 50 if quick else 200
+    trainers = {}
+    for lam in (0.0, 0.1):
+        t = Trainer(HParams(dataset="digits", hidden=(512, 512), train_size=1000, optimizer="adam",
+                            decay_mode="decoupled", weight_decay=lam, lr=0.01), device)
+        t.step(100 if quick else 400)  # λ = 0.1 piles the weights up near zero
+        trainers[lam] = t
+    rounds = {0.0: [], 0.1: []}
+    for _ in range(3):
+        for lam, t in trainers.items():
+            weights = [lin.weight for lin in t.model.weight_layers()]
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                weight_histograms(weights)
+            rounds[lam].append((time.perf_counter() - t0) / calls)
+    costs = {lam: statistics.median(v) for lam, v in rounds.items()}
+    ratio = costs[0.1] / costs[0.0]
+    return [
+        {"name": "histograms per snapshot at λ=0", "value": costs[0.0] * 1e3, "unit": "ms",
+         "target": "", "ok": None},
+        {"name": "histograms per snapshot at λ=0.1", "value": costs[0.1] * 1e3, "unit": "ms",
+         "target": "", "ok": None},
+        {"name": "histogram cost λ=0.1 ÷ λ=0", "value": ratio, "unit": "×", "target": "≤ 1.2",
+         "ok": ratio <= 1.2},
+    ]
+
+
+def _plain_landscape(trainer, d1, d2, alphas, betas, x, y) -> float:
+    """One grid point at a time, the way the offline scripts do it; for the speed-up ratio."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(trainer.model).eval()
+    base = [p.detach().clone() for p in model.parameters()]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for b in betas:
+            for a in alphas:
+                for p, p0, u, v in zip(model.parameters(), base, d1, d2):
+                    p.copy_(p0 + a * u + b * v)
+                torch.nn.functional.cross_entropy(model(x), y).item()
+    return time.perf_counter() - t0
+
+
+def bench_landscape(quick: bool, device: str) -> list[Row]:
+    import numpy as np
+
+    from .hparams import HParams
+    from .landscape import grid_losses, make_directions
+    from .trainer import Trainer
+
+    t = Trainer(HParams(dataset="moons", hidden=(64, 64), train_size=512), device)
+    t.step(200)
+    params = list(t.model.parameters())
+    d1, d2, _ = make_directions(params, [], "random", 0)
+    x, y = t.x_train[:512], t.y_train[:512]
+    full, coarse = np.linspace(-1, 1, 51), np.linspace(-1, 1, 11)
+    reps = 3 if quick else 7
+    grid_losses(t, d1, d2, coarse, coarse, x, y)  # warm-up
+    t_full, t_coarse = [], []
+    for _ in range(reps):
+        s = time.perf_counter()
+        grid_losses(t, d1, d2, full, full, x, y)
+        t_full.append(time.perf_counter() - s)
+        s = time.perf_counter()
+        grid_losses(t, d1, d2, coarse, coarse, x, y)
+        t_coarse.append(time.perf_counter() - s)
+    plain = _plain_landscape(t, d1, d2, full[::5] if quick else full, full[::5] if quick else full,
+                             x, y)
+    if quick:
+        plain *= (51 * 51) / (len(full[::5]) ** 2)  # scaled from an 11×11 sample of the grid
+    tf, tc = statistics.median(t_full), statistics.median(t_coarse)
+    on_gpu = t.device.type == "cuda"
+    target = 0.020 if on_gpu else 0.35
+    return [
+        {"name": "loss surface 51×51, 512 pts, 2-64-64-2", "value": tf, "unit": "s",
+         "target": f"≤ {target}", "ok": tf <= target},
+        {"name": "coarse preview 11×11", "value": tc * 1e3, "unit": "ms", "target": "≤ 50",
+         "ok": tc <= 0.05},
+        {"name": "plain one-point-at-a-time loop ÷ batched", "value": plain / tf, "unit": "×",
+         "target": "", "ok": None},
+    ]
+
+
+def print_table(rows: list[Row], out=sys.stdout) -> None:
+    width = max(len(r["name"]) for r in rows) + 2
+    print(f"{'measure':{width}s} {'value':>12s}  {'unit':8s} {'target':10s} ok", file=out)
+    print("-" * (width + 38), file=out)
+    for r in rows:
+        ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
+        v = r["value"]
+        vs = f"{v:12.3f}" if isinstance(v, float) else f"{v!s:>12s}"
+        print(f"{r['name']:{width}s} {vs}  {r['unit']:8s} {r['target']:10s} {ok}", file=out,
+              flush=True)
+
+
+def run_bench(argv: list[str], gui_bench: Callable | None = None,
+              soak: Callable | None = None) -> int:
+    """The core sections run here; `gui_bench(quick, device) -> rows` and `soak(minutes, device)`
+    come from the UI package (main.py passes them in: the core never imports the UI)."""
+    p = argparse.ArgumentParser(prog="python main.py bench")
+    p.add_argument("--quick", action="store_true", help="shorter runs (about a minute)")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--only", default="", help="comma-separated sections: engine,hist,landscape,gui")
+    p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
+                   help="run the live app this long, reporting RSS and frame rate over time")
+    args = p.parse_args(argv)
+    from .trainer import resolve_device
+
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as e:
+        print(f"regsim: error: {e}", file=sys.stderr)
+        return 2
+    if args.soak > 0:
+        if soak is None:
+            print("regsim: error: --soak needs the desktop app (Qt) installed", file=sys.stderr)
+            return 2
+        return soak(args.soak, device)
+    sections = set(filter(None, args.only.split(","))) or {"engine", "hist", "landscape", "gui"}
+    rows: list[Row] = []
+    print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
+    for name, fn in (("engine", bench_engine_speed), ("hist", bench_histograms),
+                     ("landscape", bench_landscape)):
+        if name in sections:
+            rows += fn(args.quick, device)
+            print_table(rows[-3:])
+    if "gui" in sections:
+        if gui_bench is None:
+            print("(GUI measurements skipped: Qt is not available)")
+        else:
+            rows += gui_bench(args.quick, device)
+    print("\nSummary")
+    print_table(rows)
+    if args.json:
+        from .cli import write_json_atomic
+
+        write_json_atomic(Path(args.json), {"device": device, "quick": args.quick, "rows": rows})
+    return 0

@@ -1,0 +1,110 @@
+"""Headless command line: train from a preset, list presets. No Qt here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .hparams import HParams
+from .presets import list_presets, load_preset
+from .snapshot import History
+
+
+def parse_sets(pairs: list[str], base: HParams) -> HParams:
+    """Apply `key=value` overrides; a malformed pair or bad value raises ValueError naming it."""
+    changes = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set {pair!r}: expected key=value")
+        key, value = pair.split("=", 1)
+        changes[key.strip()] = value.strip()
+    return HParams.from_dict(changes, base=base)
+
+
+def _train(args: argparse.Namespace) -> int:
+    h = parse_sets(args.set or [], load_preset(args.preset) if args.preset else HParams())
+    if args.steps < 1:
+        raise ValueError(f"--steps = {args.steps} is out of range; allowed: [1, ∞)")
+    from .trainer import Trainer
+
+    trainer = Trainer(h, args.device)
+    first = trainer.snapshot()
+    print(f"regsim: {args.preset or 'defaults'} on {first.device}: {h.caption()}", flush=True)
+    history = History()
+    history.add(first)
+    log_every = max(1, args.steps // 20)
+    t0 = time.perf_counter()
+    done = 0
+    snap = first
+    while done < args.steps:
+        n = min(log_every, args.steps - done)
+        trainer.step(n)
+        done += n
+        snap = trainer.snapshot()
+        history.add(snap)
+        acc = (f" train_acc {snap.train_acc:.3f} val_acc {snap.val_acc:.3f}"
+               if snap.train_acc == snap.train_acc else "")  # NaN for regression
+        print(f"step {snap.step:6d}  train_loss {snap.train_loss:.4f}  val_loss {snap.val_loss:.4f}"
+              f"  gap {snap.val_loss - snap.train_loss:+.4f}{acc}", flush=True)
+        if snap.status == "diverged":
+            sys.stdout.flush()
+            print(f"regsim: {snap.message}", file=sys.stderr, flush=True)
+            break
+    elapsed = time.perf_counter() - t0
+    print(f"done: step {snap.step} after {done} steps in {elapsed:.1f} s "
+          f"({done / max(elapsed, 1e-9):.0f} steps/s)")
+    if args.json:
+        record = {"hparams": h.to_dict(), "device": snap.device, "status": snap.status,
+                  "message": snap.message,
+                  "final": {k: getattr(snap, k) for k in ("step", "train_loss", "val_loss",
+                                                          "train_acc", "val_acc")},
+                  "history": {k: history.series(k).tolist() for k in History.SERIES},
+                  "events": history.events}
+        write_json_atomic(Path(args.json), record)
+        print(f"wrote {args.json}")
+    return 3 if snap.status == "diverged" else 0
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON through a temporary file and a rename: never a half-written file."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"folder {str(path.parent)!r} does not exist")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", "utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise ValueError(f"cannot write {str(path)!r}: {e.strerror}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py", description="regsim, headless")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train headless from a preset")
+    t.add_argument("--preset", help="preset name (see `presets`) or path to a preset .json")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    t.add_argument("--json", help="write settings, final metrics and history to this file")
+    sub.add_parser("presets", help="list presets")
+    return p
+
+
+def run_cli(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "presets":
+            for name, desc in list_presets().items():
+                print(f"{name:20s} {desc}")
+            return 0
+        return _train(args)
+    except ValueError as e:
+        print(f"regsim: error: {e}", file=sys.stderr)
+        return 2

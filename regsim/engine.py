@@ -1,0 +1,147 @@
+"""The engine: a message loop around a Trainer (commands in, snapshots out).
+
+It runs unchanged in a thread (queue.Queue) or in a child process (multiprocessing queues): a child
+process keeps the training loop from sharing the GUI's interpreter lock, which on a 2-core machine
+was the difference between 0.28× and ~1.0× of the bare loop's speed.
+
+Commands are tuples (name, payload):
+    ("run", None) ("pause", None) ("step", n) ("update", {field: value}) ("reset", hparams_dict|None)
+    ("landscape", request_dict) ("snapshot", None) ("rate", hz) ("stop", None)
+Messages out are tuples (kind, payload):
+    ("ready", {"device": name}) ("snapshot", Snapshot) ("landscape", LandscapeResult)
+    ("invalid", message)   a rejected command; nothing changed
+    ("error", traceback)   the engine failed; it stops
+    ("stopped", None)      always the last message
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import traceback
+from typing import Any
+
+from .hparams import HParams
+
+CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's latency
+
+
+def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = "auto",
+                snapshot_hz: float = 30.0, torch_threads: int = 0) -> None:
+    """Run until a "stop" command (or the command queue breaks). Never raises."""
+    try:
+        import torch
+
+        if torch_threads > 0:
+            torch.set_num_threads(torch_threads)
+        from .landscape import LandscapeRequest
+        from .trainer import Trainer, device_name
+
+        h = hparams if isinstance(hparams, HParams) else HParams.from_dict(hparams)
+        trainer = Trainer(h, device)
+        out.put(("ready", {"device": device_name(trainer.device)}))
+        _Loop(trainer, commands, out, snapshot_hz, LandscapeRequest).run()
+    except Exception:  # one error path: report, then stop
+        out.put(("error", traceback.format_exc()))
+    finally:
+        out.put(("stopped", None))
+
+
+class _Loop:
+    def __init__(self, trainer: Any, commands: Any, out: Any, hz: float, request_cls: Any) -> None:
+        self.trainer = trainer
+        self.commands = commands
+        self.out = out
+        self.period = 1.0 / hz
+        self.request_cls = request_cls
+        self.running = False
+        self.chunk = 1
+        self.last_snapshot = 0.0
+        self.stop = False
+
+    def run(self) -> None:
+        self.send_snapshot()
+        while not self.stop:
+            self.drain(block=not self.running)
+            if self.stop:
+                break
+            if self.running:
+                self.train_chunk()
+            now = time.perf_counter()
+            if self.running and now - self.last_snapshot >= self.period:
+                self.send_snapshot()
+
+    def drain(self, block: bool) -> None:
+        """Handle every waiting command; when idle, wait briefly for one."""
+        try:
+            cmd = self.commands.get(timeout=0.1) if block else self.commands.get_nowait()
+        except queue.Empty:
+            return
+        except (EOFError, OSError):  # the other side is gone
+            self.stop = True
+            return
+        while True:
+            self.handle(*cmd)
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+
+    def handle(self, name: str, payload: Any) -> None:
+        t = self.trainer
+        try:
+            if name == "stop":
+                self.stop = True
+            elif name == "run":
+                t.resume()
+                self.running = t.status != "diverged"
+                t.status = "running"
+            elif name == "pause":
+                self.running = False
+                if t.status != "diverged":
+                    t.status = "paused"
+                self.send_snapshot()
+            elif name == "step":
+                self.running = False
+                t.resume()
+                t.step(int(payload or 1))
+                if t.status != "diverged":
+                    t.status = "paused"
+                self.send_snapshot()
+            elif name == "update":
+                t.update(**payload)
+                if not self.running:
+                    self.send_snapshot()
+            elif name == "reset":
+                new = HParams.from_dict(payload) if payload else None
+                t.reset(new)
+                self.running = False
+                t.status = "paused"
+                self.send_snapshot()
+            elif name == "landscape":
+                req = self.request_cls.from_dict(payload or {})
+                t.landscape(req, progress=lambda r: self.out.put(("landscape", r)))
+            elif name == "snapshot":
+                self.send_snapshot()
+            elif name == "rate":
+                self.period = 1.0 / max(0.1, float(payload))
+            else:
+                self.out.put(("invalid", f"unknown engine command {name!r}"))
+        except (ValueError, TypeError) as e:
+            self.out.put(("invalid", str(e)))
+            self.send_snapshot()
+
+    def train_chunk(self) -> None:
+        t0 = time.perf_counter()
+        self.trainer.step(self.chunk)
+        dt = time.perf_counter() - t0
+        # Size chunks so one takes ~CHUNK_SECONDS: commands are seen within that time.
+        if dt > 0:
+            self.chunk = max(1, min(10_000, int(self.chunk * CHUNK_SECONDS / dt + 0.5)))
+        if self.trainer.status == "diverged":
+            self.running = False
+            self.send_snapshot()
+
+    def send_snapshot(self) -> None:
+        self.last_snapshot = time.perf_counter()
+        self.out.put(("snapshot", self.trainer.snapshot()))

@@ -1,0 +1,107 @@
+"""The MLP and its inverted dropout.
+
+Inverted dropout (Srivastava et al. 2014, as every modern framework implements it):
+
+    y = m ⊙ h / (1 − p),   m_i ~ Bernoulli(1 − p)
+
+so E[y_i] = (1 − p) · h_i / (1 − p) = h_i, and at test time the layer is the identity. The module keeps
+references to its last mask and input, so a view can show which neurons were dropped without any copy
+on the training path (copies happen only when a snapshot is taken).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class InvertedDropout(nn.Module):
+    """Dropout whose rate `p` may change between steps and whose last mask can be inspected."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.last_mask: torch.Tensor | None = None  # (B, U) bool, True = kept
+        self.last_input: torch.Tensor | None = None  # (B, U) activations before dropout
+        self.last_output: torch.Tensor | None = None  # (B, U) after mask and 1/(1-p) scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, U)
+        if not self.training:
+            return x  # inverted dropout needs no rescaling at test time
+        if not 0.0 <= self.p < 1.0:
+            raise ValueError(f"dropout p = {self.p} is out of range; allowed: [0, 1)")
+        if self.p == 0.0:
+            self.last_mask, self.last_input, self.last_output = None, x.detach(), x.detach()
+            return x
+        mask = torch.rand_like(x) >= self.p  # keep with probability 1 − p
+        y = x * mask / (1.0 - self.p)
+        self.last_mask, self.last_input, self.last_output = mask, x.detach(), y.detach()
+        return y
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class MLP(nn.Module):
+    """Input dropout → [Linear → (LayerNorm) → activation → dropout] × hidden → Linear.
+
+    Layers are named fc1, fc2, …, out; dropout sites are named "input", "fc1", "fc2", … after the
+    layer whose output they drop.
+    """
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], out_dim: int,
+                 dropout: tuple[float, ...], input_dropout: float = 0.0,
+                 activation: str = "relu", layer_norm: bool = False) -> None:
+        super().__init__()
+        if len(dropout) != len(hidden):
+            raise ValueError("dropout needs one rate per hidden layer")
+        self.sizes = (in_dim, *hidden, out_dim)
+        self.activation = activation
+        self.input_drop = InvertedDropout(input_dropout)
+        self.linears = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.drops = nn.ModuleList()
+        for i, width in enumerate(hidden):
+            self.linears.append(nn.Linear(self.sizes[i], width))
+            self.norms.append(nn.LayerNorm(width) if layer_norm else nn.Identity())
+            self.drops.append(InvertedDropout(dropout[i]))
+        self.out = nn.Linear(self.sizes[-2], out_dim)
+        self.layer_names = tuple(f"fc{i + 1}" for i in range(len(hidden))) + ("out",)
+        self.dropout_sites = ("input",) + self.layer_names[:-1]
+
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) if self.activation == "relu" else torch.tanh(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in) -> (B, out)
+        h = self.input_drop(x)
+        for lin, norm, drop in zip(self.linears, self.norms, self.drops):
+            h = drop(self._act(norm(lin(h))))
+        return self.out(h)
+
+    def weight_layers(self) -> list[nn.Linear]:
+        """The Linear layers, input to output (the matrices histograms and norms describe)."""
+        return [*self.linears, self.out]
+
+    def dropout_modules(self) -> list[InvertedDropout]:
+        return [self.input_drop, *self.drops]
+
+    def set_dropout(self, input_p: float, hidden_p: tuple[float, ...]) -> None:
+        self.input_drop.p = float(input_p)
+        for d, p in zip(self.drops, hidden_p):
+            d.p = float(p)
+
+    def forward_batched(self, weights: list[torch.Tensor], biases: list[torch.Tensor],
+                        x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode forward of G perturbed copies of this network at once.
+
+        weights[i]: (G, out_i, in_i) and biases[i]: (G, out_i) replace each Linear's parameters;
+        LayerNorm parameters are shared. x: (N, in). Returns (G, N, out). One batched matmul per layer
+        instead of G small ones is what makes a 51×51 loss surface take a fraction of a second.
+        """
+        h = torch.baddbmm(biases[0][:, None, :], x.expand(len(weights[0]), -1, -1),
+                          weights[0].transpose(1, 2))  # (G, N, H1)
+        for i in range(len(weights) - 1):
+            h = self.norms[i](h)
+            h = h.relu_() if self.activation == "relu" else h.tanh_()
+            h = torch.baddbmm(biases[i + 1][:, None, :], h, weights[i + 1].transpose(1, 2))
+        return h

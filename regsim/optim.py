@@ -1,0 +1,108 @@
+"""Optimizers built from (optimizer, decay_mode), with the decay / no_decay parameter split.
+
+The update rules (η = learning rate, λ = weight decay, g = ∇L):
+
+- sgd + l2:          θ ← θ − η (g + λθ)
+- sgd + decoupled:   θ ← (1 − ηλ) θ − η g            (the same update as sgd + l2: proven in tests)
+- momentum + l2:     v ← μ v + g + λθ;   θ ← θ − η v
+- momentum + decoupled (SGDW): v ← μ v + g;   θ ← (1 − ηλ) θ − η v
+- adam + l2:         λθ enters g, so it is divided by √v̂ like any gradient: uneven decay
+- adam + decoupled (AdamW): θ ← (1 − ηλ) θ − η m̂ / (√v̂ + ε): every weight shrinks by the same factor
+
+Changing a setting mid-run edits `param_groups` in place, effective at the very next step. What an
+optimizer switch keeps: l2 ↔ decoupled keeps everything (Adam's moments, the momentum buffer);
+momentum → sgd drops the momentum buffer; switching between the SGD family and Adam builds a new
+optimizer with empty state (Adam's moments and step count, or the momentum buffer, start from zero).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .hparams import HParams
+
+DECAY_KEY = "regsim_decoupled_wd"  # our own param_group key: decoupled decay for the SGD family
+
+
+def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(decay, no_decay): weight matrices (ndim ≥ 2) vs biases and norm scales/shifts (ndim < 2).
+
+    The GPT-3 / nanoGPT convention: decaying one-dimensional scale and shift parameters tends to harm
+    rather than help, so only matrices pay the tax unless `decay_norms_and_biases` says otherwise.
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return decay, no_decay
+
+
+def group_settings(h: HParams, no_decay: bool) -> dict:
+    """The param_group entries implied by `h` for one group (lr is set per step by the schedule)."""
+    wd = 0.0 if (no_decay and not h.decay_norms_and_biases) else h.weight_decay
+    if h.optimizer == "adam":
+        return {"weight_decay": wd, "decoupled_weight_decay": h.decay_mode == "decoupled",
+                "betas": tuple(h.betas)}
+    momentum = h.momentum if h.optimizer == "momentum" else 0.0
+    if h.decay_mode == "decoupled":
+        return {"weight_decay": 0.0, DECAY_KEY: wd, "momentum": momentum}
+    return {"weight_decay": wd, DECAY_KEY: 0.0, "momentum": momentum}
+
+
+def build_optimizer(model: nn.Module, h: HParams) -> torch.optim.Optimizer:
+    decay, no_decay = split_decay_groups(model)
+    groups = [{"params": decay, "name": "decay", **group_settings(h, False)},
+              {"params": no_decay, "name": "no_decay", **group_settings(h, True)}]
+    if h.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=h.lr)
+    return torch.optim.SGD(groups, lr=h.lr)
+
+
+def family(name: str) -> str:
+    return "adam" if name == "adam" else "sgd"
+
+
+def apply_settings(optimizer: torch.optim.Optimizer, model: nn.Module, old: HParams,
+                   new: HParams) -> torch.optim.Optimizer:
+    """Make `optimizer` follow `new`, in place where the optimizer class allows it.
+
+    Returns the optimizer to use from now on: the same object, or a new one after a switch between
+    the SGD family and Adam.
+    """
+    if family(old.optimizer) != family(new.optimizer):
+        return build_optimizer(model, new)
+    for group in optimizer.param_groups:
+        group.update(group_settings(new, group.get("name") == "no_decay"))
+        if new.optimizer == "sgd" and old.optimizer == "momentum":
+            for p in group["params"]:
+                optimizer.state.get(p, {}).pop("momentum_buffer", None)
+    return optimizer
+
+
+def apply_decoupled_decay(optimizer: torch.optim.Optimizer) -> None:
+    """θ ← (1 − ηλ) θ for the SGD family in decoupled mode (Adam does this itself)."""
+    for group in optimizer.param_groups:
+        wd = group.get(DECAY_KEY, 0.0)
+        if wd:
+            factor = 1.0 - group["lr"] * wd
+            for p in group["params"]:
+                p.data.mul_(factor)
+
+
+def lr_at(h: HParams, step: int) -> float:
+    """The learning rate for optimizer step number `step` (0-based) under `h.schedule`.
+
+    warmup_cosine: linear warmup from lr/warmup to lr over warmup_steps, then cosine from lr down to
+    min_lr_ratio·lr at total_steps, then flat (the LLaMA recipe: 2000 warmup steps, cosine to 10%).
+    """
+    if h.schedule == "constant":
+        return h.lr
+    if step < h.warmup_steps:
+        return h.lr * (step + 1) / h.warmup_steps
+    span = max(1, h.total_steps - h.warmup_steps)
+    t = min(1.0, (step - h.warmup_steps) / span)
+    floor = h.min_lr_ratio
+    return h.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))

@@ -1,0 +1,74 @@
+"""Presets: named HParams stored as JSON data in resources/presets/ (never code).
+
+A preset file is {"description": "...", "hparams": {field: value, ...}}. Unknown keys and values of
+the wrong type fail with a message naming them, through the same checks as `HParams`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .hparams import HParams
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+
+
+def list_presets(directory: Path | None = None) -> dict[str, str]:
+    """{name: description} of every preset, sorted by name."""
+    directory = directory or PRESET_DIR
+    out = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            out[path.stem] = str(json.loads(path.read_text("utf-8")).get("description", ""))
+        except (OSError, ValueError, AttributeError):
+            out[path.stem] = "(unreadable)"
+    return out
+
+
+def parse_preset(data: Any, source: str = "preset") -> HParams:
+    """HParams from a preset's parsed JSON; errors name the source and the offending key."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object with an 'hparams' object")
+    extra = sorted(set(data) - {"description", "hparams", "name"})
+    if extra:
+        raise ValueError(f"{source}: unknown top-level key {extra[0]!r}; allowed: description, "
+                         "hparams, name")
+    hp = data.get("hparams", {})
+    if not isinstance(hp, dict):
+        raise ValueError(f"{source}: 'hparams' must be a JSON object")
+    try:
+        return HParams.from_dict(hp)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+
+
+def load_preset(name_or_path: str | Path) -> HParams:
+    """Load a bundled preset by name, or any preset file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".json":
+        path = PRESET_DIR / f"{name_or_path}.json"
+        if not path.exists():
+            raise ValueError(f"preset {str(name_or_path)!r} not found; available: "
+                             f"{', '.join(list_presets())}")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except OSError as e:
+        raise ValueError(f"preset {str(path)!r} cannot be read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"preset {str(path)!r} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    return parse_preset(data, f"preset {path.stem!r}")
+
+
+def save_preset(hparams: HParams, path: Path, description: str = "") -> None:
+    """Write a preset atomically (temporary file, then rename): never a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    text = json.dumps({"description": description, "hparams": hparams.to_dict()}, indent=2)
+    try:
+        tmp.write_text(text + "\n", "utf-8")
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,405 @@
+"""The trainer: real training you can steer while it runs, observed through snapshots.
+
+    trainer = Trainer(HParams(dataset="digits", dropout=0.5))
+    trainer.step(500)
+    trainer.update(weight_decay=1e-2)   # safe from any thread; applied before the next step
+    snap = trainer.snapshot()           # numpy only
+
+Metrics stay on the device during training; the host syncs only inside `snapshot()` and at the
+divergence check at the end of each `step(n)` call.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Dataset, make_dataset
+from .hparams import HParams, coerce
+from .landscape import LandscapeRequest, compute_landscape
+from .models import MLP
+from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
+from .snapshot import DataView, LandscapeResult, Snapshot
+
+HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
+MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
+ACT_UNITS = 64  # units of one example's activations sent per site
+GRID = 64  # decision-boundary grid resolution for 2-D data
+PATH_MEMORY_BYTES = 64 * 2**20  # cap on the weight trajectory kept for the loss-surface path
+PATH_POINTS = 300
+PATH_EVERY = 10  # steps between recorded trajectory points
+CHECKPOINT_EVERY_S = 0.25  # how often last-good weights are saved for divergence recovery
+EXPLODE_FACTOR = 100.0  # a mean batch loss this many times the initial loss counts as divergence
+
+# Settings that change what is trained (data, architecture): they need a reset, not an update.
+REBUILD_FIELDS = frozenset({"dataset", "hidden", "train_size", "val_size", "noise", "seed",
+                            "activation", "layer_norm"})
+
+_SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """cuda > mps > cpu for "auto"; an explicit device that is absent is a clear error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    available = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
+        ["mps"] if has_mps else [])
+    if device == "auto":
+        return torch.device("cuda" if "cuda" in available else "mps" if has_mps else "cpu")
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device = {device!r} is not allowed; choose one of: auto, cpu, cuda, mps")
+    if kind not in available:
+        raise ValueError(f"device = {device!r} is not available on this machine; "
+                         f"available: {', '.join(available)}")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    return device.type.upper()
+
+
+class Trainer:
+    """Trains an MLP on one dataset; every setting in HParams can change between steps."""
+
+    def __init__(self, hparams: HParams | None = None, device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        self._lock = threading.Lock()
+        self._pending: dict[str, Any] = {}
+        self._build(hparams or HParams())
+
+    # ----------------------------------------------------------------------------------- set-up
+    def _build(self, h: HParams) -> None:
+        self.hparams = h
+        torch.manual_seed(h.seed)
+        self.data: Dataset = make_dataset(h)
+        dev = self.device
+        self.x_train = torch.as_tensor(self.data.x_train, device=dev)  # (N, D)
+        self.y_train = torch.as_tensor(self.data.y_train, device=dev)  # (N,) or (N, 1)
+        self.x_val = torch.as_tensor(self.data.x_val, device=dev)
+        self.y_val = torch.as_tensor(self.data.y_val, device=dev)
+        self.model = MLP(self.data.input_dim, h.hidden, self.data.n_classes, h.hidden_dropout(),
+                         h.input_dropout, h.activation, h.layer_norm).to(dev)
+        self.model.train()
+        self.optimizer = build_optimizer(self.model, h)
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(h.seed)
+        self.step_count = 0
+        self.status = "idle"
+        self.message = ""
+        self._perm = torch.empty(0, dtype=torch.long, device=dev)
+        self._perm_pos = 0
+        self._loss_sum = torch.zeros((), device=dev)  # on-device running sum: no sync per step
+        self._loss_n = 0
+        self._grad_norm = torch.zeros((), device=dev)
+        self._events: list[tuple[int, str]] = []
+        self._train_time = 0.0
+        self._rate_steps = 0
+        self._last_rate = 0.0
+        self._checkpoint = self._save_state()
+        self._checkpoint_time = time.perf_counter()
+        self._explode_at = EXPLODE_FACTOR * max(0.1, self.evaluate()[0])
+        self._chunk_loss = torch.zeros((), device=dev)
+        self._chunk_n = 0
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self._path: deque[tuple[int, torch.Tensor]] = deque(
+            maxlen=max(8, min(PATH_POINTS, PATH_MEMORY_BYTES // (4 * n_params))))
+        self._grid = self._make_grid()
+
+    def _make_grid(self) -> torch.Tensor | None:
+        x0, x1, y0, y1 = self.data.bounds
+        if self.data.view == "2d":
+            gx, gy = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
+            self._grid_axes = (gx, gy)
+            xx, yy = np.meshgrid(gx, gy)  # rows = y
+            pts = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
+            return torch.as_tensor(pts, device=self.device)  # (G*G, 2)
+        if self.data.view == "1d":
+            cx = np.linspace(x0, x1, 200).astype(np.float32)
+            self._grid_axes = (cx, cx)
+            return torch.as_tensor(cx[:, None], device=self.device)  # (200, 1)
+        return None
+
+    def reset(self, hparams: HParams | None = None) -> None:
+        """Start over (new data, new weights) with `hparams` or the current settings."""
+        with self._lock:
+            self._pending.clear()
+        self._build(hparams or self.hparams)
+
+    # ----------------------------------------------------------------------------------- updates
+    def update(self, **changes: Any) -> None:
+        """Queue setting changes; they take effect before the next optimizer step.
+
+        Safe to call from any thread. Invalid values raise ValueError here, naming the field, and
+        nothing is queued. Data and architecture fields need `reset()` instead.
+        """
+        rebuild = sorted(set(changes) & REBUILD_FIELDS)
+        if rebuild:
+            raise ValueError(f"{rebuild[0]} changes the data or the network; it needs a reset, "
+                             "not a live update")
+        changes = {k: coerce(k, v) for k, v in changes.items()}
+        with self._lock:
+            self.hparams_after({**self._pending, **changes})  # validate the combination now
+            self._pending.update(changes)
+
+    def hparams_after(self, changes: dict[str, Any]) -> HParams:
+        return self.hparams.replace(**changes)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            changes, self._pending = self._pending, {}
+        old, new = self.hparams, self.hparams.replace(**changes)
+        self.optimizer = apply_settings(self.optimizer, self.model, old, new)
+        self.model.set_dropout(new.input_dropout, new.hidden_dropout())
+        self.hparams = new
+        for key in changes:
+            a, b = getattr(old, key), getattr(new, key)
+            if a != b:
+                self._events.append((self.step_count, f"{_SYMBOLS.get(key, key)} {_fmt(a)} → "
+                                                      f"{_fmt(b)}"))
+
+    # ----------------------------------------------------------------------------------- training
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.x_train)
+        bs = min(self.hparams.batch_size, n)
+        if self._perm_pos + bs > len(self._perm):
+            self._perm = torch.randperm(n, device=self.device, generator=self.generator)
+            self._perm_pos = 0
+        idx = self._perm[self._perm_pos:self._perm_pos + bs]
+        self._perm_pos += bs
+        return self.x_train[idx], self.y_train[idx]
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.data.task == "regression":
+            return F.mse_loss(out, y, reduction=reduction)
+        return F.cross_entropy(out, y, label_smoothing=self.hparams.label_smoothing,
+                               reduction=reduction)
+
+    def step(self, n: int = 1) -> None:
+        """Take `n` optimizer steps. After the last one, check for divergence (one host sync)."""
+        if self.status == "diverged":
+            return
+        t0 = time.perf_counter()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for i in range(n):
+            self._apply_pending()
+            h = self.hparams
+            x, y = self._next_batch()  # (B, D), (B,)
+            lr = lr_at(h, self.step_count)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss = self._loss(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if h.grad_clip > 0:
+                self._grad_norm = torch.nn.utils.clip_grad_norm_(params, h.grad_clip)
+            elif i == n - 1:
+                self._grad_norm = torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(p.grad) for p in params
+                                 if p.grad is not None]))
+            apply_decoupled_decay(self.optimizer)
+            self.optimizer.step()
+            self._loss_sum += loss.detach()
+            self._loss_n += 1
+            self._chunk_loss += loss.detach()
+            self._chunk_n += 1
+            self.step_count += 1
+            if self.step_count % PATH_EVERY == 0:
+                self._record_path()
+        self._check_divergence()
+        dt = time.perf_counter() - t0
+        self._train_time += dt
+        self._rate_steps += n
+        if self.status != "diverged":
+            self.status = "running"
+
+    def _check_divergence(self) -> None:
+        """NaN/inf loss or weights, or a loss exploding far above its start, stops training."""
+        chunk_mean = float(self._chunk_loss) / max(1, self._chunk_n)  # the host sync
+        self._chunk_loss.zero_()
+        self._chunk_n = 0
+        finite = math.isfinite(chunk_mean) and all(
+            bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        exploded = finite and chunk_mean > self._explode_at
+        now = time.perf_counter()
+        if finite and not exploded:
+            if now - self._checkpoint_time >= CHECKPOINT_EVERY_S:
+                self._checkpoint = self._save_state()
+                self._checkpoint_time = now
+            return
+        step_good = self._checkpoint["step"]
+        self._load_state(self._checkpoint)
+        self._loss_sum.zero_()
+        self._loss_n = 0
+        h = self.hparams
+        hint = (" (lr·λ ≥ 1 also makes each decay step overshoot zero)"
+                if h.weight_decay * h.lr >= 1 else "")
+        self.status = "diverged"
+        what = (f"the loss exploded to {chunk_mean:.3g}" if exploded
+                else "the loss or the weights became NaN/inf")
+        self.message = (f"Training diverged ({what}) at step {self.step_count}. "
+                        f"Restored the last finite weights from step {step_good}. "
+                        f"Lower lr (now {h.lr:g}), e.g. to {h.lr / 10:g}, then resume{hint}.")
+        self.step_count = step_good
+        self._events.append((step_good, "diverged: weights restored"))
+
+    def resume(self) -> None:
+        """Clear a divergence so training can continue (after lowering the culprit setting)."""
+        if self.status == "diverged":
+            self.status = "paused"
+            self.message = ""
+
+    def _save_state(self) -> dict:
+        return {"step": self.step_count,
+                "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                "optimizer": _clone_state(self.optimizer.state_dict())}
+
+    def _load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(_clone_state(state["optimizer"]))
+
+    def _record_path(self) -> None:
+        if self._path and self._path[-1][0] == self.step_count:
+            return
+        flat = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()]).clone()
+        self._path.append((self.step_count, flat))
+
+    # ----------------------------------------------------------------------------------- views
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float, float, float]:
+        """(train_loss, val_loss, train_acc, val_acc) in eval mode over whole splits."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out_t, out_v = self.model(self.x_train), self.model(self.x_val)
+            losses = torch.stack([self._loss(out_t, self.y_train), self._loss(out_v, self.y_val)])
+            if self.data.task == "classification":
+                accs = torch.stack([(out_t.argmax(1) == self.y_train).float().mean(),
+                                    (out_v.argmax(1) == self.y_val).float().mean()])
+            else:
+                accs = torch.full((2,), float("nan"), device=self.device)
+            vals = torch.cat([losses, accs]).cpu().numpy()  # one host sync
+        finally:
+            self.model.train(was_training)
+        return float(vals[0]), float(vals[1]), float(vals[2]), float(vals[3])
+
+    @torch.no_grad()
+    def snapshot(self) -> Snapshot:
+        """Copy the run's state to the host as numpy arrays (the only regular host sync)."""
+        self._apply_pending()  # so a paused engine's snapshot shows a change at once
+        h = self.hparams
+        train_loss, val_loss, train_acc, val_acc = self.evaluate()
+        batch_loss = float(self._loss_sum) / self._loss_n if self._loss_n else float("nan")
+        self._loss_sum.zero_()
+        self._loss_n = 0
+        if self._rate_steps and self._train_time > 0:
+            self._last_rate = self._rate_steps / self._train_time
+        rate = self._last_rate if self.status == "running" else 0.0
+        self._rate_steps, self._train_time = 0, 0.0
+        layers = self.model.weight_layers()
+        hists, edges, norms, amax = weight_histograms([lin.weight for lin in layers])
+        masks, pre, post = self._dropout_views()
+        events, self._events = tuple(self._events), []
+        return Snapshot(
+            step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
+            / len(self.x_train), status=self.status, message=self.message,
+            device=device_name(self.device), hparams=h, lr=lr_at(h, max(0, self.step_count - 1)),
+            train_loss=train_loss, val_loss=val_loss, train_acc=train_acc, val_acc=val_acc,
+            batch_loss=batch_loss, grad_norm=float(self._grad_norm), steps_per_sec=rate,
+            layer_names=self.model.layer_names, layer_sizes=self.model.sizes,
+            weight_hist=hists, weight_hist_edges=edges, weight_norms=norms, weight_abs_max=amax,
+            dropout_sites=self.model.dropout_sites,
+            dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
+            activation_pre=pre, activation_post=post, data=self._data_view(), events=events)
+
+    def _dropout_views(self) -> tuple[tuple, tuple, tuple]:
+        masks, pre, post = [], [], []
+        for d in self.model.dropout_modules():
+            if d.last_input is None:  # no training step yet
+                masks.append(np.ones((0, 0), dtype=bool))
+                pre.append(np.zeros(0, dtype=np.float32))
+                post.append(np.zeros(0, dtype=np.float32))
+                continue
+            x = d.last_input[:MASK_ROWS, :MASK_COLS]
+            mask = (d.last_mask[:MASK_ROWS, :MASK_COLS] if d.last_mask is not None
+                    else torch.ones_like(x, dtype=torch.bool))
+            masks.append(mask.cpu().numpy())
+            pre.append(d.last_input[0, :ACT_UNITS].float().cpu().numpy())
+            post.append(d.last_output[0, :ACT_UNITS].float().cpu().numpy())
+        return tuple(masks), tuple(pre), tuple(post)
+
+    @torch.no_grad()
+    def _data_view(self) -> DataView:
+        d = self.data
+        common = dict(x_train=d.x_train, y_train=np.asarray(d.y_train).reshape(len(d.y_train)),
+                      x_val=d.x_val, y_val=np.asarray(d.y_val).reshape(len(d.y_val)))
+        self.model.eval()
+        try:
+            if d.view == "2d":
+                prob = torch.softmax(self.model(self._grid), dim=1)[:, 1]
+                gx, gy = self._grid_axes
+                return DataView(kind="2d", grid_x=gx, grid_y=gy,
+                                grid_prob=prob.reshape(GRID, GRID).cpu().numpy(), **common)
+            if d.view == "1d":
+                curve = self.model(self._grid)[:, 0].cpu().numpy()
+                return DataView(kind="1d", curve_x=self._grid_axes[0], curve_y=curve, **common)
+            k = 16
+            preds = self.model(self.x_val[:k]).argmax(1).cpu().numpy()
+            return DataView(kind="images", x_train=np.zeros((0, 0), np.float32),
+                            y_train=np.zeros(0), x_val=np.zeros((0, 0), np.float32),
+                            y_val=np.zeros(0), images=d.x_val[:k].reshape(-1, 8, 8),
+                            labels=d.y_val[:k], preds=preds)
+        finally:
+            self.model.train()
+
+    def landscape(self, request: LandscapeRequest | None = None,
+                  progress=None) -> list[LandscapeResult]:
+        """Loss surface around the current weights: a coarse preview, then the full grid."""
+        return compute_landscape(self, request or LandscapeRequest(), progress)
+
+    def history_path(self) -> list[tuple[int, torch.Tensor]]:
+        return list(self._path)
+
+
+def weight_histograms(weights: list[torch.Tensor]) -> tuple[tuple, tuple, np.ndarray, np.ndarray]:
+    """Per-matrix histograms with HIST_BINS bins over the symmetric range [−max|w|, max|w|].
+
+    The range follows the weights, so when decay piles them up near zero the bins shrink with them
+    and the shape stays readable; the cost is one pass with a fixed bin count, the same at any λ.
+    """
+    amax = torch.stack([w.detach().abs().max() for w in weights])
+    norms = torch.stack([torch.linalg.vector_norm(w.detach()) for w in weights])
+    amax_h = amax.clamp_min(1e-12).cpu().numpy().astype(np.float64)  # one sync for the ranges
+    counts = torch.stack([torch.histc(w.detach().float(), bins=HIST_BINS, min=-m, max=m)
+                          for w, m in zip(weights, amax_h)]).cpu().numpy()
+    edges = tuple(np.linspace(-m, m, HIST_BINS + 1) for m in amax_h)
+    return (tuple(c.astype(np.int64) for c in counts), edges, norms.cpu().numpy().astype(np.float64),
+            amax.cpu().numpy().astype(np.float64))
+
+
+def _clone_state(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: _clone_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_clone_state(v) for v in state]
+    return state
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt(x) for x in v) + ")"
+    return str(v)
