@@ -14,8 +14,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv else "app"
+    command = argv[0] if argv and not argv[0].startswith("-") else "app"
     if command == "app":
+        argv = argv[1:] if argv and argv[0] == "app" else [""] + argv
         try:
             from ui.app import run_app
         except ImportError as e:  # until the app exists, or without Qt installed

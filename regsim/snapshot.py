@@ -121,11 +121,12 @@ class History:
         return self._n
 
     def add(self, snap: Snapshot) -> None:
+        if snap.step < self._last_step or (
+                self.layer_norms and len(self.layer_norms[-1]) != len(snap.weight_norms)):
+            self.clear()  # a reset or a new network: start a new run
         self.events.extend(snap.events)
         if snap.step == self._last_step and self._n:
             return  # a paused engine re-sends the same step; keep one point per step
-        if snap.step < self._last_step:
-            self.clear()  # a reset: start a new run
         self._last_step = snap.step
         if self._n == self.capacity:
             for k in self.SERIES:
@@ -157,6 +158,8 @@ class History:
 
     def layer_norm_series(self) -> np.ndarray:
         """(N, L) per-layer weight norms."""
+        if not self._n:
+            return np.zeros((0, 0))
         return np.asarray(self.layer_norms, dtype=np.float64).reshape(self._n, -1)
 
     def percentiles(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,244 @@
+"""The live app, driven as a user would: qtbot presses, drags, switches tabs and closes it."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+import numpy as np
+import psutil
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QImage
+
+from regsim import HParams
+from ui.app import build_app
+from ui.main_window import MainWindow
+
+SMALL = HParams(dataset="moons", hidden=(16, 16), dropout=0.3, weight_decay=1e-3, lr=0.01,
+                optimizer="adam", train_size=100, val_size=100)
+
+
+def image_std(img: QImage) -> float:
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
+    arr = np.frombuffer(img.constBits(), dtype=np.uint8).reshape(img.height(), img.bytesPerLine())
+    return float(arr[:, : img.width() * 4].std())
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "regsim.ini"), QSettings.Format.IniFormat)
+
+
+def make_window(qtbot, settings, mode="thread", hparams=SMALL):
+    build_app()
+    w = MainWindow(hparams, engine_mode=mode, device="cpu", settings=settings, restore=False)
+    w.resize(1400, 900)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.start_engine()
+    qtbot.waitUntil(lambda: w.latest is not None, timeout=60_000)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    w = make_window(qtbot, settings)
+    yield w
+    w.shutdown()
+
+
+def wait_step_beyond(qtbot, w, step, timeout=30_000):
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.step > step, timeout=timeout)
+
+
+def test_slider_change_reaches_engine_next_snapshot(qtbot, window) -> None:
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 5)
+    before = window.latest.step
+    slider = window.controls.weight_decay
+    slider.slider.setValue(slider.slider.maximum())  # λ = 1
+    qtbot.waitUntil(lambda: window.latest.hparams.weight_decay == 1.0, timeout=10_000)
+    assert window.latest.step > before
+    events = [t for _, t in window.history.events]
+    assert any(t.startswith("λ 0.001 → 1") for t in events)
+    assert "λ 0.001 → 1" in window.statusBar().currentMessage() or window.history.events
+    # p from its labelled slider
+    window.controls.dropout.setValue(0.7)
+    qtbot.waitUntil(lambda: window.latest.hparams.dropout == 0.7, timeout=10_000)
+    kept = window.latest.dropout_masks[1].mean()
+    qtbot.waitUntil(lambda: abs(window.latest.dropout_masks[1].mean() - 0.3) < 0.12, timeout=10_000)
+    assert kept >= 0
+
+
+def test_optimizer_switch_mid_run(qtbot, window) -> None:
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 10)
+    combo = window.controls.optimizer
+    combo.setCurrentIndex(combo.findData("momentum"))
+    qtbot.waitUntil(lambda: window.latest.hparams.optimizer == "momentum", timeout=10_000)
+    s = window.latest.step
+    wait_step_beyond(qtbot, window, s + 20)
+    assert math.isfinite(window.latest.train_loss)
+    mode = window.controls.decay_mode
+    mode.setCurrentIndex(mode.findData("l2"))
+    qtbot.waitUntil(lambda: window.latest.hparams.decay_mode == "l2", timeout=10_000)
+
+
+def test_pause_resume_step_reset(qtbot, window) -> None:
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # run
+    assert window.running
+    wait_step_beyond(qtbot, window, 10)
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # pause
+    qtbot.waitUntil(lambda: window.latest.status == "paused", timeout=10_000)
+    paused_at = window.latest.step
+    qtbot.wait(300)
+    assert window.latest.step == paused_at
+    qtbot.keyClick(window, Qt.Key.Key_N)  # one step
+    qtbot.waitUntil(lambda: window.latest.step == paused_at + 1, timeout=10_000)
+    qtbot.keyClick(window, Qt.Key.Key_R)  # reset
+    qtbot.waitUntil(lambda: window.latest.step == 0, timeout=10_000)
+    assert len(window.history) <= 1
+    window.controls.run_btn.click()  # the button works too
+    wait_step_beyond(qtbot, window, 3)
+    assert window.controls.run_btn.text() == "Pause"
+
+
+def test_tab_shortcuts(qtbot, window) -> None:
+    for i in range(window.tabs.count()):
+        qtbot.keyClick(window, Qt.Key(Qt.Key.Key_1 + i), Qt.KeyboardModifier.ControlModifier)
+        assert window.tabs.currentIndex() == i
+
+
+def test_each_panel_renders_content(qtbot, window) -> None:
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 60)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.latest.status == "paused", timeout=10_000)
+    for i, panel in enumerate(window.panels):
+        window.tabs.setCurrentIndex(i)
+        if panel.key == "landscape":
+            window.client.request_landscape(resolution=15, preview=5)
+            qtbot.waitUntil(lambda p=panel: getattr(p, "result", None) is not None
+                            and not p.result.coarse, timeout=30_000)
+        window._mark_dirty()
+        with qtbot.waitSignal(window.panels_redrawn, timeout=5_000):
+            pass
+        std = image_std(panel.grab().toImage())
+        assert std > 20, f"{panel.key} looks blank (pixel std {std:.1f})"
+
+
+def test_slider_storm_ends_with_last_value(qtbot, window) -> None:
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 5)
+    slider = window.controls.dropout
+    rng = np.random.default_rng(0)
+    values = np.round(rng.uniform(0, 0.9, 10_000), 2)
+    for i, v in enumerate(values):
+        slider.setValue(float(v))
+        if i % 500 == 0:
+            qtbot.wait(1)  # let the event loop breathe as a real drag would
+    last = float(slider.value())
+    qtbot.waitUntil(lambda: window.latest.hparams.dropout == pytest.approx(last), timeout=15_000)
+    s = window.latest.step
+    wait_step_beyond(qtbot, window, s + 5)
+    assert window.client.alive
+
+
+def test_invalid_input_is_rejected_with_message(qtbot, window) -> None:
+    good = window.last_good
+    window.controls.hidden.setText("abc")
+    window.controls.hidden.editingFinished.emit()
+    assert "hidden" in window.statusBar().currentMessage()
+    assert window.controls.hidden.text() == ",".join(map(str, good.hidden))
+    window._live_changed({"lr": -1.0})
+    window._flush_updates()
+    assert "lr = -1.0 is out of range" in window.statusBar().currentMessage()
+    window.client.update(dropout=1.0)  # bypassing the GUI check: the engine says no too
+    qtbot.waitUntil(lambda: "dropout = 1.0" in window.statusBar().currentMessage(), timeout=10_000)
+    assert window.client.alive and window.latest.hparams.dropout == good.dropout
+
+
+def test_rebuild_field_starts_new_run(qtbot, window) -> None:
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 20)
+    window.controls.dataset.setCurrentText("digits")
+    qtbot.waitUntil(lambda: window.latest.hparams.dataset == "digits", timeout=20_000)
+    assert window.latest.step == 0 and window.latest.data.kind == "images"
+
+
+def test_divergence_banner(qtbot, window) -> None:
+    window.reset_run(HParams(dataset="digits", train_size=200, hidden=(32, 32),
+                             optimizer="momentum", lr=1000.0))
+    qtbot.waitUntil(lambda: window.latest.hparams.lr == 1000.0, timeout=10_000)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=20_000)
+    assert "diverged" in window.banner.label.text() and "Lower lr" in window.banner.label.text()
+    assert not window.running
+    window.banner.action.click()  # lower lr ×10 and resume
+    qtbot.waitUntil(lambda: window.latest.hparams.lr == 100.0, timeout=10_000)
+
+
+def test_settings_persist(qtbot, settings) -> None:
+    w = make_window(qtbot, settings)
+    w.controls.weight_decay.setValue(0.01)
+    w.controls.weight_decay.valueChanged.emit(0.01)
+    qtbot.waitUntil(lambda: w.latest.hparams.weight_decay == 0.01, timeout=10_000)
+    w.tabs.setCurrentIndex(2)
+    w.close()
+    w2 = MainWindow(None, engine_mode="thread", device="cpu", settings=settings, restore=True)
+    qtbot.addWidget(w2)
+    assert w2.last_good.weight_decay == 0.01 and w2.tabs.currentIndex() == 2
+    assert w2.controls.weight_decay.value() == 0.01
+    w2.shutdown()
+
+
+def _engine_children() -> list[psutil.Process]:
+    """Live child processes, except multiprocessing's resource tracker (it belongs to this test
+    process, lives as long as it does and exits with it)."""
+    out = []
+    for c in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if c.status() == psutil.STATUS_ZOMBIE or "resource_tracker" in " ".join(c.cmdline()):
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        out.append(c)
+    return out
+
+
+@pytest.mark.slow
+def test_process_engine_close_while_running_leaves_nothing(qtbot, settings) -> None:
+    w = make_window(qtbot, settings, mode="process")
+    assert len(_engine_children()) >= 1
+    w.toggle_run()
+    wait_step_beyond(qtbot, w, 20, timeout=60_000)
+    import time
+
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 <= 2.5
+    qtbot.waitUntil(lambda: not _engine_children(), timeout=3_000)
+
+
+@pytest.mark.slow
+def test_process_engine_death_is_reported_and_restartable(qtbot, settings) -> None:
+    w = make_window(qtbot, settings, mode="process")
+    w.client._worker.kill()
+    qtbot.waitUntil(lambda: w.banner.isVisible(), timeout=10_000)
+    assert "engine" in w.banner.label.text()
+    w.latest = None
+    w.banner.action.click()  # restart
+    qtbot.waitUntil(lambda: w.latest is not None, timeout=60_000)
+    w.close()
+    qtbot.waitUntil(lambda: not _engine_children(), timeout=3_000)
+
+
+def test_thread_engine_close_leaves_no_thread(qtbot, settings) -> None:
+    w = make_window(qtbot, settings, mode="thread")
+    w.toggle_run()
+    wait_step_beyond(qtbot, w, 5)
+    w.close()
+    assert not any(t.name == "regsim-engine" and t.is_alive() for t in threading.enumerate())

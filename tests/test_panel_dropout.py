@@ -1,0 +1,244 @@
+"""DropoutPanel: masks drawn as they are, fractions measured, train vs inference behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
+from synthetic import make_snapshot
+
+from regsim.snapshot import History
+from ui.panels.dropout import MAX_DRAWN_NEURONS, DropoutPanel
+from ui.theme import SCREEN, SLIDE
+
+
+def to_array(image: QImage) -> np.ndarray:
+    """(H, W, 3) uint8 RGB copy of a QImage."""
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, bpl = image.height(), image.width(), image.bytesPerLine()
+    raw = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
+    return raw[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+def viewbox_pixel(panel, view, plot, dx: int = 6, dy: int = 6) -> tuple[int, int]:
+    """Panel coordinates of a point just inside the top-left corner of `plot`'s view box."""
+    corner = plot.getViewBox().sceneBoundingRect().topLeft()
+    pt = view.viewport().mapTo(panel, view.mapFromScene(corner))
+    return pt.x() + dx, pt.y() + dy
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = DropoutPanel(History())
+    qtbot.addWidget(p)
+    return p
+
+
+def designed_snapshot(step: int = 100):
+    """A snapshot whose masks and activations are chosen, so every expectation is exact."""
+    snap = make_snapshot(step)
+    rng = np.random.default_rng(7)
+    masks = (np.ones((32, 2), bool),  # input: p = 0, nothing dropped
+             rng.random((32, 64)) > 0.3,  # fc1
+             rng.random((32, 64)) > 0.5)  # fc2
+    first = np.zeros(64, bool)
+    first[::3] = True  # the first example keeps units 0, 3, 6, ...
+    masks[1][0] = first
+    pre = tuple(np.abs(rng.normal(size=u)) + 0.1 for u in (2, 64, 64))
+    post = (pre[0].copy(), pre[1] * masks[1][0] / 0.7, pre[2] * masks[2][0] / 0.5)
+    return dataclasses.replace(snap, dropout_rates=(0.0, 0.3, 0.5), dropout_masks=masks,
+                               activation_pre=pre, activation_post=post)
+
+
+def layer_slice(snap, layer: int) -> slice:
+    shown = [min(s, MAX_DRAWN_NEURONS) for s in snap.layer_sizes]
+    start = sum(shown[:layer])
+    return slice(start, start + shown[layer])
+
+
+def test_mask_images_equal_the_masks(panel):
+    snap = designed_snapshot()
+    panel.ingest(snap)
+    panel.redraw()
+    for image, mask in zip(panel.mask_images, snap.dropout_masks, strict=False):
+        assert image.image is not None
+        assert image.image.shape == mask.shape  # rows = examples, cols = units
+        np.testing.assert_array_equal(image.image.astype(bool), mask)
+
+
+def test_fraction_dropped_label_matches_the_mask(panel):
+    snap = designed_snapshot()
+    panel.ingest(snap)
+    panel.redraw()
+    assert len(panel.mask_captions) == 3
+    for caption, site, rate, mask in zip(panel.mask_captions, snap.dropout_sites,
+                                         snap.dropout_rates, snap.dropout_masks, strict=True):
+        dropped = np.count_nonzero(~mask) / mask.size  # independent of mask.mean()
+        assert caption == f"{site}: dropped {100 * dropped:.1f}% (p = {rate:g})"
+    assert panel.mask_captions[0] == "input: dropped 0.0% (p = 0)"
+
+
+def test_train_mode_greys_the_first_examples_dropped_neurons(panel):
+    snap = designed_snapshot()
+    panel.ingest(snap)
+    panel.redraw()
+    assert panel.mode == "train"
+    active = panel.neuron_active()
+    assert active.size == sum(min(s, MAX_DRAWN_NEURONS) for s in snap.layer_sizes)
+    fc1 = layer_slice(snap, 1)
+    np.testing.assert_array_equal(active[fc1], snap.dropout_masks[1][0][:MAX_DRAWN_NEURONS])
+    np.testing.assert_array_equal(active[layer_slice(snap, 2)],
+                                  snap.dropout_masks[2][0][:MAX_DRAWN_NEURONS])
+    assert active[layer_slice(snap, 0)].all() and active[layer_slice(snap, 3)].all()
+    brushes = [b.color().rgba() for b in panel.neurons.data["brush"]]
+    kept = {brushes[i] for i in range(fc1.start, fc1.stop) if active[i]}
+    dropped = {brushes[i] for i in range(fc1.start, fc1.stop) if not active[i]}
+    assert kept and dropped and not kept & dropped
+    # An edge is faded exactly when one of its ends is dropped.
+    x_off, _ = panel.edges_off.getData()
+    x_on, _ = panel.edges_on.getData()
+    shown = [min(s, MAX_DRAWN_NEURONS) for s in snap.layer_sizes]
+    layers = [active[layer_slice(snap, k)] for k in range(len(shown))]
+    live = sum(int(layers[k].sum() * layers[k + 1].sum()) for k in range(len(shown) - 1))
+    total = sum(shown[k] * shown[k + 1] for k in range(len(shown) - 1))
+    assert len(x_on) == 2 * live
+    assert len(x_off) == 2 * (total - live)
+
+
+def test_bars_show_pre_and_post_in_training(panel):
+    snap = designed_snapshot()
+    panel.ingest(snap)
+    panel.redraw()
+    assert panel.site_combo.currentText() == "fc1"  # the first site that drops something
+    np.testing.assert_allclose(panel.bar_pre.opts["height"], snap.activation_pre[1])
+    np.testing.assert_allclose(panel.bar_post.opts["height"], snap.activation_post[1])
+    dropped_x, _ = panel.bar_dropped.getData()
+    assert len(dropped_x) == int((~snap.dropout_masks[1][0]).sum())
+
+
+def test_inference_makes_every_neuron_active_and_post_equal_pre(panel, qtbot):
+    snap = designed_snapshot()
+    panel.ingest(snap)
+    panel.resize(1000, 700)
+    panel.show()
+    panel.redraw()
+    assert not panel.neuron_active().all()
+    qtbot.mouseClick(panel.inference_button, Qt.MouseButton.LeftButton)
+    assert panel.mode == "inference"
+    assert panel.neuron_active().all()
+    brushes = panel.neurons.data["brush"]
+    fc1 = layer_slice(snap, 1)
+    assert len({b.color().rgba() for b in brushes[fc1]}) == 1
+    assert brushes[fc1.start].color() == QColor(panel.theme.train)
+    faded_x = panel.edges_off.getData()[0]
+    assert faded_x is None or len(faded_x) == 0
+    np.testing.assert_allclose(panel.bar_post.opts["height"], snap.activation_pre[1])
+    np.testing.assert_allclose(panel.bar_pre.opts["height"], snap.activation_pre[1])
+    assert len(panel.bar_dropped.getData()[0]) == 0
+    qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    np.testing.assert_allclose(panel.bar_post.opts["height"], snap.activation_post[1])
+    assert not panel.neuron_active().all()
+
+
+def test_choosing_another_site_changes_the_bars(panel):
+    snap = designed_snapshot()
+    panel.ingest(snap)
+    panel.redraw()
+    panel.site_combo.setCurrentIndex(2)
+    np.testing.assert_allclose(panel.bar_post.opts["height"], snap.activation_post[2])
+
+
+def test_no_dropout_snapshot(panel):
+    snap = make_snapshot(50)
+    masks = tuple(np.ones_like(m) for m in snap.dropout_masks)
+    snap = dataclasses.replace(snap, dropout_rates=(0.0, 0.0, 0.0), dropout_masks=masks,
+                               activation_post=snap.activation_pre)
+    panel.ingest(snap)
+    panel.redraw()
+    assert "dropout off" in panel.status_label.text()
+    assert panel.neuron_active().all()
+    assert all("dropped 0.0% (p = 0)" in c for c in panel.mask_captions)
+
+
+def test_site_with_zero_units_and_varying_layer_sizes(panel, qtbot):
+    panel.resize(1200, 800)
+    panel.show()
+    small = make_snapshot(10)
+    small = dataclasses.replace(
+        small, layer_sizes=(2, 0, 5, 2), dropout_masks=(small.dropout_masks[0],
+                                                        np.ones((32, 0), bool),
+                                                        np.zeros((32, 5), bool)),
+        activation_pre=(np.ones(2), np.zeros(0), np.ones(5)),
+        activation_post=(np.ones(2), np.zeros(0), np.zeros(5)))
+    panel.ingest(small)
+    panel.redraw()
+    assert "0 units" in panel.mask_captions[1]
+    assert panel.mask_images[1].image is None
+    assert panel.neuron_active().size == 2 + 0 + 5 + 2
+    assert not panel.neuron_active()[2:7].any()  # fc2's first example drops all 5
+    panel.site_combo.setCurrentIndex(1)  # the empty site: no bars, no crash
+    assert len(panel.bar_post.opts["height"]) == 0
+
+    hidden = (40,) * 8  # the most layers HParams allows: nine dropout sites
+    sizes = (2, *hidden, 2)
+    names = tuple(f"fc{i + 1}" for i in range(8)) + ("out",)
+    sites = ("input",) + names[:8]
+    big = dataclasses.replace(
+        make_snapshot(20), layer_sizes=sizes, layer_names=names, dropout_sites=sites,
+        dropout_rates=(0.1,) + (0.5,) * 8,
+        dropout_masks=tuple(np.ones((16, u), bool) for u in (2, *hidden)),
+        activation_pre=tuple(np.ones(u) for u in (2, *hidden)),
+        activation_post=tuple(np.ones(u) for u in (2, *hidden)))
+    panel.ingest(big)
+    panel.redraw()
+    assert len(panel.mask_captions) == 9
+    assert sum(p in panel.mask_view.ci.items for p in panel.mask_plots) == 9
+    assert panel.neuron_active().size == 2 + 8 * MAX_DRAWN_NEURONS + 2
+    assert [panel.site_combo.itemText(i) for i in range(9)] == list(sites)
+
+    panel.ingest(designed_snapshot(30))  # and back to three sites
+    panel.redraw()
+    assert sum(p in panel.mask_view.ci.items for p in panel.mask_plots) == 3
+    img = to_array(panel.grab().toImage())
+    assert img.std() > 10
+
+
+def test_grab_is_not_blank(panel, qtbot):
+    panel.ingest(designed_snapshot())
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.redraw()
+    img = to_array(panel.grab().toImage())
+    assert img.shape[:2] == (800, 1200)
+    assert img.astype(float).std() > 20
+
+
+def test_slide_theme_has_white_plot_background(panel, qtbot):
+    panel.ingest(designed_snapshot())
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.redraw()
+    x, y = viewbox_pixel(panel, panel.net_view, panel.net_plot)
+    dark = to_array(panel.grab().toImage())[y, x]
+    np.testing.assert_array_equal(dark, QColor(SCREEN.background).getRgb()[:3])
+    panel.apply_theme(SLIDE)
+    x, y = viewbox_pixel(panel, panel.net_view, panel.net_plot)
+    img = to_array(panel.grab().toImage())
+    np.testing.assert_array_equal(img[y, x], (255, 255, 255))
+    assert panel.net_plot.getAxis("bottom").style["tickFont"].pointSize() == SLIDE.font_pt
+    assert panel.mask_images[1].image is not None  # the redraw after restyling kept the data
+
+
+def test_reset_forgets_the_run(panel):
+    panel.ingest(designed_snapshot())
+    panel.redraw()
+    panel.reset()
+    assert panel.snapshot is None
+    assert panel.neuron_active().size == 0
+    assert all(img.image is None for img in panel.mask_images)
+    panel.redraw()  # nothing to draw, no crash

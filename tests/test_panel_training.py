@@ -1,0 +1,319 @@
+"""TrainingPanel: the plot items must hold exactly what the history and the snapshot say."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage
+from synthetic import make_snapshot
+
+from regsim.snapshot import History
+from ui.panels.training import MAX_MARKERS, TrainingPanel
+from ui.theme import SCREEN, SLIDE
+
+
+def feed(panel: TrainingPanel, history: History, snaps) -> None:
+    for snap in snaps:
+        history.add(snap)
+        panel.ingest(snap)
+    panel.redraw()
+
+
+@pytest.fixture
+def history() -> History:
+    return History()
+
+
+@pytest.fixture
+def panel(qtbot, history):
+    p = TrainingPanel(history)
+    qtbot.addWidget(p)
+    yield p
+    p.cleanup()
+
+
+def n_points(item) -> int:
+    """Points a PlotDataItem holds (pyqtgraph stores None for empty data)."""
+    return 0 if item.xData is None else len(item.xData)
+
+
+def to_array(img: QImage) -> np.ndarray:
+    """(H, W, 4) uint8 RGBA copy of a QImage."""
+    img = img.convertToFormat(QImage.Format.Format_RGBA8888)
+    w, h = img.width(), img.height()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
+    return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
+
+
+def grab(panel, qtbot) -> np.ndarray:
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(30)
+    return to_array(panel.grab().toImage())
+
+
+def viewbox_mode_color(panel, widget, pixels: np.ndarray) -> tuple[int, int, int]:
+    """The most common colour inside a plot's view box (its background, whatever is drawn on it)."""
+    vb = widget.getPlotItem().getViewBox()
+    rect = widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+    top_left = widget.mapTo(panel, rect.topLeft())
+    ratio = pixels.shape[1] / panel.width()
+    x0, y0 = int((top_left.x() + 3) * ratio), int((top_left.y() + 3) * ratio)
+    x1, y1 = x0 + int((rect.width() - 6) * ratio), y0 + int((rect.height() - 6) * ratio)
+    assert x1 - x0 > 50 and y1 - y0 > 50, "view box too small to sample"
+    region = pixels[y0:y1, x0:x1, :3].reshape(-1, 3)
+    colors, counts = np.unique(region, axis=0, return_counts=True)
+    return tuple(int(v) for v in colors[np.argmax(counts)])
+
+
+def test_curves_hold_the_history(panel, history):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 2000, 50)])
+    steps = history.series("step")
+    np.testing.assert_array_equal(panel.train_curve.xData, steps)
+    np.testing.assert_array_equal(panel.train_curve.yData, history.series("train_loss"))
+    np.testing.assert_array_equal(panel.val_curve.xData, steps)
+    np.testing.assert_array_equal(panel.val_curve.yData, history.series("val_loss"))
+    np.testing.assert_array_equal(panel.train_acc_curve.yData, history.series("train_acc"))
+    np.testing.assert_array_equal(panel.val_acc_curve.yData, history.series("val_acc"))
+    # The gap is shaded between the curves: its outline spans them, step 0 to the last step.
+    box = panel.gap_fill.path().boundingRect()
+    assert box.left() == steps[0] and box.right() == steps[-1]
+    lo = np.minimum(history.series("train_loss"), history.series("val_loss")).min()
+    hi = np.maximum(history.series("train_loss"), history.series("val_loss")).max()
+    assert box.top() == pytest.approx(lo) and box.bottom() == pytest.approx(hi)
+    assert not panel.acc_widget.isHidden()
+    legend = [label.text for _, label in panel.loss_legend.items]
+    assert legend[:2] == ["train", "val"] and "gap" in legend[2]
+
+
+def test_readout_shows_step_losses_gap_and_accuracy(panel, history):
+    snap = make_snapshot(step=1234)
+    feed(panel, history, [snap])
+    text = panel.readout.text()
+    assert "step 1,234" in text
+    assert f"{snap.train_loss:.4g}" in text and f"{snap.val_loss:.4g}" in text
+    assert f"{snap.val_loss - snap.train_loss:+.4g}" in text
+    assert f"{snap.val_acc:.1%}" in text
+
+
+def test_log_toggle_keeps_data_and_logs_the_display(panel, history):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 1000, 100)])
+    panel.log_y.setChecked(True)
+    assert panel.loss_plot.ctrl.logYCheck.isChecked()
+    np.testing.assert_array_equal(panel.train_curve.yData, history.series("train_loss"))
+    _, shown = panel.train_curve.getData()
+    np.testing.assert_allclose(shown, np.log10(history.series("train_loss")))
+    panel.log_y.setChecked(False)
+    _, shown = panel.train_curve.getData()
+    np.testing.assert_allclose(shown, history.series("train_loss"))
+
+
+def test_decision_image_contour_and_points(panel, history):
+    snap = make_snapshot(step=300)
+    # An asymmetric model (P depends on x₁ only), so a transposed image cannot pass.
+    gx = snap.data.grid_x
+    prob = np.tile(1 / (1 + np.exp(-3 * gx)), (len(snap.data.grid_y), 1))
+    snap = dataclasses.replace(snap, data=dataclasses.replace(snap.data, grid_prob=prob))
+    feed(panel, history, [snap])
+    d = snap.data
+    assert panel.data_stack.currentWidget() is panel.data_widget
+    np.testing.assert_array_equal(panel.decision.image, d.grid_prob)
+    np.testing.assert_array_equal(panel.contour.data, d.grid_prob)
+    assert panel.contour.level == 0.5
+    # The image covers the grid, pixel centres on grid points: half a cell beyond each end.
+    rect = panel.decision.mapRectToParent(panel.decision.boundingRect())
+    cell = d.grid_x[1] - d.grid_x[0]
+    assert rect.left() == pytest.approx(d.grid_x[0] - cell / 2)
+    assert rect.right() == pytest.approx(d.grid_x[-1] + cell / 2)
+    assert rect.top() == pytest.approx(d.grid_y[0] - cell / 2)
+    assert rect.bottom() == pytest.approx(d.grid_y[-1] + cell / 2)
+    # Pixel (row r, col c) is drawn at (grid_x[c], grid_y[r]).
+    for r, c in ((0, 5), (40, 2), (63, 60)):
+        centre = panel.decision.mapToParent(QPointF(c + 0.5, r + 0.5))
+        assert (centre.x(), centre.y()) == pytest.approx((d.grid_x[c], d.grid_y[r]))
+    x, y = panel.train_points.getData()
+    np.testing.assert_array_equal(x, d.x_train[:, 0])
+    np.testing.assert_array_equal(y, d.x_train[:, 1])
+    assert len(panel.val_points.getData()[0]) == len(d.x_val)
+    # Class colours: points of different classes get different brushes; val points are hollow.
+    spots = panel.train_points.data
+    c0 = {spots["brush"][i].color().name() for i in np.flatnonzero(d.y_train == 0)}
+    c1 = {spots["brush"][i].color().name() for i in np.flatnonzero(d.y_train == 1)}
+    assert len(c0) == 1 and len(c1) == 1 and c0 != c1
+    brushes = [b or panel.val_points.opts["brush"] for b in panel.val_points.data["brush"]]
+    assert all(b.style() == Qt.BrushStyle.NoBrush for b in brushes)
+    # The next snapshot's model replaces the image.
+    snap2 = make_snapshot(step=900)
+    feed(panel, history, [snap2])
+    np.testing.assert_array_equal(panel.decision.image, snap2.data.grid_prob)
+
+
+def test_event_markers_match_events(panel, history):
+    snaps = [make_snapshot(step=s, events=[(s, f"lr → {s}")] if s in (200, 500, 800) else [])
+             for s in range(0, 1000, 100)]
+    feed(panel, history, snaps)
+    shown = [m for m in panel.markers if m.isVisible()]
+    assert len(shown) == len(history.events) == 3
+    assert [m.value() for m in shown] == [200, 500, 800]
+    assert shown[1].label.toPlainText() == "lr → 500"
+    # Two changes at one step share a line; braces in the text are not format fields.
+    feed(panel, history, [make_snapshot(step=1000, events=[(1000, "p {0.5}"), (1000, "λ 0.1")])])
+    shown = [m for m in panel.markers if m.isVisible()]
+    assert len(shown) == 4
+    assert shown[-1].label.toPlainText() == "p {0.5}; λ 0.1"
+
+
+def test_event_markers_are_bounded_to_the_latest(panel, history):
+    n = MAX_MARKERS + 25
+    feed(panel, history, [make_snapshot(step=10 * i, events=[(10 * i, f"change {i}")])
+                          for i in range(n)])
+    assert len(panel.markers) == MAX_MARKERS
+    shown = [m for m in panel.markers if m.isVisible()]
+    assert len(shown) == MAX_MARKERS
+    assert [m.value() for m in shown] == [10 * i for i in range(n - MAX_MARKERS, n)]
+
+
+def test_regression_hides_accuracy_and_draws_the_model_curve(panel, history):
+    snaps = [make_snapshot(step=s, dataset="regression") for s in range(0, 500, 100)]
+    snaps = [dataclasses.replace(s, train_acc=math.nan, val_acc=math.nan) for s in snaps]
+    feed(panel, history, snaps)
+    d = snaps[-1].data
+    assert panel.acc_widget.isHidden()
+    assert not panel.decision.isVisible()
+    np.testing.assert_array_equal(panel.model_curve.xData, d.curve_x)
+    np.testing.assert_array_equal(panel.model_curve.yData, d.curve_y)
+    x, y = panel.train_points.getData()
+    np.testing.assert_array_equal(x, d.x_train[:, 0])
+    np.testing.assert_array_equal(y, d.y_train)
+    assert "acc" not in panel.readout.text()
+
+
+def test_digits_mosaic_and_labels(panel, history):
+    snap = make_snapshot(step=100, dataset="digits")
+    feed(panel, history, [snap])
+    d = snap.data
+    assert panel.data_stack.currentWidget() is panel.digit_widget
+    mosaic = panel.mosaic.image
+    k = len(d.images)
+    shown = [t for t in panel.digit_labels if t.isVisible()]
+    assert len(shown) == k
+    right, wrong = panel._right, panel._wrong
+    for i in range(k):
+        text = panel.digit_labels[i]
+        assert text.toPlainText() == f"{d.preds[i]} ({d.labels[i]})"
+        expected = right if d.preds[i] == d.labels[i] else wrong
+        assert text.color.name() == expected
+        # The tile under the label holds the digit image.
+        x0, y_label = text.pos().x() - 4, text.pos().y()
+        r0 = int(round(y_label + 0.3))
+        np.testing.assert_array_equal(mosaic[r0:r0 + 8, int(x0):int(x0) + 8], d.images[i])
+    assert np.isnan(mosaic).any()  # gaps between tiles stay transparent
+
+
+def test_dataset_kind_changes_between_snapshots(panel, history):
+    feed(panel, history, [make_snapshot(step=100)])
+    assert panel.decision.image is not None
+    feed(panel, history, [make_snapshot(step=200, dataset="digits")])
+    assert panel.data_stack.currentWidget() is panel.digit_widget
+    assert panel.decision.image is None and len(panel.train_points.getData()[0]) == 0
+    feed(panel, history, [make_snapshot(step=300, dataset="regression")])
+    assert panel.data_stack.currentWidget() is panel.data_widget
+    assert panel.mosaic.image is None and not any(t.isVisible() for t in panel.digit_labels)
+    assert n_points(panel.model_curve) == 200
+    snap = make_snapshot(step=400)
+    feed(panel, history, [snap])
+    np.testing.assert_array_equal(panel.decision.image, snap.data.grid_prob)
+    assert n_points(panel.model_curve) == 0
+
+
+def test_empty_history_nan_values_and_reset(panel, history):
+    panel.redraw()  # nothing at all yet
+    assert n_points(panel.train_curve) == 0
+    snap = make_snapshot(step=0)
+    panel.ingest(snap)
+    panel.redraw()  # a snapshot the history has not seen
+    bad = dataclasses.replace(make_snapshot(step=100), train_loss=math.nan, val_loss=math.inf,
+                              train_acc=math.nan, val_acc=math.nan)
+    feed(panel, history, [make_snapshot(step=50), bad])
+    panel.log_y.setChecked(True)
+    panel.redraw()
+    feed(panel, history, [make_snapshot(step=150, events=[(150, "p 0.1")])])
+    assert any(m.isVisible() for m in panel.markers)
+    panel.reset()
+    assert panel.snapshot is None
+    for curve in (panel.train_curve, panel.val_curve, panel.train_acc_curve, panel.val_acc_curve):
+        assert n_points(curve) == 0
+    assert not any(m.isVisible() for m in panel.markers)
+    assert panel.decision.image is None
+    assert "waiting" in panel.readout.text()
+    history.clear()
+    panel.redraw()
+    assert n_points(panel.train_curve) == 0
+
+
+def viewbox_pixels(panel, widget, pixels: np.ndarray) -> np.ndarray:
+    """The RGB pixels inside a plot's view box (a few pixels in from its frame)."""
+    vb = widget.getPlotItem().getViewBox()
+    rect = widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+    tl = widget.mapTo(panel, rect.topLeft())
+    return pixels[tl.y() + 5: tl.y() + rect.height() - 5, tl.x() + 5: tl.x() + rect.width() - 5, :3]
+
+
+def test_grab_is_not_blank(panel, history, qtbot):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 3000, 30)])
+    pixels = grab(panel, qtbot)
+    assert pixels[..., :3].astype(float).std() > 15
+    # Each plot shows more than its background and grid (an empty one is ~85 % background):
+    # curves, the shaded gap, the decision image under the points.
+    limits = ((panel.loss_widget, 0.75), (panel.acc_widget, 0.82), (panel.data_widget, 0.6))
+    for widget, limit in limits:
+        area = viewbox_pixels(panel, widget, pixels).reshape(-1, 3)
+        _, counts = np.unique(area, axis=0, return_counts=True)
+        background_share = counts.max() / len(area)
+        assert background_share < limit, (widget, background_share)
+
+
+def test_slide_theme_makes_plot_backgrounds_white(panel, history, qtbot):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 3000, 30)])
+    before = grab(panel, qtbot)
+    assert viewbox_mode_color(panel, panel.loss_widget, before) == (0x1e, 0x1f, 0x24)
+    panel.apply_theme(SLIDE)
+    qtbot.wait(30)
+    after = to_array(panel.grab().toImage())
+    assert viewbox_mode_color(panel, panel.loss_widget, after) == (255, 255, 255)
+    assert viewbox_mode_color(panel, panel.acc_widget, after) == (255, 255, 255)
+    assert panel.train_curve.opts["pen"].widthF() == SLIDE.line_width
+    assert panel.loss_plot.getAxis("bottom").labelStyle["font-size"] == f"{SLIDE.font_pt}pt"
+    assert f"{SLIDE.font_pt}pt" in panel.loss_legend.items[0][1].text or \
+        panel.loss_legend.items[0][1].opts["size"] == f"{SLIDE.font_pt}pt"
+    panel.apply_theme(SCREEN)
+    qtbot.wait(30)
+    back = to_array(panel.grab().toImage())
+    assert viewbox_mode_color(panel, panel.loss_widget, back) == (0x1e, 0x1f, 0x24)
+
+
+@pytest.mark.slow
+def test_storm_of_redraws(panel, history, qtbot):
+    rng = np.random.default_rng(1)
+    datasets = ("moons", "digits", "regression", "xor")
+    panel.resize(900, 600)
+    panel.show()
+    for i in range(3000):
+        ds = datasets[(i // 400) % len(datasets)]
+        events = [(i * 10, f"change {i}")] if rng.random() < 0.05 else []
+        snap = make_snapshot(step=i * 10, dataset=ds, seed=i % 7, events=events)
+        history.add(snap)
+        panel.ingest(snap)
+        panel.redraw()
+        if i % 250 == 0:
+            panel.log_y.setChecked(not panel.log_y.isChecked())
+            qtbot.wait(1)  # let Qt paint now and then
+        if i == 1500:
+            panel.apply_theme(SLIDE)
+    np.testing.assert_array_equal(panel.train_curve.yData, history.series("train_loss"))
+    assert sum(m.isVisible() for m in panel.markers) <= MAX_MARKERS

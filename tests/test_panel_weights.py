@@ -1,0 +1,232 @@
+"""WeightsPanel: histograms, percentile bands and norms must hold what the run says."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+from synthetic import make_snapshot
+
+from regsim.snapshot import History
+from ui.panels.weights import BANDS, MAX_LAYERS, MEDIAN, WeightsPanel
+from ui.theme import SCREEN, SLIDE
+
+
+def feed(panel: WeightsPanel, history: History, snaps) -> None:
+    for snap in snaps:
+        history.add(snap)
+        panel.ingest(snap)
+    panel.redraw()
+
+
+def n_points(item) -> int:
+    """Points a PlotDataItem holds (pyqtgraph stores None for empty data)."""
+    return 0 if item.xData is None else len(item.xData)
+
+
+def two_layers(snap):
+    """The same snapshot from a network with one weight matrix fewer."""
+    return dataclasses.replace(
+        snap, layer_names=("fc1", "out"), layer_sizes=(2, 64, 2),
+        weight_hist=snap.weight_hist[::2], weight_hist_edges=snap.weight_hist_edges[::2],
+        weight_norms=snap.weight_norms[::2], weight_abs_max=snap.weight_abs_max[::2])
+
+
+@pytest.fixture
+def history() -> History:
+    return History()
+
+
+@pytest.fixture
+def panel(qtbot, history):
+    p = WeightsPanel(history)
+    qtbot.addWidget(p)
+    yield p
+    p.cleanup()
+
+
+def to_array(img: QImage) -> np.ndarray:
+    img = img.convertToFormat(QImage.Format.Format_RGBA8888)
+    w, h = img.width(), img.height()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
+    return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
+
+
+def viewbox_mode_color(panel, widget, pixels: np.ndarray) -> tuple[int, int, int]:
+    """The most common colour inside a plot's view box: its background."""
+    vb = widget.getPlotItem().getViewBox()
+    rect = widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+    top_left = widget.mapTo(panel, rect.topLeft())
+    ratio = pixels.shape[1] / panel.width()
+    x0, y0 = int((top_left.x() + 3) * ratio), int((top_left.y() + 3) * ratio)
+    x1, y1 = x0 + int((rect.width() - 6) * ratio), y0 + int((rect.height() - 6) * ratio)
+    assert x1 - x0 > 50 and y1 - y0 > 50, "view box too small to sample"
+    region = pixels[y0:y1, x0:x1, :3].reshape(-1, 3)
+    colors, counts = np.unique(region, axis=0, return_counts=True)
+    return tuple(int(v) for v in colors[np.argmax(counts)])
+
+
+def test_histograms_hold_the_snapshot_counts(panel, history):
+    snap = make_snapshot(step=500)
+    panel.density.setChecked(False)
+    feed(panel, history, [snap])
+    for i in range(len(snap.layer_names)):
+        item = panel.hist_items[i]
+        assert item.isVisible() and item.opts["stepMode"] == "center"
+        np.testing.assert_array_equal(item.xData, snap.weight_hist_edges[i])
+        np.testing.assert_array_equal(item.yData, snap.weight_hist[i])
+    assert not any(item.isVisible() for item in panel.hist_items[len(snap.layer_names):])
+    assert panel.hist_plot.getAxis("left").labelText == "count"
+
+
+def test_density_histograms_have_unit_area(panel, history):
+    snap = make_snapshot(step=500)
+    feed(panel, history, [snap])
+    assert panel.density.isChecked()  # the default: small layers stay visible beside big ones
+    for i in range(len(snap.layer_names)):
+        item = panel.hist_items[i]
+        area = np.sum(item.yData * np.diff(item.xData))
+        assert area == pytest.approx(1.0)
+        counts = np.asarray(snap.weight_hist[i], dtype=float)
+        np.testing.assert_allclose(item.yData / item.yData.max(), counts / counts.max())
+    assert panel.hist_plot.getAxis("left").labelText == "density"
+
+
+def test_legends_and_selector_name_the_layers(panel, history):
+    snap = make_snapshot(step=100)
+    feed(panel, history, [snap])
+    assert [label.text for _, label in panel.hist_legend.items] == list(snap.layer_names)
+    norm_names = [label.text for _, label in panel.norm_legend.items]
+    assert norm_names == [*snap.layer_names, "total"]
+    assert [panel.layer_box.itemText(i) for i in range(panel.layer_box.count())] == \
+        list(snap.layer_names)
+    pens = {panel.hist_items[i].opts["pen"].color().name() for i in range(3)}
+    assert len(pens) == 3  # distinct colours
+
+
+def test_percentile_bands_follow_the_selected_layer(panel, history):
+    feed(panel, history, [make_snapshot(step=s, weight_decay=0.5) for s in range(0, 2000, 50)])
+    steps, bands = history.percentiles()
+    for layer in (0, 2, 1):
+        panel.layer_box.setCurrentIndex(layer)  # redraws through the signal
+        for (lo, hi), (i, j) in zip(panel.band_edges, BANDS, strict=True):
+            np.testing.assert_array_equal(lo.xData, steps)
+            np.testing.assert_array_equal(lo.yData, bands[:, layer, i])
+            np.testing.assert_array_equal(hi.yData, bands[:, layer, j])
+        np.testing.assert_array_equal(panel.median_curve.yData, bands[:, layer, MEDIAN])
+        assert panel.snapshot.layer_names[layer] in panel.band_plot.titleLabel.text
+        assert not any(f.path().isEmpty() for f in panel.band_fills)
+    # The outer band contains the inner ones at every step.
+    widths = [hi.yData - lo.yData for lo, hi in panel.band_edges]
+    for outer, inner in zip(widths, widths[1:], strict=False):
+        assert np.all(outer >= inner - 1e-12)
+
+
+def test_norm_curves_hold_the_history(panel, history):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 1500, 30)])
+    steps, norms = history.series("step"), history.layer_norm_series()
+    for i in range(norms.shape[1]):
+        np.testing.assert_array_equal(panel.norm_items[i].xData, steps)
+        np.testing.assert_array_equal(panel.norm_items[i].yData, norms[:, i])
+    np.testing.assert_array_equal(panel.total_norm.yData, history.series("weight_norm"))
+
+
+def test_readout_and_tooltips_explain_the_decay(panel, history):
+    snap = make_snapshot(step=100, weight_decay=0.05)
+    feed(panel, history, [snap])
+    text = panel.readout.text()
+    assert "λ = 0.05" in text and "decoupled" in text
+    assert f"{1 - snap.lr * 0.05:.6f}" in text  # the per-step shrink factor (1 − ηλ)
+    for i, name in enumerate(snap.layer_names):
+        assert name in text
+        assert f"{snap.weight_norms[i]:.3f}" in text and f"{snap.weight_abs_max[i]:.3f}" in text
+    tips = panel.readout.toolTip() + panel.norm_widget.toolTip() + panel.band_widget.toolTip()
+    assert "θ ← θ − η·λ·θ" in tips and "(1 − ηλ)" in tips
+    assert "λθ" in tips and "λ = 1/(2σ²)" in tips
+    l2 = dataclasses.replace(snap, hparams=snap.hparams.replace(decay_mode="l2"))
+    feed(panel, history, [l2])
+    assert "l2" in panel.readout.text() and "+ λθ" in panel.readout.text()
+
+
+def test_empty_history_reset_and_layer_change(panel, history):
+    panel.redraw()  # no snapshot, no history
+    assert panel.layer_box.count() == 0
+    panel.ingest(make_snapshot(step=0))
+    panel.redraw()  # a snapshot the history has not seen yet
+    assert n_points(panel.hist_items[0]) == 65 and n_points(panel.total_norm) == 0
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 300, 100)])
+    panel.reset()
+    assert panel.snapshot is None and panel.layer_box.count() == 0
+    for item in panel.hist_items + panel.norm_items + [panel.total_norm, panel.median_curve]:
+        assert n_points(item) == 0
+    assert "waiting" in panel.readout.text()
+    # A new run with a smaller network: the step goes back, the history starts over.
+    feed(panel, history, [two_layers(make_snapshot(step=s)) for s in range(0, 300, 100)])
+    assert panel.layer_box.count() == 2
+    assert [label.text for _, label in panel.hist_legend.items] == ["fc1", "out"]
+    assert sum(item.isVisible() for item in panel.hist_items) == 2
+    assert len(panel.hist_items) == MAX_LAYERS
+    assert panel.median_curve.yData.shape == (3,)
+
+
+def test_grab_is_not_blank(panel, history, qtbot):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 3000, 30)])
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(30)
+    pixels = to_array(panel.grab().toImage())
+    assert pixels[..., :3].astype(float).std() > 15
+    for widget in (panel.hist_widget, panel.band_widget, panel.norm_widget):
+        vb = widget.getPlotItem().getViewBox()
+        rect = widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+        tl = widget.mapTo(panel, rect.topLeft())
+        area = pixels[tl.y() + 5: tl.y() + rect.height() - 5, tl.x() + 5: tl.x() + rect.width() - 5]
+        assert area[..., :3].astype(float).std() > 5, widget
+
+
+def test_slide_theme_makes_plot_backgrounds_white(panel, history, qtbot):
+    feed(panel, history, [make_snapshot(step=s) for s in range(0, 3000, 30)])
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(30)
+    dark = (0x1e, 0x1f, 0x24)
+    before = to_array(panel.grab().toImage())
+    assert viewbox_mode_color(panel, panel.norm_widget, before) == dark
+    panel.apply_theme(SLIDE)
+    qtbot.wait(30)
+    after = to_array(panel.grab().toImage())
+    for widget in (panel.hist_widget, panel.band_widget, panel.norm_widget):
+        assert viewbox_mode_color(panel, widget, after) == (255, 255, 255)
+    assert panel.norm_items[0].opts["pen"].widthF() == SLIDE.line_width
+    assert panel.norm_legend.items[0][1].opts["size"] == f"{SLIDE.font_pt}pt"
+    assert f"{SLIDE.font_pt}pt" in panel.readout.styleSheet()
+    panel.apply_theme(SCREEN)
+    qtbot.wait(30)
+    assert viewbox_mode_color(panel, panel.norm_widget, to_array(panel.grab().toImage())) == dark
+
+
+@pytest.mark.slow
+def test_storm_of_redraws(panel, history, qtbot):
+    rng = np.random.default_rng(2)
+    panel.resize(900, 600)
+    panel.show()
+    for i in range(3000):
+        snap = make_snapshot(step=i * 10, weight_decay=float(rng.uniform(0, 1)), seed=i % 5)
+        if (i // 700) % 2:
+            snap = two_layers(snap)
+        if i % 700 == 0:
+            history.clear()  # a new architecture is a new run
+        history.add(snap)
+        panel.ingest(snap)
+        panel.redraw()
+        if i % 300 == 0:
+            panel.layer_box.setCurrentIndex(i % max(1, panel.layer_box.count()))
+            panel.density.setChecked(not panel.density.isChecked())
+            qtbot.wait(1)
+        if i == 1500:
+            panel.apply_theme(SLIDE)
+    np.testing.assert_array_equal(panel.total_norm.yData, history.series("weight_norm"))

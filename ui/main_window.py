@@ -1,0 +1,399 @@
+"""The main window: control dock, tabbed panels, the engine bridge, shortcuts, settings.
+
+Data flows one way: controls → engine (as messages) → snapshots → history and panels. Every snapshot
+is ingested (cheap); only the visible panel redraws, on a 30 Hz frame timer (the GUI's clock).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from regsim.hparams import HParams
+from regsim.presets import PRESET_DIR, load_preset, save_preset
+from regsim.snapshot import History, LandscapeResult, Snapshot
+from ui.controls import ControlPanel
+from ui.engine_client import EngineClient
+from ui.panels.base import Panel
+from ui.panels.dropout import DropoutPanel
+from ui.panels.loss_surface import LossSurfacePanel
+from ui.panels.training import TrainingPanel
+from ui.panels.weights import WeightsPanel
+
+FRAME_MS = 33  # redraw clock: ≤ 30 Hz
+UPDATE_COALESCE_MS = 15  # slider storms are merged into one engine message per this interval
+DEFAULT_PRESET = "moons_dropout"
+SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
+
+
+class Banner(QFrame):
+    """A coloured strip above the panels for events that need the user: divergence, engine death."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.action = QPushButton()
+        self.close_btn = QPushButton("Dismiss")
+        lay = QHBoxLayout(self)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(self.action)
+        lay.addWidget(self.close_btn)
+        self.close_btn.clicked.connect(self.hide)
+        self._callback: Any = None
+        self.action.clicked.connect(self._act)
+        self.hide()
+
+    def show_message(self, text: str, action: str = "", callback: Any = None,
+                     color: str = "#7a1f1f") -> None:
+        self.setStyleSheet(f"#banner {{ background: {color}; border-radius: 4px; }} "
+                           "#banner QLabel { color: white; font-weight: bold; }")
+        self.label.setText(text)
+        self.action.setText(action)
+        self.action.setVisible(bool(action))
+        self._callback = callback
+        self.show()
+
+    def _act(self) -> None:
+        cb = self._callback
+        self.hide()
+        if cb is not None:
+            cb()
+
+
+class MainWindow(QMainWindow):
+    panels_redrawn = Signal()  # for tests and the bench: a frame was drawn
+
+    def __init__(self, hparams: HParams | None = None, engine_mode: str = "process",
+                 device: str = "auto", settings: QSettings | None = None,
+                 restore: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("regsim — watch dropout and weight decay work")
+        self.settings = settings or QSettings("regsim", "regsim")
+        self.history = History()
+        self.latest: Snapshot | None = None
+        self._dirty = False
+        self.running = False
+        self._pending: dict[str, Any] = {}
+        self.last_good = hparams
+
+        # --- panels
+        self.tabs = QTabWidget()
+        self.panels: list[Panel] = [TrainingPanel(self.history), WeightsPanel(self.history),
+                                    DropoutPanel(self.history), LossSurfacePanel(self.history)]
+        for p in self.panels:
+            self.tabs.addTab(p, p.title)
+            p.request.connect(self._panel_request)
+            p.status_message.connect(lambda m: self.statusBar().showMessage(m, 5000))
+        self.tabs.currentChanged.connect(lambda _: self._mark_dirty())
+        self.banner = Banner()
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        # --- controls
+        self.controls = ControlPanel()
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        dock = QDockWidget("Controls")
+        dock.setObjectName("controls_dock")
+        dock.setWidget(scroll)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.controls.live_changed.connect(self._live_changed)
+        self.controls.rebuild_requested.connect(self._rebuild)
+        self.controls.preset_chosen.connect(self.load_preset_by_name)
+        self.controls.load_preset_file.connect(self.open_preset_dialog)
+        self.controls.save_preset_file.connect(self.save_preset_dialog)
+        self.controls.run_toggled.connect(self.toggle_run)
+        self.controls.step_clicked.connect(self.step_once)
+        self.controls.reset_clicked.connect(lambda: self.reset_run())
+
+        # --- engine
+        self.client = EngineClient(mode=engine_mode, device=device, parent=self)
+        self.client.snapshot.connect(self.on_snapshot)
+        self.client.landscape.connect(self.on_landscape)
+        self.client.invalid.connect(self.on_invalid)
+        self.client.ready.connect(self.on_ready)
+        self.client.died.connect(self.on_engine_died)
+
+        self._frame = QTimer(self)
+        self._frame.setInterval(FRAME_MS)
+        self._frame.timeout.connect(self.redraw)
+        self._coalesce = QTimer(self)
+        self._coalesce.setSingleShot(True)
+        self._coalesce.setInterval(UPDATE_COALESCE_MS)
+        self._coalesce.timeout.connect(self._flush_updates)
+
+        self._make_actions()
+        if restore:
+            self._restore_settings()
+        if self.last_good is None:
+            self.last_good = self._saved_hparams() or load_preset(DEFAULT_PRESET)
+        self.controls.set_hparams(self.last_good)
+        self.statusBar().showMessage("Starting the engine…")
+
+    # ------------------------------------------------------------------------------- start / stop
+    def start_engine(self) -> None:
+        """Start training's engine (call after show(), so the window appears first)."""
+        self.client.start(self.last_good)
+        self._frame.start()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the engine and every timer; save settings. Safe to call twice."""
+        self._frame.stop()
+        self._coalesce.stop()
+        try:
+            self._save_settings()
+        finally:
+            self.client.close()
+            for p in self.panels:
+                p.cleanup()
+
+    # ------------------------------------------------------------------------------- actions
+    def _make_actions(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        for text, keys, slot in (("Open preset…", QKeySequence.StandardKey.Open, self.open_preset_dialog),
+                                 ("Save preset…", QKeySequence.StandardKey.Save, self.save_preset_dialog),
+                                 ("Quit", QKeySequence.StandardKey.Quit, self.close)):
+            act = QAction(text, self)
+            act.setShortcut(keys)
+            act.triggered.connect(slot)
+            menu.addAction(act)
+        self.file_menu = menu
+        run_menu = self.menuBar().addMenu("&Run")
+        for text, key, slot in (("Run / pause", "Space", self.toggle_run),
+                                ("Step", "N", self.step_once),
+                                ("Reset", "R", lambda: self.reset_run())):
+            act = QAction(text, self)
+            act.setShortcut(QKeySequence(key))
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.triggered.connect(lambda _checked=False, slot=slot: slot())
+            run_menu.addAction(act)
+            self.addAction(act)
+        self.tab_shortcuts = []
+        for i in range(9):
+            sc = QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self)
+            sc.activated.connect(lambda i=i: self.tabs.setCurrentIndex(i)
+                                 if i < self.tabs.count() else None)
+            self.tab_shortcuts.append(sc)
+
+    def toggle_run(self) -> None:
+        if self.running:
+            self.client.pause()
+        else:
+            self.banner.hide()
+            self.client.run()
+        self.running = not self.running
+        self.controls.set_running(self.running)
+
+    def step_once(self) -> None:
+        self.running = False
+        self.controls.set_running(False)
+        self.client.step(1)
+
+    def reset_run(self, hparams: HParams | None = None) -> None:
+        self.running = False
+        self.controls.set_running(False)
+        self.banner.hide()
+        self.history.clear()
+        for p in self.panels:
+            p.reset()
+        if hparams is not None:
+            self.last_good = hparams
+            self.controls.set_hparams(hparams)
+        self.client.reset(hparams or self.last_good)
+
+    def load_preset_by_name(self, name: str) -> None:
+        try:
+            self.reset_run(load_preset(name))
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        self.statusBar().showMessage(f"Preset {name!r} loaded", 5000)
+
+    def open_preset_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open preset", str(PRESET_DIR), "Presets (*.json)")
+        if path:
+            try:
+                self.reset_run(load_preset(Path(path)))
+            except ValueError as e:
+                self.on_invalid(str(e))
+
+    def save_preset_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save preset", str(Path.home() / "regsim.json"),
+                                              "Presets (*.json)")
+        if path:
+            try:
+                save_preset(self.last_good, Path(path), "saved from regsim")
+                self.statusBar().showMessage(f"Saved {path}", 5000)
+            except OSError as e:
+                self.on_invalid(f"cannot save {path}: {e.strerror}")
+
+    # ------------------------------------------------------------------------------- controls in
+    def _live_changed(self, changes: dict) -> None:
+        """Merge slider storms: one engine message per UPDATE_COALESCE_MS, last value wins."""
+        self._pending.update(changes)
+        if not self._coalesce.isActive():
+            self._coalesce.start()
+
+    def _flush_updates(self) -> None:
+        changes, self._pending = self._pending, {}
+        if not changes:
+            return
+        try:
+            self.last_good.replace(**changes)  # validate here too: a clear message at once
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        self.client.update(**changes)
+
+    def _rebuild(self, changes: dict) -> None:
+        try:
+            new = HParams.from_dict(changes, base=self.last_good)
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        if new != self.last_good:
+            self.reset_run(new)
+            self.statusBar().showMessage(f"New run: {', '.join(f'{k}={v}' for k, v in changes.items())}",
+                                         5000)
+
+    def _panel_request(self, name: str, payload: dict) -> None:
+        if name == "landscape":
+            self.client.request_landscape(**payload)
+
+    # ------------------------------------------------------------------------------- engine out
+    def on_ready(self, info: dict) -> None:
+        self.controls.device_label.setText(f"device: {info.get('device', '?')}")
+        self.statusBar().showMessage(f"Engine ready on {info.get('device', '?')} — press Space to run",
+                                     5000)
+
+    def on_snapshot(self, snap: Snapshot) -> None:
+        self.latest = snap
+        self.last_good = snap.hparams
+        self.history.add(snap)
+        for p in self.panels:
+            p.ingest(snap)
+        if snap.events:
+            step, text = snap.events[-1]
+            self.statusBar().showMessage(f"{text} at step {step}", 8000)
+        if snap.status == "diverged":
+            self._on_diverged(snap)
+        self._mark_dirty()
+
+    def _on_diverged(self, snap: Snapshot) -> None:
+        self.running = False
+        self.controls.set_running(False)
+        lower = max(snap.hparams.lr / 10, 1e-6)
+        self.banner.show_message(snap.message, f"Lower lr to {lower:g} and resume",
+                                 lambda: self._lower_lr_and_resume(lower))
+
+    def _lower_lr_and_resume(self, lr: float) -> None:
+        self.client.update(lr=lr)
+        self.controls.lr.setValue(lr)
+        self.toggle_run()
+
+    def on_landscape(self, result: LandscapeResult) -> None:
+        for p in self.panels:
+            p.on_landscape(result)
+        self._mark_dirty()
+
+    def on_invalid(self, message: str) -> None:
+        """A rejected setting: say why, and show the last good settings again."""
+        self.statusBar().showMessage(f"Rejected: {message}", 10000)
+        self.statusBar().setToolTip(message)
+        self.controls.set_hparams(self.last_good)
+
+    def on_engine_died(self, message: str) -> None:
+        self.running = False
+        self.controls.set_running(False)
+        self.banner.show_message(f"The training engine stopped: {message}", "Restart engine",
+                                 self._restart_engine)
+
+    def _restart_engine(self) -> None:
+        self.history.clear()
+        for p in self.panels:
+            p.reset()
+        self.client.start(self.last_good)
+
+    # ------------------------------------------------------------------------------- drawing
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def redraw(self) -> None:
+        """Draw the visible panel if anything changed since the last frame."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        panel = self.tabs.currentWidget()
+        if isinstance(panel, Panel):
+            panel.redraw()
+        s = self.latest
+        if s is not None:
+            self.controls.rate_label.setText(f"step {s.step:,} · {s.steps_per_sec:,.0f} steps/s · "
+                                             f"{s.status}")
+        self.panels_redrawn.emit()
+
+    def current_panel(self) -> Panel:
+        return self.tabs.currentWidget()
+
+    # ------------------------------------------------------------------------------- settings
+    def _saved_hparams(self) -> HParams | None:
+        raw = self.settings.value("hparams", "")
+        if not raw:
+            return None
+        try:
+            return HParams.from_dict(json.loads(str(raw)))
+        except (ValueError, TypeError):
+            return None  # an old or damaged entry: fall back to the default preset
+
+    def _restore_settings(self) -> None:
+        geo = self.settings.value("geometry")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 900)
+        state = self.settings.value("window_state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        tab = self.settings.value("tab", 0)
+        try:
+            self.tabs.setCurrentIndex(int(tab))
+        except (TypeError, ValueError):
+            pass
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("tab", self.tabs.currentIndex())
+        if self.last_good is not None:
+            self.settings.setValue("hparams", json.dumps(self.last_good.to_dict()))
+        self.settings.sync()

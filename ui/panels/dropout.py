@@ -1,0 +1,528 @@
+"""Dropout panel: the batch's masks, the thinned network, and inverted-dropout scaling.
+
+Dropout is easy to state and easy to misremember (who is scaled, when, by how much). This panel
+shows the live answer from the trainer rather than a cartoon:
+
+* one image per dropout site of the batch's masks (rows = examples, columns = units), with the
+  *measured* fraction dropped next to the nominal p, so sampling noise around p is visible;
+* the network as neurons and connections, with the neurons dropped in the first example's mask
+  greyed out: the sub-network that example actually trained;
+* one example's activations before dropout (h) and after inverted dropout (y = m ⊙ h / (1 − p)):
+  survivors are scaled up by 1/(1 − p) during training so that E[y] = h, which is why inference
+  needs no change at all (the Inference toggle shows y = h).
+
+Plot items are created once; `redraw` only feeds them new data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from regsim.snapshot import History, Snapshot
+from ui.panels.base import Panel
+from ui.theme import Theme
+
+MAX_DRAWN_NEURONS = 16  # per layer; wider layers are drawn as their first 16 units with a "…" note
+MAX_SITES = 10  # input + at most 8 hidden layers (HParams allows 8), with one to spare
+MASK_COLUMNS = 5  # more sites than this wrap onto a second row of mask images
+
+EQUATION_TIP = (
+    "Inverted dropout (training):  y = m ⊙ h / (1 − p),   m ~ Bernoulli(1 − p) for each unit.\n"
+    "Each unit is kept with probability 1 − p and survivors are scaled by 1/(1 − p), so\n"
+    "E[y] = (1 − p) · h / (1 − p) = h: the expected output equals the original activation.\n"
+    "Inference: y = h. No scaling is needed at test time; that is why it is called 'inverted'.\n"
+    "A network with n hidden units has 2^n possible masks, i.e. 2^n sub-networks sharing the same\n"
+    "weights; each minibatch trains a different one, an implicit ensemble. At test time the full\n"
+    "network approximates the geometric mean of all these sub-networks' predictions."
+)
+
+
+def _mix(a: str | QColor, b: str | QColor, t: float, alpha: int = 255) -> QColor:
+    """Colour between `a` (t = 0) and `b` (t = 1): readable 'dim' colours on either theme."""
+    ca, cb = pg.mkColor(a), pg.mkColor(b)
+    return QColor(round(ca.red() + (cb.red() - ca.red()) * t),
+                  round(ca.green() + (cb.green() - ca.green()) * t),
+                  round(ca.blue() + (cb.blue() - ca.blue()) * t), alpha)
+
+
+def _style_plot(plot: pg.PlotItem, theme: Theme) -> None:
+    """Axis pens, tick fonts and label fonts of one PlotItem for `theme`."""
+    font = QFont()
+    font.setPointSize(theme.font_pt)
+    for name in ("left", "bottom", "right", "top"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(theme.foreground, width=1))
+        axis.setTextPen(pg.mkPen(theme.foreground))
+        axis.setTickFont(font)
+        axis.enableAutoSIPrefix(False)  # "(x0.001)" scale factors are confusing on log values
+        if axis.labelText:
+            axis.setLabel(axis.labelText, color=theme.foreground,
+                          **{"font-size": f"{theme.font_pt}pt"})
+
+
+def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
+    """Legend text colour and size; existing labels only pick them up when their text is reset."""
+    legend.setLabelTextColor(theme.foreground)
+    legend.setLabelTextSize(f"{theme.font_pt}pt")
+    for _sample, label in legend.items:
+        label.setText(label.text)
+    legend.setBrush(pg.mkBrush(_mix(theme.background, theme.foreground, 0.05, 200)))
+    legend.updateSize()
+
+
+def _set_title(plot: pg.PlotItem, text: str, theme: Theme, size_pt: int | None = None) -> None:
+    """A plot title in the theme's colour whose row grows to fit it (pyqtgraph fixes it at 30 px,
+    too small for slide fonts and two-line titles); multi-line titles are centred."""
+    plot.setTitle(text, color=theme.foreground, size=f"{size_pt or theme.title_pt}pt")
+    item = plot.titleLabel.item
+    item.setTextWidth(-1)
+    item.setTextWidth(item.document().idealWidth())
+    height = item.boundingRect().height()
+    plot.titleLabel.setMaximumHeight(height)
+    plot.layout.setRowFixedHeight(0, height)
+
+
+def _set_label(plot: pg.PlotItem, side: str, text: str, theme: Theme) -> None:
+    """An axis label in the theme's colour and size (skipped when unchanged: it relayouts)."""
+    axis = plot.getAxis(side)
+    if axis.labelText != text or axis.labelStyle.get("font-size") != f"{theme.font_pt}pt":
+        axis.setLabel(text, color=theme.foreground, **{"font-size": f"{theme.font_pt}pt"})
+
+
+def _pow2_html(n: int) -> str:
+    """2^n as rich text, exactly when short and as a power of ten when not."""
+    if n <= 30:
+        return f"2<sup>{n}</sup> = {2**n:,}"
+    exponent = n * math.log10(2.0)
+    mantissa = 10 ** (exponent - math.floor(exponent))
+    return f"2<sup>{n}</sup> ≈ {mantissa:.1f} × 10<sup>{math.floor(exponent)}</sup>"
+
+
+class DropoutPanel(Panel):
+    """Dropout masks, the thinned network and the inverted-dropout scaling of one example."""
+
+    key = "dropout"
+    title = "Dropout masks"
+
+    def __init__(self, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(history, parent)
+        self._mode = "train"
+        self._dirty = True
+        self._drawn: Snapshot | None = None
+        self._mask_count = -1  # how many mask plots are in the layout
+        self._sites: tuple[str, ...] = ()
+        self.mask_captions: list[str] = []  # plain-text caption of each shown mask (tests read it)
+
+        # --- controls -------------------------------------------------------------------------
+        self.train_button = QPushButton("Train")
+        self.inference_button = QPushButton("Inference")
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.setExclusive(True)
+        for button in (self.train_button, self.inference_button):
+            button.setCheckable(True)
+            button.setToolTip(EQUATION_TIP)
+            self.mode_group.addButton(button)
+        self.train_button.setChecked(True)
+        self.train_button.toggled.connect(self._on_mode_toggled)
+        self.site_combo = QComboBox()
+        self.site_combo.setToolTip("Dropout site whose activations the bar chart shows")
+        self.site_combo.currentIndexChanged.connect(self._mark_dirty)
+        self.status_label = QLabel("waiting for the first snapshot…")
+        self.status_label.setWordWrap(True)
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.train_button)
+        controls.addWidget(self.inference_button)
+        controls.addSpacing(16)
+        controls.addWidget(QLabel("activations at:"))
+        controls.addWidget(self.site_combo)
+        controls.addSpacing(16)
+        controls.addWidget(self.status_label, 1)
+
+        # --- the network ----------------------------------------------------------------------
+        self.net_view = pg.GraphicsLayoutWidget()
+        self.net_plot = self.net_view.addPlot()
+        self.net_plot.setMouseEnabled(x=False, y=False)
+        self.net_plot.hideButtons()
+        self.net_plot.setMenuEnabled(False)
+        self.net_plot.hideAxis("left")
+        self.net_plot.getAxis("bottom").setStyle(tickLength=0)
+        self.edges_on = pg.PlotDataItem(connect="pairs", antialias=True)
+        self.edges_off = pg.PlotDataItem(connect="pairs", antialias=True)
+        self.neurons = pg.ScatterPlotItem(pxMode=True, antialias=True)
+        for item in (self.edges_off, self.edges_on, self.neurons):
+            self.net_plot.addItem(item)
+
+        # --- one example's activations before / after dropout ---------------------------------
+        self.bar_view = pg.GraphicsLayoutWidget()
+        self.bar_plot = pg.PlotItem()
+        self.bar_plot.setLabel("left", "activation")
+        self.bar_plot.setLabel("bottom", "unit")
+        self.bar_plot.setMenuEnabled(False)
+        self.bar_pre = pg.BarGraphItem(x=[], height=[], width=0.4)
+        self.bar_post = pg.BarGraphItem(x=[], height=[], width=0.4)
+        self.bar_dropped = pg.ScatterPlotItem(symbol="x", pxMode=True)
+        for item in (self.bar_pre, self.bar_post, self.bar_dropped):
+            self.bar_plot.addItem(item)
+        # The legend sits in its own layout row under the title, so it never hides a bar.
+        self.bar_legend = pg.LegendItem(colCount=2)
+        self.bar_view.addItem(self.bar_legend, row=0, col=0)
+        self.bar_view.addItem(self.bar_plot, row=1, col=0)
+        self.bar_legend.addItem(self.bar_pre, "h  (before dropout)")
+        self.bar_legend.addItem(self.bar_post, "y  (after dropout)")
+        self.explain_label = QLabel()
+        self.explain_label.setWordWrap(True)
+        self.explain_label.setToolTip(EQUATION_TIP)
+
+        # --- masks: a pool of plots, laid out for the number of sites in the snapshot ----------
+        self.mask_view = pg.GraphicsLayoutWidget()
+        self.mask_plots: list[pg.PlotItem] = []
+        self.mask_images: list[pg.ImageItem] = []
+        for _ in range(MAX_SITES):
+            plot = pg.PlotItem()
+            plot.hideAxis("left")
+            plot.hideAxis("bottom")
+            plot.hideButtons()
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.getViewBox().invertY(True)  # example 0 at the top, like a table
+            image = pg.ImageItem(axisOrder="row-major")
+            plot.addItem(image)
+            self.mask_plots.append(plot)
+            self.mask_images.append(image)
+        self.mask_note = QLabel("Masks of the current batch: rows = examples, columns = units; "
+                                "bright = kept, dark = dropped.")
+        self.mask_note.setToolTip(EQUATION_TIP)
+
+        grid = QGridLayout()
+        grid.addWidget(self.net_view, 0, 0, 2, 1)
+        grid.addWidget(self.bar_view, 0, 1)
+        grid.addWidget(self.explain_label, 1, 1)
+        grid.addWidget(self.mask_note, 2, 0, 1, 2)
+        grid.addWidget(self.mask_view, 3, 0, 1, 2)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        grid.setRowStretch(0, 4)
+        grid.setRowStretch(3, 3)
+        root = QVBoxLayout(self)
+        root.addLayout(controls)
+        root.addLayout(grid, 1)
+        self.apply_theme(self.theme)
+
+    # ---------------------------------------------------------------------------- Panel contract
+    def ingest(self, snap: Snapshot) -> None:
+        """Keep the newest snapshot; drawing waits for `redraw`."""
+        self.snapshot = snap
+
+    def redraw(self) -> None:
+        """Draw the newest snapshot if it (or the mode, site or theme) changed since last time."""
+        snap = self.snapshot
+        if snap is None or (snap is self._drawn and not self._dirty):
+            return
+        self._sync_sites(snap)
+        self._draw_network(snap)
+        self._draw_masks(snap)
+        self._draw_bars(snap)
+        self._draw_status(snap)
+        self._drawn = snap
+        self._dirty = False
+
+    def reset(self) -> None:
+        """Forget the run: empty every item so nothing stale is shown for the next one."""
+        super().reset()
+        self._drawn = None
+        self._dirty = True
+        self.neurons.setData([], [])
+        self.edges_on.setData([], [])
+        self.edges_off.setData([], [])
+        self.bar_pre.setOpts(x=[], height=[])
+        self.bar_post.setOpts(x=[], height=[])
+        self.bar_dropped.setData([], [])
+        for image in self.mask_images:
+            image.clear()
+        self.mask_captions = []
+        self.status_label.setText("waiting for the first snapshot…")
+        self.explain_label.setText("")
+
+    def apply_theme(self, theme: Theme) -> None:
+        """Restyle backgrounds, axes, fonts, pens and fixed colours, then redraw."""
+        self.theme = theme
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, pg.mkColor(theme.background))
+        palette.setColor(QPalette.ColorRole.WindowText, pg.mkColor(theme.foreground))
+        self.setPalette(palette)
+        self.setAutoFillBackground(True)
+        font = self.font()
+        font.setPointSize(theme.font_pt)
+        self.setFont(font)
+        for view in (self.net_view, self.bar_view, self.mask_view):
+            view.setBackground(theme.background)
+        for plot in (self.net_plot, self.bar_plot, *self.mask_plots):
+            _style_plot(plot, theme)
+        self.net_plot.getAxis("bottom").setPen(pg.mkPen(None))
+        self.edges_on.setPen(pg.mkPen(_mix(theme.background, theme.foreground, 1.0, 70),
+                                      width=max(1.0, theme.line_width / 3)))
+        self.edges_off.setPen(pg.mkPen(_mix(theme.background, theme.foreground, 1.0, 14),
+                                       width=max(1.0, theme.line_width / 3)))
+        self.bar_pre.setOpts(brush=_mix(theme.background, theme.foreground, 0.45),
+                             pen=pg.mkPen(theme.foreground, width=1))
+        self.bar_post.setOpts(brush=pg.mkBrush(theme.train), pen=pg.mkPen(theme.train, width=1))
+        self.bar_dropped.setPen(pg.mkPen(theme.val, width=max(1.5, theme.line_width / 2)))
+        self.bar_dropped.setSize(theme.font_pt)
+        _style_legend(self.bar_legend, theme)
+        # Layer captions under the network are three lines of tick text: make room for them.
+        metrics = QFontMetrics(font)
+        self.net_plot.getAxis("bottom").setHeight(int(3 * metrics.lineSpacing() + 12))
+        lut = np.array([_mix(theme.background, theme.foreground, 0.12).getRgb(),
+                        pg.mkColor(theme.train).getRgb()], dtype=np.ubyte)
+        for image in self.mask_images:
+            image.setLookupTable(lut)
+            image.setLevels((0, 1))
+        self._dirty = True
+        self.redraw()
+
+    # ------------------------------------------------------------------------------ public API
+    @property
+    def mode(self) -> str:
+        """"train" (masks applied) or "inference" (every neuron active, y = h)."""
+        return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between the training-time and the inference-time network."""
+        if mode not in ("train", "inference"):
+            raise ValueError(f"mode must be 'train' or 'inference', not {mode!r}")
+        (self.train_button if mode == "train" else self.inference_button).setChecked(True)
+
+    def neuron_active(self) -> np.ndarray:
+        """(N,) bool per drawn neuron, in the scatter's order: True = drawn as active."""
+        data = self.neurons.data["data"]
+        return np.asarray([bool(d) for d in data], dtype=bool)
+
+    # ------------------------------------------------------------------------------- internals
+    def _on_mode_toggled(self, train_checked: bool) -> None:
+        self._mode = "train" if train_checked else "inference"
+        self._mark_dirty()
+
+    def _mark_dirty(self, *_args: object) -> None:
+        self._dirty = True
+        self.redraw()
+
+    def _sync_sites(self, snap: Snapshot) -> None:
+        """Refill the site chooser when the sites change, keeping the chosen site if it remains."""
+        if snap.dropout_sites == self._sites:
+            return
+        current = self.site_combo.currentText()
+        self._sites = snap.dropout_sites
+        self.site_combo.blockSignals(True)
+        self.site_combo.clear()
+        self.site_combo.addItems(list(self._sites))
+        if current in self._sites:
+            self.site_combo.setCurrentIndex(self._sites.index(current))
+        else:  # default: the first hidden site that drops something (input dropout is rare)
+            rates = list(snap.dropout_rates) + [0.0] * len(self._sites)
+            active = sorted((s == "input", i) for i, s in enumerate(self._sites) if rates[i] > 0)
+            self.site_combo.setCurrentIndex(active[0][1] if active else 0)
+        self.site_combo.blockSignals(False)
+
+    @staticmethod
+    def _site_parts(snap: Snapshot, i: int) -> tuple[float, np.ndarray]:
+        """(p, mask) of site i, tolerating a snapshot whose tuples disagree in length."""
+        rate = float(snap.dropout_rates[i]) if i < len(snap.dropout_rates) else 0.0
+        mask = snap.dropout_masks[i] if i < len(snap.dropout_masks) else np.ones((0, 0), bool)
+        return rate, np.asarray(mask, dtype=bool)
+
+    def _layer_masks(self, snap: Snapshot) -> dict[int, tuple[float, np.ndarray]]:
+        """Layer index -> (p, first example's mask) for layers a dropout site acts on.
+
+        Site "input" is layer 0; a site named like a weight matrix acts on that matrix's outputs.
+        """
+        layer_of = {"input": 0} | {name: k + 1 for k, name in enumerate(snap.layer_names)}
+        out: dict[int, tuple[float, np.ndarray]] = {}
+        for i, site in enumerate(snap.dropout_sites):
+            rate, mask = self._site_parts(snap, i)
+            if site in layer_of:
+                row = mask[0] if mask.ndim == 2 and mask.shape[0] > 0 else np.ones(0, bool)
+                out[layer_of[site]] = (rate, row)
+        return out
+
+    def _draw_network(self, snap: Snapshot) -> None:
+        theme = self.theme
+        sizes = [max(0, int(s)) for s in snap.layer_sizes]
+        n_layers = len(sizes)
+        masks = self._layer_masks(snap)
+        train = self._mode == "train"
+        xs, ys, active, colours, starts = [], [], [], [], []
+        ticks = []
+        for k, size in enumerate(sizes):
+            shown = min(size, MAX_DRAWN_NEURONS)
+            starts.append(len(xs))
+            rate, row = masks.get(k, (0.0, np.ones(0, bool)))
+            colour = theme.accent if k == 0 else theme.val if k == n_layers - 1 else theme.train
+            for j in range(shown):
+                xs.append(float(k))
+                ys.append((shown - 1) / 2.0 - j)
+                dropped = train and j < row.size and not row[j]
+                active.append(not dropped)
+                colours.append(colour)
+            name = "input" if k == 0 else (snap.layer_names[k - 1] if k - 1 < len(snap.layer_names)
+                                             else f"layer {k}")
+            if n_layers <= 6:
+                lines = [name, f"{size} units" if shown == size else f"{shown} of {size} …"]
+                lines += [f"p = {rate:g}"] if k in masks else []
+            else:  # narrow columns: keep every caption line a few characters wide
+                lines = [name, f"{size}" if shown == size else f"{size} …"]
+                lines += [f"p={rate:g}"] if k in masks else []
+            ticks.append((float(k), "\n".join(lines)))
+        starts.append(len(xs))
+        x = np.asarray(xs)
+        y = np.asarray(ys)
+        on = np.asarray(active, dtype=bool)
+        dim = _mix(theme.background, theme.foreground, 0.25, 160)
+        brushes = [pg.mkBrush(c if a else dim) for c, a in zip(colours, active, strict=True)]
+        pens = [pg.mkPen(theme.foreground if a else dim, width=1) for a in active]
+        self.neurons.setData(x=x, y=y, brush=brushes, pen=pens, data=list(active),
+                             size=theme.font_pt + 6, symbol="o")
+        # Edges between consecutive layers; an edge is faded when either end is dropped.
+        a_idx, b_idx = [], []
+        for k in range(n_layers - 1):
+            left = np.arange(starts[k], starts[k + 1])
+            right = np.arange(starts[k + 1], starts[k + 2])
+            aa, bb = np.meshgrid(left, right, indexing="ij")
+            a_idx.append(aa.ravel())
+            b_idx.append(bb.ravel())
+        a = np.concatenate(a_idx) if a_idx else np.zeros(0, int)
+        b = np.concatenate(b_idx) if b_idx else np.zeros(0, int)
+        live = on[a] & on[b] if a.size else np.zeros(0, bool)
+        for item, sel in ((self.edges_on, live), (self.edges_off, ~live)):
+            ex = np.empty(2 * int(sel.sum()))
+            ey = np.empty_like(ex)
+            ex[0::2], ex[1::2] = x[a[sel]], x[b[sel]]
+            ey[0::2], ey[1::2] = y[a[sel]], y[b[sel]]
+            item.setData(ex, ey)
+        self.net_plot.getAxis("bottom").setTicks([ticks, []])
+        _set_title(self.net_plot, "Training: the sub-network of the first example's mask" if train
+                   else "Inference: every neuron active", theme)
+        tallest = max([min(s, MAX_DRAWN_NEURONS) for s in sizes] + [1])
+        self.net_plot.setRange(xRange=(-0.6, max(n_layers - 1, 0) + 0.6),
+                               yRange=(-tallest / 2.0 - 0.3, tallest / 2.0 + 0.3), padding=0)
+
+    def _layout_masks(self, count: int) -> None:
+        """Put `count` mask plots into the layout (one row, or two when there are many)."""
+        if count == self._mask_count:
+            return
+        layout = self.mask_view.ci
+        for plot in self.mask_plots:
+            if plot in layout.items:
+                layout.removeItem(plot)
+        cols = count if count <= MASK_COLUMNS else math.ceil(count / 2)
+        for i in range(count):
+            layout.addItem(self.mask_plots[i], row=i // max(cols, 1), col=i % max(cols, 1))
+        self._mask_count = count
+
+    def _draw_masks(self, snap: Snapshot) -> None:
+        count = min(len(snap.dropout_sites), MAX_SITES)
+        self._layout_masks(count)
+        crowded = count > 4  # narrow tiles: break the caption after the fraction
+        title_pt = self.theme.font_pt - (2 if crowded else 0)
+        captions = []
+        for i in range(count):
+            site = snap.dropout_sites[i]
+            rate, mask = self._site_parts(snap, i)
+            image = self.mask_images[i]
+            if mask.ndim != 2 or mask.size == 0:
+                image.clear()
+                caption = f"{site}: {mask.shape[-1] if mask.ndim else 0} units, nothing to drop"
+            else:
+                dropped = 1.0 - float(mask.mean())
+                image.setImage(mask.astype(np.uint8), autoLevels=False, levels=(0, 1))
+                image.setRect(0, 0, mask.shape[1], mask.shape[0])
+                self.mask_plots[i].setRange(xRange=(0, mask.shape[1]), yRange=(0, mask.shape[0]),
+                                            padding=0)
+                caption = f"{site}: dropped {100 * dropped:.1f}% (p = {rate:g})"
+            detail = f"{mask.shape[0]} examples × {mask.shape[1]} units" if mask.ndim == 2 else ""
+            if crowded and mask.ndim == 2:  # two short lines instead of two long ones
+                shown = (caption.replace(" (p", "<br>(p", 1)
+                         + f" · {mask.shape[0]}×{mask.shape[1]}")
+            else:
+                shown = (f"{caption}<br><span style='font-size:{max(title_pt - 2, 7)}pt'>"
+                         f"{detail}</span>")
+            _set_title(self.mask_plots[i], f"<div align='center'>{shown}</div>", self.theme,
+                       title_pt)
+            captions.append(caption)
+        self.mask_captions = captions
+
+    def _draw_bars(self, snap: Snapshot) -> None:
+        i = self.site_combo.currentIndex()
+        if i < 0 or i >= len(snap.activation_pre):
+            self.bar_pre.setOpts(x=[], height=[])
+            self.bar_post.setOpts(x=[], height=[])
+            self.bar_dropped.setData([], [])
+            _set_title(self.bar_plot, "no activations recorded", self.theme)
+            self.explain_label.setText(self._explain(snap, None, None, 0.0))
+            return
+        site = snap.dropout_sites[i] if i < len(snap.dropout_sites) else f"site {i}"
+        rate, _ = self._site_parts(snap, i)
+        pre = np.asarray(snap.activation_pre[i], dtype=np.float64).ravel()
+        post = (np.asarray(snap.activation_post[i], dtype=np.float64).ravel()
+                if i < len(snap.activation_post) else pre)
+        n = min(pre.size, post.size)
+        pre, post = pre[:n], post[:n]
+        if self._mode == "inference":
+            post = pre.copy()  # inverted dropout is the identity at test time
+        units = np.arange(n, dtype=np.float64)
+        self.bar_pre.setOpts(x=units - 0.2, height=pre, width=0.4)
+        self.bar_post.setOpts(x=units + 0.2, height=post, width=0.4)
+        gone = (post == 0) & (pre != 0) if self._mode == "train" else np.zeros(n, bool)
+        self.bar_dropped.setData(x=units[gone] + 0.2, y=np.zeros(int(gone.sum())))
+        _set_label(self.bar_plot, "bottom", f"unit of {site} (first {n})", self.theme)
+        _set_title(self.bar_plot, f"One example at {site}", self.theme)
+        self.explain_label.setText(self._explain(snap, pre, post, rate))
+
+    def _explain(self, snap: Snapshot, pre: np.ndarray | None, post: np.ndarray | None,
+                 rate: float) -> str:
+        """The equations, filled in with this snapshot's numbers."""
+        hidden = sum(int(s) for s in snap.layer_sizes[1:-1])
+        if self._mode == "train":
+            text = "<b>Train:</b> y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p) ⇒ E[y] = h."
+            if rate > 0:
+                text += f" p = {rate:g}: survivors × {1 / (1 - rate):.3g}, dropped → 0 (×)."
+        else:
+            text = "<b>Inference:</b> y = h; the scaling already happened in training."
+        if pre is not None and post is not None and pre.size:
+            text += (f"<br>Mean h = {pre.mean():.3g}, mean y = {post.mean():.3g} "
+                     "(equal on average over masks, not per example).")
+        text += (f"<br>{hidden} hidden units → {_pow2_html(hidden)} sub-networks "
+                 "share these weights.")
+        return text
+
+    def _draw_status(self, snap: Snapshot) -> None:
+        rates = [float(r) for r in snap.dropout_rates]
+        on = [(s, r) for s, r in zip(snap.dropout_sites, rates, strict=False) if r > 0]
+        if not on:
+            text = ("<b>dropout off</b>: p = 0 at every site, masks are all ones and "
+                    "training uses the same network as inference.")
+        else:  # runs of sites sharing a rate, so eight hidden layers still fit on one line
+            runs: list[tuple[list[str], float]] = []
+            for site, rate in zip(snap.dropout_sites, rates, strict=False):
+                if runs and runs[-1][1] == rate:
+                    runs[-1][0].append(site)
+                else:
+                    runs.append(([site], rate))
+            text = "<b>dropout on</b>: " + "; ".join(
+                (f"{names[0]}…{names[-1]}" if len(names) > 2 else ", ".join(names))
+                + f" p = {r:g}" for names, r in runs if r > 0)
+        self.status_label.setText(f"{text} &nbsp; (step {snap.step})")

@@ -1,0 +1,550 @@
+"""Training panel: loss and accuracy curves beside what the model currently believes.
+
+Regularization is judged by the generalization gap, so the gap (val − train) is shaded between the
+two loss curves and every settings change is marked on the step axis: a viewer sees the gap react to
+the dropout or weight-decay change that caused it. Next to the curves the model itself is drawn
+(decision boundary, regression curve or digit guesses), because a smaller gap should look like a
+smoother model.
+
+The small style helpers at the top are shared with the weights panel, so both restyle the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainterPath, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from regsim.snapshot import DataView, History
+from ui.panels.base import Panel
+from ui.theme import Theme
+
+MAX_MARKERS = 30  # settings-change markers shown at once (the most recent steps)
+MAX_DIGITS = 36  # digit tiles in the mosaic (a 6×6 grid at most)
+DIGIT = 8  # digit images are 8×8
+PITCH_X, PITCH_Y, LABEL_ROWS = DIGIT + 1, DIGIT + 4, 4  # mosaic tile pitch; rows left for a label
+MARKER_LABEL_POS = (0.95, 0.82, 0.69)  # staggered so labels of close changes do not overlap
+
+
+# ---------------------------------------------------------------------------- shared style helpers
+
+
+def color(value: str | tuple, alpha: int | None = None) -> QColor:
+    """A QColor from a theme colour, optionally with a new alpha (0..255)."""
+    c = pg.mkColor(value)
+    if alpha is not None:
+        c.setAlpha(alpha)
+    return c
+
+
+def is_light(theme: Theme) -> bool:
+    """True for a light background (the slide theme): decides dark-on-light text and ink."""
+    return color(theme.background).lightnessF() > 0.5
+
+
+def style_plot(widget: pg.PlotWidget, theme: Theme, title: str | None = None,
+               left: str | None = None, bottom: str | None = None) -> None:
+    """Background, axis pens, tick fonts, axis labels, title and grid of one plot, from `theme`.
+
+    Everything a slide export needs to be readable at a distance is set here, so no plot keeps a
+    colour or size from the theme it was built in.
+    """
+    plot = widget.getPlotItem()
+    widget.setBackground(theme.background)
+    font = QFont()
+    font.setPointSize(theme.font_pt)
+    label_style = {"color": theme.foreground, "font-size": f"{theme.font_pt}pt"}
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(theme.foreground, width=1))
+        axis.setTextPen(pg.mkPen(theme.foreground))
+        axis.setTickFont(font)
+        axis.setStyle(tickTextOffset=max(4, theme.font_pt // 3))
+        if axis.autoSIPrefix:  # "loss (x0.001)" reads as a different quantity
+            axis.enableAutoSIPrefix(False)
+        axis.autoSIPrefixScale = 1.0  # pyqtgraph 0.14 still computes a scale when disabled
+        axis.labelUnitPrefix = ""
+        text = left if name == "left" else bottom
+        if text:
+            plot.setLabel(name, text, **label_style)
+    if title is not None:
+        plot.setTitle(title, color=theme.foreground, size=f"{theme.title_pt}pt")
+        title_font = QFont()
+        title_font.setPointSize(theme.title_pt)
+        height = QFontMetrics(title_font).height() + 8  # pyqtgraph fixes the row at 30 px
+        plot.titleLabel.setMaximumHeight(height)
+        plot.layout.setRowFixedHeight(0, height)
+    plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
+
+
+def style_legend(legend: pg.LegendItem, theme: Theme) -> None:
+    """Legend text in the theme's colour and size, on a half-opaque background."""
+    legend.setLabelTextColor(theme.foreground)
+    legend.setLabelTextSize(f"{theme.font_pt}pt")
+    for _sample, label in legend.items:  # setAttr alone does not re-render existing labels
+        label.setText(label.text, color=theme.foreground, size=f"{theme.font_pt}pt")
+    legend.updateSize()
+    legend.setBrush(color(theme.background, 200))
+    legend.setPen(color(theme.foreground, 60))
+
+
+def style_text(widget: QWidget, theme: Theme, pt: int | None = None) -> None:
+    """Plain Qt text (labels, check boxes) in the theme's colour and font size."""
+    pt = pt or theme.font_pt
+    css = f"color: {theme.foreground}; font-size: {pt}pt;"
+    if isinstance(widget, QCheckBox):  # the box grows with the text, or it is lost on a slide
+        box = round(pt * 1.4)
+        css = f"QCheckBox {{ {css} }} QCheckBox::indicator {{ width: {box}px; height: {box}px; }}"
+    widget.setStyleSheet(css)
+
+
+def fill_background(widget: QWidget, theme: Theme) -> None:
+    """Paint the space between plots in the theme's background, so an export is one colour."""
+    pal = widget.palette()
+    pal.setColor(QPalette.ColorRole.Window, color(theme.background))
+    pal.setColor(QPalette.ColorRole.WindowText, color(theme.foreground))
+    widget.setPalette(pal)
+    widget.setAutoFillBackground(True)
+
+
+class FastFillBetween(pg.FillBetweenItem):
+    """A FillBetweenItem whose path is built with numpy.
+
+    The stock `updatePath` concatenates QPolygonF objects in Python: about 8 ms per update at 3000
+    points, paid once per curve on every redraw. This one draws the same region (down curve 1, back
+    along curve 2) from the curves' display data, so it follows log mode, in well under 1 ms.
+    Non-finite points are dropped from both curves rather than tearing the fill.
+    """
+
+    def updatePath(self) -> None:
+        path = QPainterPath()
+        if self.curves is not None:
+            (x1, y1), (x2, y2) = (c.getData() for c in self.curves)
+            if x1 is not None and x2 is not None and len(x1) == len(x2) and len(x1) > 1:
+                ok = np.isfinite(x1) & np.isfinite(y1) & np.isfinite(x2) & np.isfinite(y2)
+                if ok.sum() > 1:
+                    x = np.concatenate([x1[ok], x2[ok][::-1]])
+                    y = np.concatenate([y1[ok], y2[ok][::-1]])
+                    path = pg.arrayToQPath(x, y, connect="all")
+                    path.closeSubpath()
+        self.setPath(path)
+
+
+def finite(values: np.ndarray) -> bool:
+    """True when at least one value is a real number (regression has NaN accuracy throughout)."""
+    return bool(values.size) and bool(np.isfinite(values).any())
+
+
+# ---------------------------------------------------------------------------------------- the panel
+
+
+class TrainingPanel(Panel):
+    """Loss / accuracy curves with the generalization gap, settings-change markers and the model."""
+
+    key = "training"
+    title = "Training"
+
+    def __init__(self, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(history, parent)
+        self._kind: str | None = None
+        self._points_key: tuple | None = None  # the data last given to the scatter items
+        self._marker_key: tuple | None = None  # the events last drawn as markers
+        self._data_labels = ("", "")
+        self._mosaic_shape: tuple[int, ...] = ()
+
+        self.readout = QLabel("waiting for the first snapshot")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.log_y = QCheckBox("log-scale loss")
+        self.log_y.setToolTip("Plot the loss on a logarithmic axis: late, small improvements and "
+                              "the gap between train and val stay visible.")
+        self.log_y.toggled.connect(self._on_log_toggled)
+
+        # Loss curves, the shaded gap between them and a legend for all three.
+        self.loss_widget = pg.PlotWidget()
+        self.loss_plot = self.loss_widget.getPlotItem()
+        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.train_curve = self.loss_plot.plot(name="train", antialias=True)
+        self.val_curve = self.loss_plot.plot(name="val", antialias=True)
+        self.gap_fill = FastFillBetween(self.train_curve, self.val_curve)
+        self.loss_plot.addItem(self.gap_fill)
+        # A legend needs an item with opts; this stand-in is never added to the plot.
+        self._gap_sample = pg.BarGraphItem(x=[0], height=[1], width=1, pen=None)
+        self.loss_legend.addItem(self._gap_sample, "gap (val − train)")
+        for sample, _label in self.loss_legend.items:
+            if sample.item is self._gap_sample:  # clicking "gap" in the legend hides the shading
+                sample.sigClicked.connect(lambda item: self.gap_fill.setVisible(item.isVisible()))
+        self.loss_widget.setToolTip("Loss measured in eval mode (dropout off) on the whole split.\n"
+                                    "Shaded: the generalization gap, val − train. Dashed lines: "
+                                    "settings changes.")
+        self.markers: list[pg.InfiniteLine] = []
+        for i in range(MAX_MARKERS):
+            line = pg.InfiniteLine(angle=90, movable=False, label="",
+                                   labelOpts={"position": MARKER_LABEL_POS[i % 3],
+                                              "anchors": [(0, 0), (0, 0)]})
+            line.hide()
+            self.loss_plot.addItem(line, ignoreBounds=True)
+            self.markers.append(line)
+
+        # Accuracy (classification only): hidden while every value is NaN.
+        self.acc_widget = pg.PlotWidget()
+        self.acc_plot = self.acc_widget.getPlotItem()
+        self.acc_plot.setXLink(self.loss_plot)
+        self.train_acc_curve = self.acc_plot.plot(antialias=True)
+        self.val_acc_curve = self.acc_plot.plot(antialias=True)
+
+        # The model in data space: 2-D decision boundary or 1-D regression curve share one plot.
+        self.data_widget = pg.PlotWidget()
+        self.data_plot = self.data_widget.getPlotItem()
+        self.data_legend = self.data_plot.addLegend(offset=(10, 10))
+        self.decision_cmap = pg.colormap.get("CET-D1")  # diverging: blue 0, white 0.5, red 1
+        self.decision = pg.ImageItem(axisOrder="row-major")
+        self.decision.setLookupTable(self.decision_cmap.getLookupTable(nPts=256))
+        self.decision.setOpacity(0.55)
+        self.data_plot.addItem(self.decision)
+        self.contour = pg.IsocurveItem(level=0.5, axisOrder="row-major")
+        self.contour.setParentItem(self.decision)  # shares the image's pixel → data transform
+        self.contour.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresParentOpacity)
+        self.model_curve = pg.PlotDataItem(antialias=True)
+        self.data_plot.addItem(self.model_curve)
+        self.train_points = pg.ScatterPlotItem()
+        self.val_points = pg.ScatterPlotItem()
+        self.data_plot.addItem(self.val_points)
+        self.data_plot.addItem(self.train_points)
+        # Legend stand-ins: per-point colours cannot be shown by the scatter items themselves.
+        self._train_sample = pg.ScatterPlotItem(symbol="o")
+        self._val_sample = pg.ScatterPlotItem(symbol="o")
+        self._model_sample = pg.PlotDataItem()
+
+        # Digits: one mosaic image (NaN gaps render transparent) and a text label per tile.
+        self.digit_widget = pg.PlotWidget()
+        self.digit_plot = self.digit_widget.getPlotItem()
+        self.digit_plot.hideAxis("left")
+        self.digit_plot.hideAxis("bottom")
+        self.digit_plot.setMouseEnabled(False, False)
+        self.digit_plot.getViewBox().invertY(True)  # image row 0 at the top, like the digit
+        self.digit_plot.setAspectLocked(True)
+        self.mosaic = pg.ImageItem(axisOrder="row-major")
+        self.digit_plot.addItem(self.mosaic)
+        self.digit_labels: list[pg.TextItem] = []
+        for _ in range(MAX_DIGITS):
+            text = pg.TextItem(anchor=(0.5, 1.0))
+            text.hide()
+            self.digit_plot.addItem(text)
+            self.digit_labels.append(text)
+
+        self.data_stack = QStackedWidget()
+        self.data_stack.addWidget(self.data_widget)
+        self.data_stack.addWidget(self.digit_widget)
+
+        top = QHBoxLayout()
+        top.addWidget(self.readout, 1)
+        top.addWidget(self.log_y)
+        curves = QWidget()
+        curves_layout = QVBoxLayout(curves)
+        curves_layout.setContentsMargins(0, 0, 0, 0)
+        curves_layout.addWidget(self.loss_widget, 3)
+        curves_layout.addWidget(self.acc_widget, 2)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(curves)
+        self.splitter.addWidget(self.data_stack)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+
+        self._set_kind(None)
+        self.apply_theme(self.theme)
+
+    # ------------------------------------------------------------------------------ Panel contract
+
+    def redraw(self) -> None:
+        """Push the history and the newest snapshot into the plot items (setData only)."""
+        self._draw_curves()
+        self._draw_markers()
+        snap = self.snapshot
+        if snap is None:
+            self._draw_data(None)
+            self.readout.setText("waiting for the first snapshot")
+            return
+        self._draw_data(snap.data)
+        self.readout.setText(self._readout_text())
+
+    def reset(self) -> None:
+        """Forget the run: empty curves, no markers, no model drawing."""
+        super().reset()
+        for curve in (self.train_curve, self.val_curve, self.train_acc_curve, self.val_acc_curve):
+            curve.setData([], [])
+        for line in self.markers:
+            line.hide()
+        self._marker_key = None
+        self._set_kind(None)
+        self.readout.setText("waiting for the first snapshot")
+
+    def apply_theme(self, theme: Theme) -> None:
+        """Restyle every plot, curve, legend and label for `theme`, then redraw."""
+        super().apply_theme(theme)
+        t = theme
+        fill_background(self, t)
+        style_text(self.readout, t)
+        style_text(self.log_y, t)
+        style_plot(self.loss_widget, t, "Loss (eval mode)", "loss", "step")
+        style_plot(self.acc_widget, t, "Accuracy", "accuracy", "step")
+        style_plot(self.data_widget, t, self._data_title(), *self._data_labels)
+        style_plot(self.digit_widget, t, "Validation digits: prediction (true label)")
+        for legend in (self.loss_legend, self.data_legend):
+            style_legend(legend, t)
+        self.train_curve.setPen(pg.mkPen(t.train, width=t.line_width))
+        self.val_curve.setPen(pg.mkPen(t.val, width=t.line_width))
+        self.train_acc_curve.setPen(pg.mkPen(t.train, width=t.line_width))
+        self.val_acc_curve.setPen(pg.mkPen(t.val, width=t.line_width))
+        self.gap_fill.setBrush(color(t.gap))
+        self._gap_sample.setOpts(brush=color(t.gap), pen=None)
+        marker_pen = pg.mkPen(t.accent, width=max(1.0, t.line_width / 2),
+                              style=Qt.PenStyle.DashLine)
+        font = QFont()
+        font.setPointSize(max(7, t.font_pt - 2))
+        for line in self.markers:
+            line.setPen(marker_pen)
+            line.label.setColor(t.accent)
+            line.label.setFont(font)
+            line.label.fill = pg.mkBrush(color(t.background, 190))
+        self._marker_key = None  # labels must be re-set with the new style
+        light = is_light(t)
+        self.class_colors = [self.decision_cmap.map(v, mode="qcolor") for v in (0.0, 1.0)]
+        # The boundary is where the diverging map turns white: draw it in the accent, not white.
+        self.contour.setPen(pg.mkPen(t.accent, width=t.line_width))
+        self.model_curve.setPen(pg.mkPen(t.accent, width=t.line_width))
+        self._point_size = 7 + 2 * t.line_width / 2
+        self._point_pen = pg.mkPen(t.foreground, width=1)
+        self._train_sample.setData([0], [0], size=self._point_size, pen=self._point_pen,
+                                   brush=pg.mkBrush(t.foreground))
+        self._val_sample.setData([0], [0], size=self._point_size, brush=None,
+                                 pen=pg.mkPen(t.foreground, width=1.5))
+        self._model_sample.setPen(pg.mkPen(t.accent, width=t.line_width))
+        self._points_key = None  # point pens/brushes depend on the theme
+        grey = pg.colormap.get("CET-L1")  # black → white
+        lut = grey.getLookupTable(nPts=256)
+        self.mosaic.setLookupTable(lut[::-1] if light else lut)  # dark ink on a light slide
+        self._right, self._wrong = ("#1b7f2a", "#c62828") if light else ("#66d17a", "#ff6b6b")
+        label_font = QFont()
+        label_font.setPointSize(t.font_pt)
+        label_font.setBold(True)
+        for text in self.digit_labels:
+            text.setFont(label_font)
+        self.redraw()
+
+    # ----------------------------------------------------------------------------------- drawing
+
+    def _draw_curves(self) -> None:
+        h = self.history
+        steps = h.series("step")
+        self.train_curve.setData(steps, h.series("train_loss"))
+        self.val_curve.setData(steps, h.series("val_loss"))
+        train_acc, val_acc = h.series("train_acc"), h.series("val_acc")
+        has_acc = finite(train_acc) or finite(val_acc)
+        self.acc_widget.setVisible(has_acc or len(h) == 0)
+        self.train_acc_curve.setData(steps, train_acc)
+        self.val_acc_curve.setData(steps, val_acc)
+
+    def _draw_markers(self) -> None:
+        """One dashed line per step with a settings change; changes at one step share a line."""
+        events = self.history.events
+        key = (len(events), events[-1] if events else None)
+        if key == self._marker_key:
+            return
+        self._marker_key = key
+        groups: dict[int, list[str]] = {}
+        for step, text in events[-4 * MAX_MARKERS:]:
+            groups.setdefault(int(step), []).append(str(text))
+        shown = list(groups.items())[-MAX_MARKERS:]
+        for i, line in enumerate(self.markers):
+            if i >= len(shown):
+                line.hide()
+                continue
+            step, texts = shown[i]
+            full = "; ".join(texts)
+            short = full if len(full) <= 22 else full[:21] + "…"
+            line.setPos(step)
+            line.show()
+            line.label.setFormat(short.replace("{", "{{").replace("}", "}}"))
+            line.label.setText(short)
+            line.setToolTip(f"step {step}: {full}")
+
+    def _draw_data(self, data: DataView | None) -> None:
+        kind = data.kind if data is not None else None
+        if kind != self._kind:
+            self._set_kind(kind)
+        if data is None:
+            return
+        if kind == "2d":
+            self._draw_2d(data)
+        elif kind == "1d":
+            self._draw_1d(data)
+        elif kind == "images":
+            self._draw_digits(data)
+
+    def _draw_2d(self, d: DataView) -> None:
+        if d.grid_prob is not None and d.grid_x is not None and d.grid_y is not None:
+            prob = np.asarray(d.grid_prob, dtype=np.float64)
+            self.decision.setImage(prob, levels=(0.0, 1.0), autoLevels=False)
+            self.decision.setRect(_grid_rect(np.asarray(d.grid_x), np.asarray(d.grid_y)))
+            self.contour.setData(np.nan_to_num(prob, nan=0.5))
+            self.decision.show()
+        else:
+            self.decision.hide()
+        key = _points_key(d)
+        if key == self._points_key:
+            return  # the data set is fixed during a run; only the model changes
+        self._points_key = key
+        x_tr, x_va = _as_2d(d.x_train), _as_2d(d.x_val)
+        cls_tr = np.asarray(d.y_train).astype(np.int64) % 2
+        cls_va = np.asarray(d.y_val).astype(np.int64) % 2
+        brushes = [pg.mkBrush(c) for c in self.class_colors]
+        pens = [pg.mkPen(c, width=2) for c in self.class_colors]
+        self.train_points.setData(x=x_tr[:, 0], y=x_tr[:, 1], size=self._point_size,
+                                  pen=self._point_pen, brush=[brushes[c] for c in cls_tr])
+        self.val_points.setData(x=x_va[:, 0], y=x_va[:, 1], size=self._point_size * 0.8,
+                                brush=None, pen=[pens[c] for c in cls_va])
+
+    def _draw_1d(self, d: DataView) -> None:
+        if d.curve_x is not None and d.curve_y is not None:
+            self.model_curve.setData(np.asarray(d.curve_x), np.asarray(d.curve_y))
+        else:
+            self.model_curve.setData([], [])
+        key = _points_key(d)
+        if key == self._points_key:
+            return
+        self._points_key = key
+        t = self.theme
+        x_tr, x_va = _as_2d(d.x_train), _as_2d(d.x_val)
+        self.train_points.setData(x=x_tr[:, 0], y=np.asarray(d.y_train, dtype=np.float64),
+                                  size=self._point_size, pen=self._point_pen,
+                                  brush=pg.mkBrush(t.train))
+        self.val_points.setData(x=x_va[:, 0], y=np.asarray(d.y_val, dtype=np.float64),
+                                size=self._point_size * 0.8, brush=None,
+                                pen=pg.mkPen(t.val, width=1.5))
+
+    def _draw_digits(self, d: DataView) -> None:
+        images = np.zeros((0, DIGIT, DIGIT)) if d.images is None else np.asarray(d.images)
+        images = images[:MAX_DIGITS]
+        k = len(images)
+        cols = max(1, math.ceil(math.sqrt(k)))
+        rows = max(1, math.ceil(k / cols))
+        mosaic = np.full((rows * PITCH_Y, cols * PITCH_X - 1), np.nan)
+        labels = np.zeros(k, dtype=np.int64) if d.labels is None else np.asarray(d.labels)
+        preds = labels if d.preds is None else np.asarray(d.preds)
+        for i in range(MAX_DIGITS):
+            text = self.digit_labels[i]
+            if i >= k:
+                text.hide()
+                continue
+            r, c = divmod(i, cols)
+            y0, x0 = r * PITCH_Y + LABEL_ROWS, c * PITCH_X
+            mosaic[y0:y0 + DIGIT, x0:x0 + DIGIT] = images[i]
+            ok = int(preds[i]) == int(labels[i])
+            text.setText(f"{int(preds[i])} ({int(labels[i])})",
+                         color=self._right if ok else self._wrong)
+            text.setPos(x0 + DIGIT / 2, y0 - 0.3)
+            text.show()
+        self.mosaic.setImage(mosaic, levels=(0.0, 1.0), autoLevels=False)
+        if mosaic.shape != self._mosaic_shape:  # fit the view once per layout, not every frame
+            self._mosaic_shape = mosaic.shape
+            self.digit_plot.getViewBox().autoRange(padding=0.02)
+
+    def _set_kind(self, kind: str | None) -> None:
+        """Show the items of one data kind and hide the rest; called only when the kind changes."""
+        self._kind = kind
+        self._points_key = None
+        images = kind == "images"
+        self.data_stack.setCurrentWidget(self.digit_widget if images else self.data_widget)
+        two_d, one_d = kind == "2d", kind == "1d"
+        self.decision.setVisible(two_d)
+        self.model_curve.setVisible(one_d)
+        if not two_d:
+            self.decision.clear()
+            self.contour.setData(None)
+        if not one_d:
+            self.model_curve.setData([], [])
+        if kind != "images":
+            self.mosaic.clear()
+            self._mosaic_shape = ()
+            for text in self.digit_labels:
+                text.hide()
+        if kind not in ("2d", "1d"):
+            self.train_points.clear()
+            self.val_points.clear()
+        self.data_legend.clear()
+        if two_d or one_d:
+            self.data_legend.addItem(self._train_sample, "train")
+            self.data_legend.addItem(self._val_sample, "val")
+            self.data_legend.addItem(self._model_sample, "P(class 1) = 0.5" if two_d else "model")
+        self._data_labels = ("x₂", "x₁") if two_d else ("y", "x") if one_d else ("", "")
+        self.data_plot.setAspectLocked(two_d)
+        style_plot(self.data_widget, self.theme, self._data_title(), *self._data_labels)
+        self.data_plot.enableAutoRange()
+
+    def _data_title(self) -> str:
+        if self._kind == "2d":
+            return "Model: P(class 1), blue → red"
+        if self._kind == "1d":
+            return "Model: prediction vs data"
+        return "Model"
+
+    def _readout_text(self) -> str:
+        s = self.snapshot
+        assert s is not None
+        parts = [f"step {s.step:,}", f"epoch {s.epoch:.1f}",
+                 f"loss  train {s.train_loss:.4g}  val {s.val_loss:.4g}",
+                 f"gap {s.val_loss - s.train_loss:+.4g}"]
+        if math.isfinite(s.train_acc) or math.isfinite(s.val_acc):
+            parts.append(f"acc  train {_pct(s.train_acc)}  val {_pct(s.val_acc)}")
+        if s.status != "running":
+            parts.append(s.status + (f": {s.message}" if s.message else ""))
+        return "   ·   ".join(parts)
+
+    def _on_log_toggled(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.loss_plot.enableAutoRange()
+        self.redraw()
+
+
+def _pct(v: float) -> str:
+    return f"{v:.1%}" if math.isfinite(v) else "—"
+
+
+def _as_2d(x: np.ndarray) -> np.ndarray:
+    """Points as (N, ≥1) float; an empty array becomes (0, 2) so column indexing never fails."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros((0, 2))
+    return x.reshape(len(x), -1)
+
+
+def _points_key(d: DataView) -> tuple:
+    """A cheap fingerprint of the points: redraws skip re-creating hundreds of scatter spots."""
+    def fp(a: np.ndarray) -> tuple:
+        a = np.ascontiguousarray(a)
+        return a.shape, a.dtype.str, hash(a.tobytes())
+    return d.kind, fp(d.x_train), fp(d.y_train), fp(d.x_val), fp(d.y_val)
+
+
+def _grid_rect(gx: np.ndarray, gy: np.ndarray) -> QRectF:
+    """The image rectangle with pixel centres on the grid points (half a cell past each end)."""
+    dx = (gx[-1] - gx[0]) / (len(gx) - 1) if len(gx) > 1 else 1.0
+    dy = (gy[-1] - gy[0]) / (len(gy) - 1) if len(gy) > 1 else 1.0
+    return QRectF(float(gx[0] - dx / 2), float(gy[0] - dy / 2), float(gx[-1] - gx[0] + dx),
+                  float(gy[-1] - gy[0] + dy))

@@ -1,0 +1,365 @@
+"""Weights panel: what weight decay does to the weights themselves.
+
+Weight decay acts on the parameters, not on the loss curve, so this panel shows them directly: the
+live histogram of every layer (decay pulls the distribution toward zero), the distribution of one
+layer over time as TensorBoard-style percentile bands (the bands narrow when λ goes up), and each
+layer's norm ‖W‖ (decoupled decay shrinks it by the factor (1 − ηλ) per step until the gradient
+pushes back). The tooltips carry the math, in plain Unicode, next to the plots that show it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QWidget
+
+from regsim.snapshot import History, Snapshot
+from ui.panels.base import Panel
+from ui.panels.training import (
+    FastFillBetween,
+    color,
+    fill_background,
+    style_legend,
+    style_plot,
+    style_text,
+)
+from ui.theme import Theme
+
+MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
+# Distinct colours per layer (Tableau 10), readable on the dark screen and on a white slide.
+LAYER_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+                "#ff9da7", "#9c755f")
+# Index pairs into History.PERCENTILES: the 0–100, 7–93, 16–84 and 31–69 percentile bands.
+BANDS = ((0, 8), (1, 7), (2, 6), (3, 5))
+BAND_NAMES = ("0–100 %", "7–93 %", "16–84 %", "31–69 %")
+MEDIAN = 4
+BAND_ALPHA = 55  # per band; nested bands overlap, so the inner ones come out darker
+
+DECOUPLED_TIP = ("Decoupled weight decay (AdamW, SGDW):\n"
+                 "  θ ← θ − η·λ·θ   (separately from the gradient step)\n"
+                 "so every step multiplies each decayed weight by (1 − ηλ).\n"
+                 "Without a gradient pushing back, after k steps: (1 − ηλ)ᵏ ≈ e^(−ηλk);\n"
+                 "the norm halves in about ln 2 / (ηλ) steps.")
+L2_TIP = ("L2 regularization: the penalty ½λ‖θ‖² is added to the loss,\n"
+          "so λθ is added to the gradient:  g ← ∇L + λθ.\n"
+          "With plain SGD one step is θ ← (1 − ηλ)·θ − η·∇L: the same shrink factor.\n"
+          "With Adam the λθ term is divided by √v̂ like the rest of the gradient,\n"
+          "so weights with large gradients are barely decayed; decoupling fixes that.")
+PRIOR_TIP = ("Bayesian view: weight decay is MAP estimation with a Gaussian prior θ ~ N(0, σ²),\n"
+             "  −log p(θ) = ‖θ‖² / (2σ²) + const.\n"
+             "Written as a penalty λ‖θ‖², this gives λ = 1/(2σ²), i.e. σ = 1/√(2λ).\n"
+             "(Written as ½λ‖θ‖², the '+λθ in the gradient' form, λ = 1/σ²; for a loss averaged\n"
+             "over N examples the prior's λ is N times larger.) Larger λ = narrower prior.")
+
+
+class WeightsPanel(Panel):
+    """Per-layer weight histograms, percentile bands over time, weight norms and the decay math."""
+
+    key = "weights"
+    title = "Weights"
+
+    def __init__(self, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(history, parent)
+        self._names: tuple[str, ...] = ()
+        self._density_shown: bool | None = None  # the y label the histogram plot shows
+        self._band_layer = -1  # the layer the bands are styled for
+
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip("The layer whose distribution over time is drawn as bands "
+                                  "(and whose histogram is emphasized).")
+        self.layer_box.currentIndexChanged.connect(lambda _i: self.redraw())
+        self.layer_label = QLabel("layer")
+        self.density = QCheckBox("normalize histograms")
+        self.density.setChecked(True)
+        self.density.setToolTip("Draw each layer's histogram as a density (area 1), so a small "
+                                "layer is as visible as a large one. Off: raw counts.")
+        self.density.toggled.connect(lambda _on: self.redraw())
+
+        # Live histograms, all layers overlaid; the legend names them.
+        self.hist_widget = pg.PlotWidget()
+        self.hist_plot = self.hist_widget.getPlotItem()
+        self.hist_legend = self.hist_plot.addLegend(offset=(-10, 10))
+        self.hist_items: list[pg.PlotDataItem] = []
+        for _ in range(MAX_LAYERS):
+            item = pg.PlotDataItem(stepMode="center", fillLevel=0, antialias=True)
+            self.hist_plot.addItem(item)
+            self.hist_items.append(item)
+        self.hist_widget.setToolTip("Weight values of each layer now.\n\n" + DECOUPLED_TIP)
+
+        # One layer's distribution over time: nested percentile bands plus the median.
+        # Its key is in the readout beside it: a legend inside would cover the widest band.
+        self.band_widget = pg.PlotWidget()
+        self.band_plot = self.band_widget.getPlotItem()
+        self.band_edges: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []
+        self.band_fills: list[FastFillBetween] = []
+        for _ in BANDS:
+            lo, hi = pg.PlotDataItem(), pg.PlotDataItem()
+            fill = FastFillBetween(lo, hi)
+            for item in (lo, hi, fill):
+                self.band_plot.addItem(item)
+            self.band_edges.append((lo, hi))
+            self.band_fills.append(fill)
+        self.median_curve = pg.PlotDataItem(antialias=True)
+        self.band_plot.addItem(self.median_curve)
+        self.band_widget.setToolTip("Percentiles of the selected layer's weights at each step "
+                                    "(TensorBoard's distributions).\nThe bands narrow as decay "
+                                    "pulls weights toward 0.\n\n" + PRIOR_TIP)
+
+        # Norms over time, per layer and in total.
+        self.norm_widget = pg.PlotWidget()
+        self.norm_plot = self.norm_widget.getPlotItem()
+        self.norm_legend = self.norm_plot.addLegend(offset=(-10, 10))
+        self.norm_items: list[pg.PlotDataItem] = []
+        for _ in range(MAX_LAYERS):
+            item = pg.PlotDataItem(antialias=True)
+            self.norm_plot.addItem(item)
+            self.norm_items.append(item)
+        self.total_norm = pg.PlotDataItem(antialias=True)
+        self.norm_plot.addItem(self.total_norm)
+        self.norm_widget.setToolTip("Frobenius norm ‖W‖ = √(Σ w²) of each weight matrix, and the "
+                                    "total √(Σ‖W‖²).\n\n" + DECOUPLED_TIP + "\n\n" + L2_TIP)
+
+        self.readout = QLabel("waiting for the first snapshot")
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
+        self.readout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.readout.setWordWrap(True)
+        self.readout.setToolTip(DECOUPLED_TIP + "\n\n" + L2_TIP + "\n\n" + PRIOR_TIP)
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.layer_label)
+        controls.addWidget(self.layer_box)
+        controls.addSpacing(20)
+        controls.addWidget(self.density)
+        controls.addStretch(1)
+        grid = QGridLayout(self)
+        grid.addLayout(controls, 0, 0, 1, 2)
+        grid.addWidget(self.hist_widget, 1, 0)
+        grid.addWidget(self.norm_widget, 1, 1)
+        grid.addWidget(self.band_widget, 2, 0)
+        grid.addWidget(self.readout, 2, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        grid.setRowStretch(1, 1)
+        grid.setRowStretch(2, 1)
+
+        self.apply_theme(self.theme)
+
+    # ------------------------------------------------------------------------------ Panel contract
+
+    def redraw(self) -> None:
+        """Push the newest histograms and the history's bands and norms into the plot items."""
+        snap = self.snapshot
+        names = snap.layer_names[:MAX_LAYERS] if snap is not None else ()
+        if names != self._names:
+            self._set_layers(names)
+        self._draw_histograms(snap)
+        self._draw_bands()
+        self._draw_norms()
+        self.readout.setText(self._readout_html(snap))
+
+    def reset(self) -> None:
+        """Forget the run: empty every curve and the layer list."""
+        super().reset()
+        self._set_layers(())
+        for item in self.hist_items + self.norm_items + [self.total_norm, self.median_curve]:
+            item.setData([], [])
+        for lo, hi in self.band_edges:
+            lo.setData([], [])
+            hi.setData([], [])
+        self.readout.setText("waiting for the first snapshot")
+
+    def apply_theme(self, theme: Theme) -> None:
+        """Restyle plots, curves, legends and text for `theme`, then redraw."""
+        super().apply_theme(theme)
+        t = theme
+        fill_background(self, t)
+        for w in (self.layer_label, self.density, self.readout):
+            style_text(w, t)
+        self.layer_box.setStyleSheet(f"font-size: {t.font_pt}pt;")
+        style_plot(self.hist_widget, t, "Weight histograms (now)", self._hist_ylabel(),
+                   "weight value")
+        style_plot(self.band_widget, t, self._band_title(), "weight value", "step")
+        style_plot(self.norm_widget, t, "Weight norms ‖W‖", "‖W‖", "step")
+        for legend in (self.hist_legend, self.norm_legend):
+            style_legend(legend, t)
+        for i, item in enumerate(self.norm_items):
+            item.setPen(pg.mkPen(LAYER_COLORS[i], width=t.line_width))
+        self.total_norm.setPen(pg.mkPen(t.foreground, width=t.line_width * 1.25,
+                                        style=Qt.PenStyle.DashLine))
+        self._style_histograms()
+        self._style_bands()
+        self.redraw()
+
+    # ----------------------------------------------------------------------------------- drawing
+
+    def selected_layer(self) -> int:
+        """Index of the layer shown as bands (0 when none is selected yet)."""
+        return max(0, self.layer_box.currentIndex())
+
+    def _set_layers(self, names: tuple[str, ...]) -> None:
+        """New layer names (a new architecture): refill the selector and the legends."""
+        self._names = names
+        keep = self.layer_box.currentText()
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems(list(names))
+        if keep in names:
+            self.layer_box.setCurrentIndex(names.index(keep))
+        self.layer_box.blockSignals(False)
+        self._band_layer = -1  # restyle the bands: the title names the layer
+        self.hist_legend.clear()
+        self.norm_legend.clear()
+        for i in range(MAX_LAYERS):
+            shown = i < len(names)
+            self.hist_items[i].setVisible(shown)
+            self.norm_items[i].setVisible(shown)
+            if shown:
+                self.hist_legend.addItem(self.hist_items[i], names[i])
+                self.norm_legend.addItem(self.norm_items[i], names[i])
+            else:
+                self.hist_items[i].setData([], [])
+                self.norm_items[i].setData([], [])
+        if names:
+            self.norm_legend.addItem(self.total_norm, "total")
+        self._style_histograms()
+
+    def _draw_histograms(self, snap: Snapshot | None) -> None:
+        n = len(self._names)
+        if snap is None or not n:
+            return
+        density = self.density.isChecked()
+        for i in range(n):
+            counts = np.asarray(snap.weight_hist[i], dtype=np.float64)
+            edges = np.asarray(snap.weight_hist_edges[i], dtype=np.float64)
+            if density:
+                area = float(np.sum(counts * np.diff(edges)))
+                counts = counts / area if area > 0 else counts
+            self.hist_items[i].setData(edges, counts)
+        if density != self._density_shown:
+            self._density_shown = density
+            style_plot(self.hist_widget, self.theme, None, self._hist_ylabel())
+            self.hist_plot.enableAutoRange()
+
+    def _draw_bands(self) -> None:
+        steps, bands = self._percentiles()
+        layer = self.selected_layer()
+        if bands.ndim != 3 or layer >= bands.shape[1] or len(steps) == 0:
+            steps, layer_bands = np.zeros(0), np.zeros((0, len(History.PERCENTILES)))
+        else:
+            layer_bands = bands[:, layer, :]
+        for (lo, hi), (i, j) in zip(self.band_edges, BANDS, strict=True):
+            lo.setData(steps, layer_bands[:, i])
+            hi.setData(steps, layer_bands[:, j])
+        self.median_curve.setData(steps, layer_bands[:, MEDIAN])
+        if layer != self._band_layer:
+            self._band_layer = layer
+            self._style_bands()
+
+    def _draw_norms(self) -> None:
+        h = self.history
+        n = len(self._names)
+        if len(h) == 0 or not n:
+            for item in self.norm_items + [self.total_norm]:
+                item.setData([], [])
+            return
+        steps = h.series("step")
+        try:
+            norms = h.layer_norm_series()
+        except ValueError:  # the layer count changed mid-history; draw the total only
+            norms = np.zeros((len(h), 0))
+        for i in range(n):
+            if i < norms.shape[1]:
+                self.norm_items[i].setData(steps, norms[:, i])
+            else:
+                self.norm_items[i].setData([], [])
+        self.total_norm.setData(steps, h.series("weight_norm"))
+
+    def _percentiles(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self.history.percentiles()
+        except ValueError:  # layers of different counts cannot stack (architecture changed)
+            return np.zeros(0), np.zeros((0, 0, len(History.PERCENTILES)))
+
+    def _style_histograms(self) -> None:
+        """Every layer in its colour; the selected one opaque and thicker so it reads first."""
+        t = self.theme
+        sel = self.selected_layer()
+        for i, item in enumerate(self.hist_items):
+            focus = i == sel
+            width = t.line_width if focus else t.line_width / 2
+            item.setPen(pg.mkPen(LAYER_COLORS[i], width=width))
+            item.setFillBrush(color(LAYER_COLORS[i], 110 if focus else 35))
+            item.setZValue(1 if focus else 0)
+        self._density_shown = None  # forces the y label to be refreshed
+
+    def _style_bands(self) -> None:
+        """Bands in the selected layer's colour; nested bands stack to a darker core."""
+        t = self.theme
+        layer = self.selected_layer()
+        self._band_layer = layer
+        c = LAYER_COLORS[layer % len(LAYER_COLORS)]
+        edge = pg.mkPen(color(c, 90), width=1)
+        for (lo, hi), fill in zip(self.band_edges, self.band_fills, strict=True):
+            lo.setPen(edge)
+            hi.setPen(edge)
+            fill.setBrush(color(c, BAND_ALPHA))
+        self.median_curve.setPen(pg.mkPen(c, width=t.line_width))
+        style_plot(self.band_widget, t, self._band_title())
+        self._style_histograms()
+
+    def _band_title(self) -> str:
+        name = self._names[self.selected_layer()] if self._names else "a layer"
+        return f"Distribution of {name} over time"
+
+    def _hist_ylabel(self) -> str:
+        return "density" if self.density.isChecked() else "count"
+
+    def _readout_html(self, snap: Snapshot | None) -> str:
+        """λ, decay mode, the per-step shrink factor and a per-layer table of ‖W‖ and max|w|."""
+        if snap is None:
+            return "waiting for the first snapshot"
+        hp = snap.hparams
+        lam, eta = hp.weight_decay, snap.lr
+        lines = [f"<b>λ = {lam:g}</b> ({hp.decay_mode}) · η = {eta:.3g}"]
+        if lam > 0 and hp.decay_mode == "decoupled":
+            shrink = 1.0 - eta * lam
+            lines.append(f"each step: θ ← θ·(1 − ηλ) = θ·{shrink:.6f}")
+            if 0 < eta * lam < 1:
+                lines.append(f"half-life without gradient ≈ {math.log(2) / (eta * lam):,.0f} steps")
+        elif lam > 0:
+            lines.append("gradient gets + λθ (penalty ½λ‖θ‖²)")
+        else:
+            lines.append("no weight decay")
+        if not hp.decay_norms_and_biases:
+            lines.append("biases and norm parameters are not decayed")
+        pad = f"style='padding-left:{self.theme.font_pt}px'"  # columns apart at any font size
+        rows = "".join(
+            f"<tr><td><span style='color:{LAYER_COLORS[i]}'>■</span> {name}</td>"
+            f"<td align='right' {pad}>{float(snap.weight_norms[i]):.3f}</td>"
+            f"<td align='right' {pad}>{float(snap.weight_abs_max[i]):.3f}</td></tr>"
+            for i, name in enumerate(self._names) if i < len(snap.weight_norms))
+        table = (f"<table cellspacing='0' cellpadding='3'><tr><th align='left'>layer</th>"
+                 f"<th align='right' {pad}>‖W‖</th><th align='right' {pad}>max|w|</th></tr>"
+                 f"{rows}</table>")
+        return "<br>".join(lines) + table + self._band_key_html()
+
+    def _band_key_html(self) -> str:
+        """The band plot's key: each band's colour as it appears (blended on the background)."""
+        t = self.theme
+        if not self._names:
+            return ""
+        layer = self.selected_layer()
+        c, bg = color(LAYER_COLORS[layer % len(LAYER_COLORS)]), color(t.background)
+        swatches = []
+        for k, name in enumerate(BAND_NAMES):
+            a = 1.0 - (1.0 - BAND_ALPHA / 255) ** (k + 1)  # k + 1 nested bands painted here
+            mix = [round(a * x + (1 - a) * y)
+                   for x, y in zip(c.getRgb()[:3], bg.getRgb()[:3], strict=True)]
+            swatches.append(f"<span style='color:rgb({mix[0]},{mix[1]},{mix[2]})'>█</span>&nbsp;"
+                            + name.replace(" ", "&nbsp;"))
+        median = f"<span style='color:{c.name()}'>━</span>&nbsp;median"
+        return (f"<p>Bands of {self._names[layer]} (percentiles over time):<br>"
+                + " &nbsp; ".join(swatches + [median]) + "</p>")
