@@ -10,7 +10,7 @@ import numpy as np
 import psutil
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QImage
+from qtimage import image_std
 
 from regsim import HParams
 from ui.app import build_app
@@ -20,10 +20,6 @@ SMALL = HParams(dataset="moons", hidden=(16, 16), dropout=0.3, weight_decay=1e-3
                 optimizer="adam", train_size=100, val_size=100)
 
 
-def image_std(img: QImage) -> float:
-    img = img.convertToFormat(QImage.Format.Format_RGB32)
-    arr = np.frombuffer(img.constBits(), dtype=np.uint8).reshape(img.height(), img.bytesPerLine())
-    return float(arr[:, : img.width() * 4].std())
 
 
 @pytest.fixture

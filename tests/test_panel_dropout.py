@@ -7,27 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QColor
+from qtimage import to_rgb as to_array
+from qtimage import viewbox_pixel
 from synthetic import make_snapshot
 
 from regsim.snapshot import History
 from ui.panels.dropout import MAX_DRAWN_NEURONS, DropoutPanel
 from ui.theme import SCREEN, SLIDE
-
-
-def to_array(image: QImage) -> np.ndarray:
-    """(H, W, 3) uint8 RGB copy of a QImage."""
-    image = image.convertToFormat(QImage.Format.Format_RGB888)
-    h, w, bpl = image.height(), image.width(), image.bytesPerLine()
-    raw = np.frombuffer(image.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
-    return raw[:, : 3 * w].reshape(h, w, 3).copy()
-
-
-def viewbox_pixel(panel, view, plot, dx: int = 6, dy: int = 6) -> tuple[int, int]:
-    """Panel coordinates of a point just inside the top-left corner of `plot`'s view box."""
-    corner = plot.getViewBox().sceneBoundingRect().topLeft()
-    pt = view.viewport().mapTo(panel, view.mapFromScene(corner))
-    return pt.x() + dx, pt.y() + dy
 
 
 @pytest.fixture

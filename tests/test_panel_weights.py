@@ -6,24 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QImage
+from qtimage import feed, n_points, viewbox_mode_color
+from qtimage import to_rgba as to_array
 from synthetic import make_snapshot
 
 from regsim.snapshot import History
 from ui.panels.weights import BANDS, MAX_LAYERS, MEDIAN, WeightsPanel
 from ui.theme import SCREEN, SLIDE
-
-
-def feed(panel: WeightsPanel, history: History, snaps) -> None:
-    for snap in snaps:
-        history.add(snap)
-        panel.ingest(snap)
-    panel.redraw()
-
-
-def n_points(item) -> int:
-    """Points a PlotDataItem holds (pyqtgraph stores None for empty data)."""
-    return 0 if item.xData is None else len(item.xData)
 
 
 def two_layers(snap):
@@ -47,25 +36,8 @@ def panel(qtbot, history):
     p.cleanup()
 
 
-def to_array(img: QImage) -> np.ndarray:
-    img = img.convertToFormat(QImage.Format.Format_RGBA8888)
-    w, h = img.width(), img.height()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.sizeInBytes())
-    return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
 
 
-def viewbox_mode_color(panel, widget, pixels: np.ndarray) -> tuple[int, int, int]:
-    """The most common colour inside a plot's view box: its background."""
-    vb = widget.getPlotItem().getViewBox()
-    rect = widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
-    top_left = widget.mapTo(panel, rect.topLeft())
-    ratio = pixels.shape[1] / panel.width()
-    x0, y0 = int((top_left.x() + 3) * ratio), int((top_left.y() + 3) * ratio)
-    x1, y1 = x0 + int((rect.width() - 6) * ratio), y0 + int((rect.height() - 6) * ratio)
-    assert x1 - x0 > 50 and y1 - y0 > 50, "view box too small to sample"
-    region = pixels[y0:y1, x0:x1, :3].reshape(-1, 3)
-    colors, counts = np.unique(region, axis=0, return_counts=True)
-    return tuple(int(v) for v in colors[np.argmax(counts)])
 
 
 def test_histograms_hold_the_snapshot_counts(panel, history):

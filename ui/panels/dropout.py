@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
+from PySide6.QtGui import QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -34,6 +34,11 @@ from PySide6.QtWidgets import (
 
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
+from ui.panels.style import mix as _mix
+from ui.panels.style import set_axis_label as _set_label
+from ui.panels.style import set_title as _set_title
+from ui.panels.style import style_legend as _style_legend
+from ui.panels.style import style_plot_item as _style_plot
 from ui.theme import Theme
 
 MAX_DRAWN_NEURONS = 16  # per layer; wider layers are drawn as their first 16 units with a "…" note
@@ -51,56 +56,14 @@ EQUATION_TIP = (
 )
 
 
-def _mix(a: str | QColor, b: str | QColor, t: float, alpha: int = 255) -> QColor:
-    """Colour between `a` (t = 0) and `b` (t = 1): readable 'dim' colours on either theme."""
-    ca, cb = pg.mkColor(a), pg.mkColor(b)
-    return QColor(round(ca.red() + (cb.red() - ca.red()) * t),
-                  round(ca.green() + (cb.green() - ca.green()) * t),
-                  round(ca.blue() + (cb.blue() - ca.blue()) * t), alpha)
 
 
-def _style_plot(plot: pg.PlotItem, theme: Theme) -> None:
-    """Axis pens, tick fonts and label fonts of one PlotItem for `theme`."""
-    font = QFont()
-    font.setPointSize(theme.font_pt)
-    for name in ("left", "bottom", "right", "top"):
-        axis = plot.getAxis(name)
-        axis.setPen(pg.mkPen(theme.foreground, width=1))
-        axis.setTextPen(pg.mkPen(theme.foreground))
-        axis.setTickFont(font)
-        axis.enableAutoSIPrefix(False)  # "(x0.001)" scale factors are confusing on log values
-        if axis.labelText:
-            axis.setLabel(axis.labelText, color=theme.foreground,
-                          **{"font-size": f"{theme.font_pt}pt"})
 
 
-def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
-    """Legend text colour and size; existing labels only pick them up when their text is reset."""
-    legend.setLabelTextColor(theme.foreground)
-    legend.setLabelTextSize(f"{theme.font_pt}pt")
-    for _sample, label in legend.items:
-        label.setText(label.text)
-    legend.setBrush(pg.mkBrush(_mix(theme.background, theme.foreground, 0.05, 200)))
-    legend.updateSize()
 
 
-def _set_title(plot: pg.PlotItem, text: str, theme: Theme, size_pt: int | None = None) -> None:
-    """A plot title in the theme's colour whose row grows to fit it (pyqtgraph fixes it at 30 px,
-    too small for slide fonts and two-line titles); multi-line titles are centred."""
-    plot.setTitle(text, color=theme.foreground, size=f"{size_pt or theme.title_pt}pt")
-    item = plot.titleLabel.item
-    item.setTextWidth(-1)
-    item.setTextWidth(item.document().idealWidth())
-    height = item.boundingRect().height()
-    plot.titleLabel.setMaximumHeight(height)
-    plot.layout.setRowFixedHeight(0, height)
 
 
-def _set_label(plot: pg.PlotItem, side: str, text: str, theme: Theme) -> None:
-    """An axis label in the theme's colour and size (skipped when unchanged: it relayouts)."""
-    axis = plot.getAxis(side)
-    if axis.labelText != text or axis.labelStyle.get("font-size") != f"{theme.font_pt}pt":
-        axis.setLabel(text, color=theme.foreground, **{"font-size": f"{theme.font_pt}pt"})
 
 
 def _pow2_html(n: int) -> str:

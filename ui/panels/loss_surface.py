@@ -32,6 +32,9 @@ from PySide6.QtWidgets import (
 
 from regsim.snapshot import History, LandscapeResult, Snapshot
 from ui.panels.base import Panel
+from ui.panels.style import set_title as _set_title
+from ui.panels.style import style_legend as _style_legend
+from ui.panels.style import style_plot_item as _style_plot
 from ui.theme import Theme
 
 CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as grid quantiles
@@ -56,40 +59,10 @@ SURFACE_TIP = (
 )
 
 
-def _style_plot(plot: pg.PlotItem, theme: Theme) -> None:
-    """Axis pens, tick fonts and label fonts of one PlotItem for `theme`."""
-    font = QFont()
-    font.setPointSize(theme.font_pt)
-    for name in ("left", "bottom", "right", "top"):
-        axis = plot.getAxis(name)
-        axis.setPen(pg.mkPen(theme.foreground, width=1))
-        axis.setTextPen(pg.mkPen(theme.foreground))
-        axis.setTickFont(font)
-        axis.enableAutoSIPrefix(False)  # "(x0.001)" scale factors are confusing on log values
-        if axis.labelText:
-            axis.setLabel(axis.labelText, color=theme.foreground,
-                          **{"font-size": f"{theme.font_pt}pt"})
 
 
-def _style_legend(legend: pg.LegendItem, theme: Theme) -> None:
-    """Legend text colour and size; existing labels only pick them up when their text is reset."""
-    legend.setLabelTextColor(theme.foreground)
-    legend.setLabelTextSize(f"{theme.font_pt}pt")
-    for _sample, label in legend.items:
-        label.setText(label.text)
-    legend.updateSize()
 
 
-def _set_title(plot: pg.PlotItem, text: str, theme: Theme, size_pt: int | None = None) -> None:
-    """A plot title in the theme's colour whose row grows to fit it (pyqtgraph fixes it at 30 px,
-    too small for slide fonts and two-line titles); multi-line titles are centred."""
-    plot.setTitle(text, color=theme.foreground, size=f"{size_pt or theme.title_pt}pt")
-    item = plot.titleLabel.item
-    item.setTextWidth(-1)
-    item.setTextWidth(item.document().idealWidth())
-    height = item.boundingRect().height()
-    plot.titleLabel.setMaximumHeight(height)
-    plot.layout.setRowFixedHeight(0, height)
 
 
 def display_values(loss: np.ndarray, log: bool) -> tuple[np.ndarray, int]:

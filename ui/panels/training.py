@@ -6,7 +6,7 @@ the dropout or weight-decay change that caused it. Next to the curves the model 
 (decision boundary, regression curve or digit guesses), because a smaller gap should look like a
 smoother model.
 
-The small style helpers at the top are shared with the weights panel, so both restyle the same way.
+Styling comes from ui/panels/style.py, shared by every panel.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainterPath, QPalette
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
@@ -30,6 +30,15 @@ from PySide6.QtWidgets import (
 
 from regsim.snapshot import DataView, History
 from ui.panels.base import Panel
+from ui.panels.style import (
+    FastFillBetween,
+    color,
+    fill_background,
+    is_light,
+    style_legend,
+    style_plot,
+    style_text,
+)
 from ui.theme import Theme
 
 MAX_MARKERS = 30  # settings-change markers shown at once (the most recent steps)
@@ -37,110 +46,6 @@ MAX_DIGITS = 36  # digit tiles in the mosaic (a 6×6 grid at most)
 DIGIT = 8  # digit images are 8×8
 PITCH_X, PITCH_Y, LABEL_ROWS = DIGIT + 1, DIGIT + 4, 4  # mosaic tile pitch; rows left for a label
 MARKER_LABEL_POS = (0.95, 0.82, 0.69)  # staggered so labels of close changes do not overlap
-
-
-# ---------------------------------------------------------------------------- shared style helpers
-
-
-def color(value: str | tuple, alpha: int | None = None) -> QColor:
-    """A QColor from a theme colour, optionally with a new alpha (0..255)."""
-    c = pg.mkColor(value)
-    if alpha is not None:
-        c.setAlpha(alpha)
-    return c
-
-
-def is_light(theme: Theme) -> bool:
-    """True for a light background (the slide theme): decides dark-on-light text and ink."""
-    return color(theme.background).lightnessF() > 0.5
-
-
-def style_plot(widget: pg.PlotWidget, theme: Theme, title: str | None = None,
-               left: str | None = None, bottom: str | None = None) -> None:
-    """Background, axis pens, tick fonts, axis labels, title and grid of one plot, from `theme`.
-
-    Everything a slide export needs to be readable at a distance is set here, so no plot keeps a
-    colour or size from the theme it was built in.
-    """
-    plot = widget.getPlotItem()
-    widget.setBackground(theme.background)
-    font = QFont()
-    font.setPointSize(theme.font_pt)
-    label_style = {"color": theme.foreground, "font-size": f"{theme.font_pt}pt"}
-    for name in ("left", "bottom"):
-        axis = plot.getAxis(name)
-        axis.setPen(pg.mkPen(theme.foreground, width=1))
-        axis.setTextPen(pg.mkPen(theme.foreground))
-        axis.setTickFont(font)
-        axis.setStyle(tickTextOffset=max(4, theme.font_pt // 3))
-        if axis.autoSIPrefix:  # "loss (x0.001)" reads as a different quantity
-            axis.enableAutoSIPrefix(False)
-        axis.autoSIPrefixScale = 1.0  # pyqtgraph 0.14 still computes a scale when disabled
-        axis.labelUnitPrefix = ""
-        text = left if name == "left" else bottom
-        if text:
-            plot.setLabel(name, text, **label_style)
-    if title is not None:
-        plot.setTitle(title, color=theme.foreground, size=f"{theme.title_pt}pt")
-        title_font = QFont()
-        title_font.setPointSize(theme.title_pt)
-        height = QFontMetrics(title_font).height() + 8  # pyqtgraph fixes the row at 30 px
-        plot.titleLabel.setMaximumHeight(height)
-        plot.layout.setRowFixedHeight(0, height)
-    plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
-
-
-def style_legend(legend: pg.LegendItem, theme: Theme) -> None:
-    """Legend text in the theme's colour and size, on a half-opaque background."""
-    legend.setLabelTextColor(theme.foreground)
-    legend.setLabelTextSize(f"{theme.font_pt}pt")
-    for _sample, label in legend.items:  # setAttr alone does not re-render existing labels
-        label.setText(label.text, color=theme.foreground, size=f"{theme.font_pt}pt")
-    legend.updateSize()
-    legend.setBrush(color(theme.background, 200))
-    legend.setPen(color(theme.foreground, 60))
-
-
-def style_text(widget: QWidget, theme: Theme, pt: int | None = None) -> None:
-    """Plain Qt text (labels, check boxes) in the theme's colour and font size."""
-    pt = pt or theme.font_pt
-    css = f"color: {theme.foreground}; font-size: {pt}pt;"
-    if isinstance(widget, QCheckBox):  # the box grows with the text, or it is lost on a slide
-        box = round(pt * 1.4)
-        css = f"QCheckBox {{ {css} }} QCheckBox::indicator {{ width: {box}px; height: {box}px; }}"
-    widget.setStyleSheet(css)
-
-
-def fill_background(widget: QWidget, theme: Theme) -> None:
-    """Paint the space between plots in the theme's background, so an export is one colour."""
-    pal = widget.palette()
-    pal.setColor(QPalette.ColorRole.Window, color(theme.background))
-    pal.setColor(QPalette.ColorRole.WindowText, color(theme.foreground))
-    widget.setPalette(pal)
-    widget.setAutoFillBackground(True)
-
-
-class FastFillBetween(pg.FillBetweenItem):
-    """A FillBetweenItem whose path is built with numpy.
-
-    The stock `updatePath` concatenates QPolygonF objects in Python: about 8 ms per update at 3000
-    points, paid once per curve on every redraw. This one draws the same region (down curve 1, back
-    along curve 2) from the curves' display data, so it follows log mode, in well under 1 ms.
-    Non-finite points are dropped from both curves rather than tearing the fill.
-    """
-
-    def updatePath(self) -> None:
-        path = QPainterPath()
-        if self.curves is not None:
-            (x1, y1), (x2, y2) = (c.getData() for c in self.curves)
-            if x1 is not None and x2 is not None and len(x1) == len(x2) and len(x1) > 1:
-                ok = np.isfinite(x1) & np.isfinite(y1) & np.isfinite(x2) & np.isfinite(y2)
-                if ok.sum() > 1:
-                    x = np.concatenate([x1[ok], x2[ok][::-1]])
-                    y = np.concatenate([y1[ok], y2[ok][::-1]])
-                    path = pg.arrayToQPath(x, y, connect="all")
-                    path.closeSubpath()
-        self.setPath(path)
 
 
 def finite(values: np.ndarray) -> bool:

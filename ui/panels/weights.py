@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QL
 
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
-from ui.panels.training import (
+from ui.panels.style import (
     FastFillBetween,
     color,
     fill_background,
