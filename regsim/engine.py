@@ -16,6 +16,7 @@ Messages out are tuples (kind, payload):
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 import traceback
@@ -27,8 +28,9 @@ CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's
 
 
 def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = "auto",
-                snapshot_hz: float = 30.0, torch_threads: int = 0) -> None:
-    """Run until a "stop" command (or the command queue breaks). Never raises."""
+                snapshot_hz: float = 30.0, torch_threads: int = 0, parent_pid: int = 0) -> None:
+    """Run until a "stop" command, the command queue breaking, or (with `parent_pid`) the parent
+    process dying: an engine never outlives its window. Never raises."""
     try:
         import torch
 
@@ -40,7 +42,13 @@ def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = 
         h = hparams if isinstance(hparams, HParams) else HParams.from_dict(hparams)
         trainer = Trainer(h, device)
         out.put(("ready", {"device": device_name(trainer.device)}))
-        _Loop(trainer, commands, out, snapshot_hz, LandscapeRequest).run()
+        loop = _Loop(trainer, commands, out, snapshot_hz, LandscapeRequest, parent_pid)
+        loop.run()
+        if loop.orphaned:
+            # Nobody reads our queue any more: don't let its feeder thread block our exit on a
+            # full pipe.
+            for q in (out, commands):
+                getattr(q, "cancel_join_thread", lambda: None)()
     except Exception:  # one error path: report, then stop
         out.put(("error", traceback.format_exc()))
     finally:
@@ -48,7 +56,8 @@ def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = 
 
 
 class _Loop:
-    def __init__(self, trainer: Any, commands: Any, out: Any, hz: float, request_cls: Any) -> None:
+    def __init__(self, trainer: Any, commands: Any, out: Any, hz: float, request_cls: Any,
+                 parent_pid: int = 0) -> None:
         self.trainer = trainer
         self.commands = commands
         self.out = out
@@ -58,10 +67,26 @@ class _Loop:
         self.chunk = 1
         self.last_snapshot = 0.0
         self.stop = False
+        self.parent_pid = parent_pid
+        self.last_parent_check = time.monotonic()
+        self.orphaned = False
+
+    def parent_gone(self) -> bool:
+        """True once the process that started us has died (we were re-parented)."""
+        if not self.parent_pid:
+            return False
+        now = time.monotonic()
+        if now - self.last_parent_check < 0.25:
+            return False
+        self.last_parent_check = now
+        return os.getppid() != self.parent_pid
 
     def run(self) -> None:
         self.send_snapshot()
         while not self.stop:
+            if self.parent_gone():
+                self.orphaned = True
+                break
             self.drain(block=not self.running)
             if self.stop:
                 break

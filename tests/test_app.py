@@ -238,3 +238,38 @@ def test_thread_engine_close_leaves_no_thread(qtbot, settings) -> None:
     wait_step_beyond(qtbot, w, 5)
     w.close()
     assert not any(t.name == "regsim-engine" and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.slow
+def test_engine_exits_when_the_app_is_killed(tmp_path) -> None:
+    """Even a SIGKILLed window (no chance to clean up) leaves no orphan engine behind."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, sys, time\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from PySide6.QtCore import QCoreApplication\n"
+        "from regsim import HParams\n"
+        "from ui.engine_client import EngineClient\n"
+        "app = QCoreApplication([])\n"
+        "c = EngineClient(mode='process', device='cpu')\n"
+        "c.start(HParams(dataset='moons', hidden=(8,)))\n"
+        "c.run()\n"
+        "print(c._worker.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(proc.stdout.readline()))
+        time.sleep(3)  # let it import torch and train
+        assert child.is_running()
+        proc.kill()
+        proc.wait(5)
+        gone, alive = psutil.wait_procs([child], timeout=5)
+        assert not alive, "the engine outlived its parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -26,26 +26,60 @@ def run_app(argv: list[str]) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--thread", action="store_true",
                    help="run the engine in a thread instead of a child process")
+    p.add_argument("--run", action="store_true", help="start training as soon as the engine is ready")
     p.add_argument("--quit-after", type=float, default=0.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
 
     from regsim.presets import load_preset
-    from ui.main_window import MainWindow
+    from ui.engine_client import EngineClient
 
-    app = build_app()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("regsim")
+    app.setOrganizationName("regsim")
     try:
         hparams = load_preset(args.preset) if args.preset else None
     except ValueError as e:
         print(f"regsim: error: {e}", file=sys.stderr)
         return 2
-    window = MainWindow(hparams, engine_mode="thread" if args.thread else "process",
-                        device=args.device)
+    # Start the engine first: the child process imports torch while this one builds the window.
+    from ui.session import DEFAULT_PRESET, saved_hparams
+
+    start_with = hparams or saved_hparams(QSettings()) or load_preset(DEFAULT_PRESET)
+    client = EngineClient(mode="thread" if args.thread else "process", device=args.device)
+    client.start(start_with)
+    if args.run:
+        client.run()
+
+    build_app()
+    from ui.main_window import MainWindow
+
+    window = MainWindow(start_with, device=args.device, client=client)
     window.show()
     app.processEvents()
     print(f"regsim: window visible after {time.perf_counter() - t0:.2f} s", flush=True)
+    if args.run:
+        window.running = True
+        window.controls.set_running(True)
+
+        def first_snapshot(snap) -> None:
+            if snap.step > 0:
+                print(f"regsim: first step after {time.perf_counter() - t0:.2f} s", flush=True)
+                window.client.snapshot.disconnect(first_snapshot)
+
+        window.client.snapshot.connect(first_snapshot)
     QTimer.singleShot(0, window.start_engine)
+    # SIGTERM / Ctrl+C close the window properly (engine stopped, settings saved). Python only sees
+    # signals when it runs, so a idle timer hands it control a few times a second.
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: window.close())
+    heartbeat = QTimer(window)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(200)
     if args.quit_after > 0:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
     return app.exec()

@@ -33,10 +33,10 @@ def _bench_hparams():
 def measure_startup() -> tuple[float, float]:
     """(seconds until the window is visible, seconds until the first training step), measured
     from launching `python main.py` as a user would."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", REGSIM_BENCH_FIRST_STEP="1",
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
                PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "main.py", "--device", "cpu", "--quit-after", "30"],
+    proc = subprocess.Popen([sys.executable, "main.py", "--device", "cpu", "--run", "--quit-after", "30"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     visible = first = float("nan")
@@ -110,10 +110,6 @@ def measure_live(seconds: float, device: str, mode: str = "process") -> dict:
     lateness.sort()
     p99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else float("nan")
     return {"steps_per_s": steps / elapsed, "fps": frames[0] / elapsed, "lag_p99_ms": p99}
-
-
-def measure_export_placeholder() -> list[dict]:
-    return []
 
 
 def bench_gui(quick: bool, device: str) -> list[dict]:

@@ -36,10 +36,10 @@ from ui.panels.dropout import DropoutPanel
 from ui.panels.loss_surface import LossSurfacePanel
 from ui.panels.training import TrainingPanel
 from ui.panels.weights import WeightsPanel
+from ui.session import DEFAULT_PRESET, saved_hparams
 
 FRAME_MS = 33  # redraw clock: ≤ 30 Hz
 UPDATE_COALESCE_MS = 15  # slider storms are merged into one engine message per this interval
-DEFAULT_PRESET = "moons_dropout"
 SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
 
 
@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, hparams: HParams | None = None, engine_mode: str = "process",
                  device: str = "auto", settings: QSettings | None = None,
-                 restore: bool = True) -> None:
+                 restore: bool = True, client: EngineClient | None = None) -> None:
         super().__init__()
         self.setWindowTitle("regsim — watch dropout and weight decay work")
         self.settings = settings or QSettings("regsim", "regsim")
@@ -133,7 +133,10 @@ class MainWindow(QMainWindow):
         self.controls.reset_clicked.connect(lambda: self.reset_run())
 
         # --- engine
-        self.client = EngineClient(mode=engine_mode, device=device, parent=self)
+        # A client may arrive already started (ui.app starts the engine before building the
+        # window, so torch loads in the child while the GUI is still being built).
+        self.client = client or EngineClient(mode=engine_mode, device=device)
+        self.client.setParent(self)
         self.client.snapshot.connect(self.on_snapshot)
         self.client.landscape.connect(self.on_landscape)
         self.client.invalid.connect(self.on_invalid)
@@ -152,14 +155,15 @@ class MainWindow(QMainWindow):
         if restore:
             self._restore_settings()
         if self.last_good is None:
-            self.last_good = self._saved_hparams() or load_preset(DEFAULT_PRESET)
+            self.last_good = saved_hparams(self.settings) or load_preset(DEFAULT_PRESET)
         self.controls.set_hparams(self.last_good)
         self.statusBar().showMessage("Starting the engine…")
 
     # ------------------------------------------------------------------------------- start / stop
     def start_engine(self) -> None:
         """Start training's engine (call after show(), so the window appears first)."""
-        self.client.start(self.last_good)
+        if not self.client.alive:
+            self.client.start(self.last_good)
         self._frame.start()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -366,15 +370,6 @@ class MainWindow(QMainWindow):
         return self.tabs.currentWidget()
 
     # ------------------------------------------------------------------------------- settings
-    def _saved_hparams(self) -> HParams | None:
-        raw = self.settings.value("hparams", "")
-        if not raw:
-            return None
-        try:
-            return HParams.from_dict(json.loads(str(raw)))
-        except (ValueError, TypeError):
-            return None  # an old or damaged entry: fall back to the default preset
-
     def _restore_settings(self) -> None:
         geo = self.settings.value("geometry")
         if isinstance(geo, QByteArray):
@@ -397,3 +392,4 @@ class MainWindow(QMainWindow):
         if self.last_good is not None:
             self.settings.setValue("hparams", json.dumps(self.last_good.to_dict()))
         self.settings.sync()
+
