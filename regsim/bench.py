@@ -58,7 +58,7 @@ def _bare_loop_rate(h, seconds: float, device: str) -> float:
 
 def _engine_rate(h, seconds: float, device: str, hz: float = 30.0) -> float:
     """Steps/s of the Trainer driven as the engine drives it, with a snapshot every 1/hz s."""
-    from .engine import CHUNK_SECONDS
+    from .engine import CHUNK_SECONDS, SNAPSHOT_OVERHEAD
     from .trainer import Trainer
 
     t = Trainer(h, device)
@@ -73,7 +73,7 @@ def _engine_rate(h, seconds: float, device: str, hz: float = 30.0) -> float:
         chunk = max(1, min(10_000, int(chunk * CHUNK_SECONDS / max(dt, 1e-6) + 0.5)))
         now = time.perf_counter()
         if now - last >= 1.0 / hz:
-            t.snapshot()
+            t.snapshot(SNAPSHOT_OVERHEAD)
             last = now
         if now - t0 >= seconds:
             break

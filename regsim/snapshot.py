@@ -70,6 +70,9 @@ class Snapshot:
     activation_post: tuple[np.ndarray, ...]
     data: DataView | None
     events: tuple[tuple[int, str], ...] = ()  # (step, text) of settings changed since the last one
+    # The step at which losses, accuracies, histograms, norms and `data` were measured: these are
+    # refreshed within a compute budget while training, so they may lag `step` a little.
+    eval_step: int = -1
     extra: dict = field(default_factory=dict)  # room for analyses that come later
 
 
@@ -125,16 +128,17 @@ class History:
                 self.layer_norms and len(self.layer_norms[-1]) != len(snap.weight_norms)):
             self.clear()  # a reset or a new network: start a new run
         self.events.extend(snap.events)
-        if snap.step == self._last_step and self._n:
-            return  # a paused engine re-sends the same step; keep one point per step
-        self._last_step = snap.step
+        point = snap.eval_step if snap.eval_step >= 0 else snap.step
+        if point == self._last_step and self._n:
+            return  # measured already (a paused engine re-sends, or metrics were reused)
+        self._last_step = point
         if self._n == self.capacity:
             for k in self.SERIES:
                 half = self._data[k][0::2].copy()
                 self._data[k][: len(half)] = half
             self.layer_norms = self.layer_norms[0::2]
             self._n = self.capacity // 2
-        values = dict(step=snap.step, train_loss=snap.train_loss, val_loss=snap.val_loss,
+        values = dict(step=point, train_loss=snap.train_loss, val_loss=snap.val_loss,
                       train_acc=snap.train_acc, val_acc=snap.val_acc, batch_loss=snap.batch_loss,
                       lr=snap.lr, grad_norm=snap.grad_norm,
                       weight_norm=float(np.sqrt(np.sum(np.square(snap.weight_norms)))))
@@ -145,7 +149,7 @@ class History:
         if len(self._pct_steps) == self.percentile_capacity:
             self._pct_steps = self._pct_steps[0::2]
             self._pct = self._pct[0::2]
-        self._pct_steps.append(snap.step)
+        self._pct_steps.append(point)
         self._pct.append(np.stack([histogram_percentiles(c, e, self.PERCENTILES)
                                    for c, e in zip(snap.weight_hist, snap.weight_hist_edges)]))
 

@@ -15,7 +15,7 @@ def build_app():
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("regsim")
     app.setOrganizationName("regsim")
-    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+    pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     return app
 
 

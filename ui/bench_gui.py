@@ -145,7 +145,8 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
 
 
 def soak(minutes: float, device: str) -> int:
-    """Run the live app for `minutes`, printing RSS (GUI + engine) and frame rate every 30 s."""
+    """Run the live app for `minutes`, printing RSS (GUI + engine) and frame rate every 30 s
+    (more often on short runs), visiting every panel in turn."""
     import psutil
     from PySide6.QtCore import QSettings
 
@@ -174,7 +175,8 @@ def soak(minutes: float, device: str) -> int:
     print(f"{'minute':>7s} {'step':>10s} {'RSS MB':>9s} {'fps':>6s} {'tab':>10s}", flush=True)
     start = time.monotonic()
     first_rss = None
-    next_report = start + 30
+    interval = min(30.0, minutes * 60 / 4)  # at least four reports
+    next_report = start + interval
     tab = 0
     while time.monotonic() - start < minutes * 60:
         app.processEvents()
@@ -183,10 +185,10 @@ def soak(minutes: float, device: str) -> int:
         if now >= next_report:
             rss = rss_mb()
             first_rss = first_rss or rss
-            print(f"{(now - start) / 60:7.1f} {w.latest.step:10d} {rss:9.1f} {frames[0] / 30:6.1f} "
+            print(f"{(now - start) / 60:7.1f} {w.latest.step:10d} {rss:9.1f} {frames[0] / interval:6.1f} "
                   f"{w.current_panel().key:>10s}", flush=True)
             frames[0] = 0
-            next_report = now + 30
+            next_report = now + interval
             tab = (tab + 1) % w.tabs.count()  # visit every panel over the run
             w.tabs.setCurrentIndex(tab)
     rss = rss_mb()

@@ -8,6 +8,7 @@ hidden panel costs nothing. Plot items are created once in `__init__`; `redraw` 
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
@@ -46,8 +47,26 @@ class Panel(QWidget):
         self.snapshot = None
 
     def apply_theme(self, theme: Theme) -> None:
-        """Restyle every plot for `theme` (background, pens, fonts) and redraw."""
+        """Restyle every plot for `theme` (background, pens, fonts) and redraw.
+
+        Subclasses call this first; it sets antialiasing on every data item the panel has.
+        """
         self.theme = theme
+        set_antialias(self, theme.antialias)
 
     def cleanup(self) -> None:
         """Stop timers and release resources; called once when the window closes."""
+
+
+def set_antialias(widget: QWidget, on: bool) -> None:
+    """Antialiasing on or off for every curve and scatter under `widget` (plot items read
+    opts['antialias'] when they paint)."""
+    for view in widget.findChildren(pg.GraphicsView):
+        for item in view.scene().items():
+            opts = getattr(item, "opts", None)
+            if isinstance(opts, dict) and "antialias" in opts and opts["antialias"] != on:
+                opts["antialias"] = on
+                if isinstance(item, pg.PlotDataItem):
+                    item.updateItems()
+                else:
+                    item.update()

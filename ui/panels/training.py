@@ -12,6 +12,7 @@ Styling comes from ui/panels/style.py, shared by every panel.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -82,7 +83,11 @@ class TrainingPanel(Panel):
         self.loss_plot = self.loss_widget.getPlotItem()
         self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
         self.train_curve = self.loss_plot.plot(name="train", antialias=True)
+        self.train_curve.setDownsampling(auto=True, method="peak")
+        self.train_curve.setClipToView(True)
         self.val_curve = self.loss_plot.plot(name="val", antialias=True)
+        self.val_curve.setDownsampling(auto=True, method="peak")
+        self.val_curve.setClipToView(True)
         self.gap_fill = FastFillBetween(self.train_curve, self.val_curve)
         self.loss_plot.addItem(self.gap_fill)
         # A legend needs an item with opts; this stand-in is never added to the plot.
@@ -108,7 +113,11 @@ class TrainingPanel(Panel):
         self.acc_plot = self.acc_widget.getPlotItem()
         self.acc_plot.setXLink(self.loss_plot)
         self.train_acc_curve = self.acc_plot.plot(antialias=True)
+        self.train_acc_curve.setDownsampling(auto=True, method="peak")
+        self.train_acc_curve.setClipToView(True)
         self.val_acc_curve = self.acc_plot.plot(antialias=True)
+        self.val_acc_curve.setDownsampling(auto=True, method="peak")
+        self.val_acc_curve.setClipToView(True)
 
         # The model in data space: 2-D decision boundary or 1-D regression curve share one plot.
         self.data_widget = pg.PlotWidget()
@@ -120,6 +129,7 @@ class TrainingPanel(Panel):
         self.decision.setOpacity(0.55)
         self.data_plot.addItem(self.decision)
         self.contour = pg.IsocurveItem(level=0.5, axisOrder="row-major")
+        self._contour_time = 0.0
         self.contour.setParentItem(self.decision)  # shares the image's pixel → data transform
         self.contour.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresParentOpacity)
         self.model_curve = pg.PlotDataItem(antialias=True)
@@ -307,7 +317,12 @@ class TrainingPanel(Panel):
             prob = np.asarray(d.grid_prob, dtype=np.float64)
             self.decision.setImage(prob, levels=(0.0, 1.0), autoLevels=False)
             self.decision.setRect(_grid_rect(np.asarray(d.grid_x), np.asarray(d.grid_y)))
-            self.contour.setData(np.nan_to_num(prob, nan=0.5))
+            now = time.monotonic()
+            # pyqtgraph's isocurve costs ~10 ms on 64×64: while training, refresh it at ≤ 4 Hz.
+            if now - self._contour_time >= 0.25 or self.snapshot is None or \
+                    self.snapshot.status != "running":
+                self._contour_time = now
+                self.contour.setData(np.nan_to_num(prob, nan=0.5))
             self.decision.show()
         else:
             self.decision.hide()
