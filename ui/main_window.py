@@ -39,6 +39,7 @@ from ui.panels.weights import WeightsPanel
 from ui.session import DEFAULT_PRESET, saved_hparams
 
 FRAME_MS = 33  # redraw clock: ≤ 30 Hz
+PANEL_CLASSES = (TrainingPanel, WeightsPanel, DropoutPanel, LossSurfacePanel)  # tab order
 UPDATE_COALESCE_MS = 15  # slider storms are merged into one engine message per this interval
 SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
 
@@ -96,14 +97,14 @@ class MainWindow(QMainWindow):
         self.last_good = hparams
 
         # --- panels
+        # Only the visible panel is built before the window shows; the others follow right after
+        # (about 0.25 s of the 1.2 s start-up budget), or at once when something asks for them.
         self.tabs = QTabWidget()
-        self.panels: list[Panel] = [TrainingPanel(self.history), WeightsPanel(self.history),
-                                    DropoutPanel(self.history), LossSurfacePanel(self.history)]
-        for p in self.panels:
-            self.tabs.addTab(p, p.title)
-            p.request.connect(self._panel_request)
-            p.status_message.connect(lambda m: self.statusBar().showMessage(m, 5000))
-        self.tabs.currentChanged.connect(lambda _: self._mark_dirty())
+        self._panels: list[Panel | None] = [None] * len(PANEL_CLASSES)
+        self._last_landscape: LandscapeResult | None = None
+        for cls in PANEL_CLASSES:
+            self.tabs.addTab(QWidget(), cls.title)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.banner = Banner()
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -154,6 +155,8 @@ class MainWindow(QMainWindow):
         self._make_actions()
         if restore:
             self._restore_settings()
+        self._panel(self.tabs.currentIndex())
+        QTimer.singleShot(0, self._build_all_panels)
         if self.last_good is None:
             self.last_good = saved_hparams(self.settings) or load_preset(DEFAULT_PRESET)
         self.controls.set_hparams(self.last_good)
@@ -178,7 +181,7 @@ class MainWindow(QMainWindow):
             self._save_settings()
         finally:
             self.client.close()
-            for p in self.panels:
+            for p in self._built_panels():
                 p.cleanup()
 
     # ------------------------------------------------------------------------------- actions
@@ -228,7 +231,8 @@ class MainWindow(QMainWindow):
         self.controls.set_running(False)
         self.banner.hide()
         self.history.clear()
-        for p in self.panels:
+        self._last_landscape = None
+        for p in self._built_panels():
             p.reset()
         if hparams is not None:
             self.last_good = hparams
@@ -304,7 +308,7 @@ class MainWindow(QMainWindow):
         self.latest = snap
         self.last_good = snap.hparams
         self.history.add(snap)
-        for p in self.panels:
+        for p in self._built_panels():
             p.ingest(snap)
         if snap.events:
             step, text = snap.events[-1]
@@ -326,7 +330,8 @@ class MainWindow(QMainWindow):
         self.toggle_run()
 
     def on_landscape(self, result: LandscapeResult) -> None:
-        for p in self.panels:
+        self._last_landscape = result
+        for p in self._built_panels():
             p.on_landscape(result)
         self._mark_dirty()
 
@@ -344,7 +349,8 @@ class MainWindow(QMainWindow):
 
     def _restart_engine(self) -> None:
         self.history.clear()
-        for p in self.panels:
+        self._last_landscape = None
+        for p in self._built_panels():
             p.reset()
         self.client.start(self.last_good)
 
@@ -357,9 +363,7 @@ class MainWindow(QMainWindow):
         if not self._dirty:
             return
         self._dirty = False
-        panel = self.tabs.currentWidget()
-        if isinstance(panel, Panel):
-            panel.redraw()
+        self.current_panel().redraw()
         s = self.latest
         if s is not None:
             self.controls.rate_label.setText(f"step {s.step:,} · {s.steps_per_sec:,.0f} steps/s · "
@@ -367,7 +371,52 @@ class MainWindow(QMainWindow):
         self.panels_redrawn.emit()
 
     def current_panel(self) -> Panel:
-        return self.tabs.currentWidget()
+        return self._panel(self.tabs.currentIndex())
+
+    # ------------------------------------------------------------------------------- panels
+    @property
+    def panels(self) -> list[Panel]:
+        """Every panel, in tab order (built now if not yet)."""
+        self._build_all_panels()
+        return list(self._panels)  # type: ignore[arg-type]
+
+    def _built_panels(self) -> list[Panel]:
+        return [p for p in self._panels if p is not None]
+
+    def _build_all_panels(self) -> None:
+        for i in range(len(self._panels)):
+            self._panel(i)
+
+    def _panel(self, index: int) -> Panel:
+        """The panel of tab `index`, built and put in its tab on first use."""
+        index = max(0, min(index, len(self._panels) - 1))
+        panel = self._panels[index]
+        if panel is not None:
+            return panel
+        cls = PANEL_CLASSES[index]
+        panel = cls(self.history)
+        self._panels[index] = panel
+        panel.request.connect(self._panel_request)
+        panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 5000))
+        if self.latest is not None:
+            panel.ingest(self.latest)
+        if self._last_landscape is not None:
+            panel.on_landscape(self._last_landscape)
+        current = self.tabs.currentIndex()
+        blocked = self.tabs.blockSignals(True)
+        try:
+            placeholder = self.tabs.widget(index)
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, panel, cls.title)
+            self.tabs.setCurrentIndex(current)
+            placeholder.deleteLater()
+        finally:
+            self.tabs.blockSignals(blocked)
+        return panel
+
+    def _tab_changed(self, index: int) -> None:
+        self._panel(index)
+        self._mark_dirty()
 
     # ------------------------------------------------------------------------------- settings
     def _restore_settings(self) -> None:
