@@ -1,0 +1,326 @@
+"""`python main.py export`: train headless, then write slide figures of the panels, without a display.
+
+    python main.py export --preset moons_dropout --steps 2000 --out figs \\
+        [--set weight_decay=0.1 ...] [--panels training,weights] [--size 1920x1080] \\
+        [--format png,svg] [--theme slide|screen] [--device cpu] [--no-caption]
+
+It trains with `regsim.Trainer` in this process (no engine process: nothing to wait for or clean up),
+feeds the snapshots and one loss landscape to a real, never-shown `MainWindow` (so the figures are the
+app's own panels, not look-alikes), and writes one file per panel and format plus `metrics.json`.
+
+Every argument is checked before training starts and before anything is written, so bad input costs
+a second, not a training run, and leaves the folder as it was: `regsim: error: <what, and what is
+allowed>` on stderr, exit status 2. If a write fails midway, the files this run already wrote are
+removed again: a folder holds a complete export or none. A run that diverges still writes its figures
+(the divergence is worth showing) and exits with 3, like `python main.py train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PANEL_HELP = "training, weights, dropout, landscape (or all)"
+
+
+class _UsageError(Exception):
+    """argparse's complaints, re-raised so they print as `regsim: error: …` like every other one."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the export needs, validated."""
+
+    preset: str
+    hparams: Any  # HParams
+    steps: int
+    out: Path
+    panels: tuple[str, ...] | None  # None = every panel of the window
+    formats: tuple[str, ...]
+    size: tuple[int, int]
+    theme: str
+    device: str
+    caption: bool
+    landscape_resolution: int
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python main.py export",
+                description="Train headless, then write slide-ready figures of the panels.")
+    p.add_argument("--preset", required=True,
+                   help="preset name (see `python main.py presets`) or path to a preset .json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the preset (repeatable)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps before the figures "
+                   "(default 1000)")
+    p.add_argument("--out", required=True, help="existing folder the figures go into")
+    p.add_argument("--panels", default="all", help=f"comma-separated: {PANEL_HELP}")
+    p.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT in pixels, each in [64, 8192]")
+    p.add_argument("--format", default="png", help="comma-separated: png, svg")
+    p.add_argument("--theme", default="slide", help="slide (white, large type) or screen (dark)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--no-caption", action="store_true",
+                   help="leave out the caption strip with the settings under each figure")
+    p.add_argument("--landscape-resolution", type=int, default=51,
+                   help="grid points per axis of the loss surface, in [3, 201] (default 51)")
+    return p
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip().lower() for v in str(value).split(",") if v.strip()]
+
+
+def _unique(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def validate(args: argparse.Namespace) -> Plan:
+    """Check every argument (cheap checks first, torch last); ValueError names the flag and what is
+    allowed. Panel names are checked against the window later, once it exists."""
+    from regsim.cli import parse_sets
+    from regsim.presets import load_preset
+    from ui.export import FORMATS, check_folder, check_format, parse_size
+
+    try:
+        base = load_preset(args.preset)
+    except ValueError as e:
+        raise ValueError(f"--preset: {e}") from None
+    try:
+        hparams = parse_sets(args.set, base)
+    except ValueError as e:
+        raise ValueError(f"--set: {e}") from None
+    if not 0 <= args.steps <= 10_000_000:
+        raise ValueError(f"--steps = {args.steps} is out of range; allowed: [0, 10000000]")
+    if not 3 <= args.landscape_resolution <= 201:
+        raise ValueError(f"--landscape-resolution = {args.landscape_resolution} is out of range; "
+                         "allowed: [3, 201]")
+    panels = _split(args.panels)
+    if not panels:
+        raise ValueError(f"--panels is empty; allowed: {PANEL_HELP}")
+    formats = _split(args.format)
+    if not formats:
+        raise ValueError(f"--format is empty; allowed: {', '.join(FORMATS)}")
+    try:
+        formats = [check_format(f) for f in formats]
+    except ValueError as e:
+        raise ValueError(f"--format: {e}") from None
+    try:
+        size = parse_size(args.size)
+    except ValueError as e:
+        raise ValueError(f"--size: {e}") from None
+    theme = str(args.theme).strip().lower()
+    if theme not in ("slide", "screen"):
+        raise ValueError(f"--theme: {args.theme!r} is not allowed; choose one of: slide, screen")
+    try:
+        out = check_folder(args.out)
+    except ValueError as e:
+        raise ValueError(f"--out: {e}") from None
+    from regsim.trainer import resolve_device  # imports torch: after the cheap checks
+
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as e:
+        raise ValueError(f"--device: {e}") from None
+    return Plan(preset=str(args.preset), hparams=hparams, steps=args.steps, out=out,
+                panels=None if "all" in panels else _unique(panels), formats=_unique(formats),
+                size=size, theme=theme, device=device, caption=not args.no_caption,
+                landscape_resolution=args.landscape_resolution)
+
+
+def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = True,
+                      log: Callable[[str], None] | None = None, resolution: int = 51) -> Any:
+    """Train `steps` steps, feeding ~100 snapshots to `window.on_snapshot` (the curves get their
+    points, the panels their newest state), then one landscape to `window.on_landscape`.
+
+    Returns the last snapshot. Stops early, keeping what it has, if the run diverges.
+    """
+    from regsim.landscape import LandscapeRequest
+
+    snap = trainer.snapshot()
+    window.on_snapshot(snap)
+    every = max(1, steps // 100)
+    log_every = max(every, steps // 10)
+    done, next_log = 0, log_every
+    t0 = time.perf_counter()
+    while done < steps:
+        n = min(every, steps - done)
+        trainer.step(n)
+        done += n
+        snap = trainer.snapshot()
+        window.on_snapshot(snap)
+        if log is not None and (done >= next_log or done == steps or snap.status == "diverged"):
+            next_log += log_every
+            acc = (f"  val_acc {snap.val_acc:.3f}" if math.isfinite(snap.val_acc) else "")
+            log(f"step {snap.step:7d}  train_loss {snap.train_loss:.4f}  val_loss {snap.val_loss:.4f}"
+                f"  gap {snap.val_loss - snap.train_loss:+.4f}{acc}")
+        if snap.status == "diverged":
+            break
+    if log is not None and steps:
+        log(f"trained {done} steps in {time.perf_counter() - t0:.1f} s")
+    if landscape:
+        t1 = time.perf_counter()
+        results = trainer.landscape(LandscapeRequest(resolution=resolution))
+        for result in results:
+            window.on_landscape(result)
+        if log is not None:
+            log(f"loss landscape {resolution}×{resolution} in {time.perf_counter() - t1:.1f} s")
+    return snap
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _metrics(plan: Plan, snap: Any, files: list[Path], seconds: float) -> dict:
+    return {
+        "preset": plan.preset,
+        "hparams": plan.hparams.to_dict(),
+        "device": snap.device,
+        "status": snap.status,
+        "message": snap.message,
+        "steps": plan.steps,
+        "final": {"step": snap.step, "epoch": _finite(snap.epoch),
+                  "train_loss": _finite(snap.train_loss), "val_loss": _finite(snap.val_loss),
+                  "gap": _finite(snap.val_loss - snap.train_loss),
+                  "train_acc": _finite(snap.train_acc), "val_acc": _finite(snap.val_acc),
+                  "weight_norms": {n: _finite(v) for n, v in zip(snap.layer_names,
+                                                                 snap.weight_norms)}},
+        "figures": {"size": list(plan.size), "theme": plan.theme, "formats": list(plan.formats),
+                    "caption": plan.caption},
+        "files": [f.name for f in files],
+        "seconds": round(seconds, 2),
+    }
+
+
+def export(plan: Plan, out: Callable[[str], None] = print) -> int:
+    """Build the window, check the panel names against it, train, write. 0, 2 (bad input or a
+    failed write, nothing left behind) or 3 (diverged; figures written)."""
+    from PySide6.QtCore import QEvent, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from regsim.cli import write_json_atomic
+    from regsim.trainer import Trainer
+    from ui.app import build_app
+    from ui.export import caption_for, default_filename, export_figure
+    from ui.main_window import MainWindow
+
+    t0 = time.perf_counter()
+    build_app()
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="regsim-export-") as tmp:
+        # The user's own settings are neither read nor changed by a headless export.
+        settings = QSettings(str(Path(tmp) / "regsim.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(plan.hparams, engine_mode="thread", device=plan.device,
+                            settings=settings, restore=False)
+        try:
+            by_key = {p.key: p for p in window.panels}
+            keys = plan.panels or tuple(by_key)
+            unknown = [k for k in keys if k not in by_key]
+            if unknown:
+                raise ValueError(f"--panels: unknown panel {unknown[0]!r}; allowed: "
+                                 f"{', '.join(by_key)} (or all)")
+            if plan.device == "cpu":
+                # The app's engine policy: all cores but one. On a small machine with other work
+                # running, OpenMP's spinning threads otherwise fight for the busy core (the engine
+                # measured 4.8 steps/s with 2 threads, 150 with 1, on 2 cores).
+                import torch
+
+                from ui.engine_client import engine_threads
+
+                torch.set_num_threads(engine_threads())
+            trainer = Trainer(plan.hparams, plan.device)
+            out(f"regsim export: {plan.preset} on {trainer.snapshot().device}, {plan.steps} steps: "
+                f"{plan.hparams.caption()}")
+            snap = train_into_window(window, trainer, plan.steps, landscape="landscape" in keys,
+                                     log=out, resolution=plan.landscape_resolution)
+            caption = caption_for(snap) if plan.caption else None
+            w, h = plan.size
+            for key in keys:
+                for fmt in plan.formats:
+                    path = plan.out / default_filename(key, snap, fmt)
+                    t1 = time.perf_counter()
+                    export_figure(by_key[key], path, fmt, plan.size, plan.theme, caption)
+                    written.append(path)
+                    out(f"wrote {path} ({w}×{h} {fmt.upper()}, {plan.theme} theme, "
+                        f"{time.perf_counter() - t1:.2f} s)")
+            metrics = plan.out / "metrics.json"
+            write_json_atomic(metrics, _metrics(plan, snap, written, time.perf_counter() - t0))
+            written.append(metrics)
+            out(f"wrote {metrics}")
+        except ValueError:
+            for path in written:  # all or nothing: no folder holds half an export
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+            raise
+        finally:
+            window.shutdown()
+            window.deleteLater()  # gone before the interpreter tears Qt down, not during
+            QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    out(f"done: {len(written) - 1} figures and metrics.json in {time.perf_counter() - t0:.1f} s")
+    if snap.status == "diverged":
+        sys.stdout.flush()
+        print(f"regsim: training diverged at step {snap.step}: {snap.message} (figures written)",
+              file=sys.stderr, flush=True)
+        return 3
+    return 0
+
+
+def _needs_offscreen() -> bool:
+    """No display to talk to (a server, CI, ssh): Qt must render offscreen or it aborts."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return False
+
+
+def _quiet_qt() -> Any:
+    """Drop one harmless Qt warning the offscreen platform prints for every figure (it cannot pass
+    size hints to a window manager it does not have); every other message still reaches stderr.
+    Returns the previous handler, to put back."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode: Any, _context: Any, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr, flush=True)
+
+    return qInstallMessageHandler(handler)
+
+
+def run_export(argv: list[str]) -> int:
+    """Entry point for `python main.py export …`; returns the exit status."""
+    if _needs_offscreen():  # before anything imports Qt
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    quiet = os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+    previous = _quiet_qt() if quiet else None
+    try:
+        args = build_parser().parse_args(argv)
+        plan = validate(args)
+        return export(plan, out=lambda line: print(line, flush=True))
+    except (_UsageError, ValueError) as e:
+        sys.stdout.flush()
+        print(f"regsim: error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except SystemExit as e:  # --help
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    finally:
+        if quiet:
+            from PySide6.QtCore import qInstallMessageHandler
+
+            qInstallMessageHandler(previous)
