@@ -145,7 +145,7 @@ def test_empty_history_reset_and_layer_change(panel, history):
 
 def test_grab_is_not_blank(panel, history, qtbot):
     feed(panel, history, [make_snapshot(step=s) for s in range(0, 3000, 30)])
-    panel.resize(1200, 800)
+    panel.resize(1920, 1080)
     panel.show()
     qtbot.waitExposed(panel)
     qtbot.wait(30)
@@ -161,7 +161,7 @@ def test_grab_is_not_blank(panel, history, qtbot):
 
 def test_slide_theme_makes_plot_backgrounds_white(panel, history, qtbot):
     feed(panel, history, [make_snapshot(step=s) for s in range(0, 3000, 30)])
-    panel.resize(1200, 800)
+    panel.resize(1920, 1080)
     panel.show()
     qtbot.waitExposed(panel)
     qtbot.wait(30)

@@ -140,6 +140,9 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
         {"name": "event-loop lag p99 (10 ms timer)", "value": live["lag_p99_ms"], "unit": "ms",
          "target": "≤ 33", "ok": live["lag_p99_ms"] <= 33},
     ]
+    from ui.export import bench_export
+
+    rows += bench_export(quick, device)
     print_table(rows)
     return rows
 

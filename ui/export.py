@@ -65,8 +65,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
     QApplication,
+    QComboBox,
     QLayout,
+    QProgressBar,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -77,6 +81,8 @@ from regsim.hparams import HParams
 from regsim.snapshot import Snapshot
 from ui.panels.base import Panel
 from ui.theme import SCREEN, THEMES, Theme
+
+EXPORT_HIDDEN = (QAbstractButton, QComboBox, QAbstractSpinBox, QProgressBar)  # live-app controls
 
 MIN_SIDE, MAX_SIDE = 64, 8192  # pixels, per side, for every figure
 DEFAULT_SIZE = (1920, 1080)  # a Full HD slide
@@ -586,11 +592,20 @@ def _export_mode(widget: QWidget) -> Iterator[None]:
         views.append(widget)
     items = [item for view in views if view.scene() is not None for item in view.scene().items()
              if hasattr(item, "setExportMode")]
+    # Buttons, boxes and progress bars steer the live app; they have no place on a slide.
+    controls = [c for p in panels_in(widget) for kind in EXPORT_HIDDEN
+                for c in p.findChildren(kind) if c.isVisibleTo(p)]
+    controls += [c for p in panels_in(widget) for c in p.findChildren(QWidget)
+                 if c.property("export_hidden") and c.isVisibleTo(p)]
     try:
+        for c in controls:
+            c.hide()
         for item in items:
             item.setExportMode(True, {"antialias": True, "resolutionScale": 1.0})
         yield
     finally:
+        for c in controls:
+            c.show()
         for item in items:
             try:
                 item.setExportMode(False)

@@ -32,8 +32,8 @@ SCREEN = Theme(name="screen", background="#1e1f24", foreground="#d8d8d8", line_w
                gap=(240, 136, 62, 60), grid_alpha=0.15, colormap="viridis",
                antialias=False)
 
-SLIDE = Theme(name="slide", background="#ffffff", foreground="#111111", line_width=4.0, font_pt=18,
-              title_pt=22, train="#1f5fbf", val="#d9480f", accent="#b8860b",
+SLIDE = Theme(name="slide", background="#ffffff", foreground="#111111", line_width=4.0, font_pt=22,
+              title_pt=26, train="#1f5fbf", val="#d9480f", accent="#b8860b",
               gap=(217, 72, 15, 50), grid_alpha=0.25, colormap="viridis",
               antialias=True)
 

@@ -153,6 +153,7 @@ class LossSurfacePanel(Panel):
         self.status_label = QLabel("no landscape yet: press Compute (L)")
         self.note_label = QLabel("")  # warnings about the shown result (non-finite, path off-slice)
         self.help_label = QLabel("(?) what is this slice")
+        self.help_label.setProperty("export_hidden", True)
         self.help_label.setToolTip(SURFACE_TIP)
 
         controls = QHBoxLayout()
@@ -185,10 +186,13 @@ class LossSurfacePanel(Panel):
         for iso in self.contours:
             iso.setParentItem(self.image)  # image pixel coordinates, placed by the image's rect
             iso.setZValue(5)
-        self.path = pg.PlotDataItem(symbol="o", antialias=True)
+        self.path = pg.PlotDataItem(antialias=True)
         self.path.setZValue(10)
         self.current = pg.ScatterPlotItem(symbol="star", pxMode=True)
         self.current.setZValue(11)
+        self.path_marks = pg.ScatterPlotItem(symbol="o", pxMode=True)
+        self.path_marks.setZValue(11)
+        self.plot.addItem(self.path_marks)
         self.current_text = pg.TextItem(anchor=(-0.08, 1.1))
         self.current_text.setZValue(12)
         self.placeholder = pg.TextItem("No landscape yet.\nPress Compute (L),\nor turn on auto.",
@@ -277,6 +281,7 @@ class LossSurfacePanel(Panel):
         for item in (self.path, self.section_a, self.section_b):
             item.setData([], [])
         self.current.setData([], [])
+        self.path_marks.setData([], [])
         self.current_text.setText("")
         self.placeholder.setVisible(True)
         self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
@@ -287,7 +292,7 @@ class LossSurfacePanel(Panel):
 
     def apply_theme(self, theme: Theme) -> None:
         """Restyle backgrounds, axes, fonts, pens and the colour map, then redraw."""
-        self.theme = theme
+        super().apply_theme(theme)
         fg = pg.mkColor(theme.foreground)
         palette = self.palette()
         palette.setColor(QPalette.ColorRole.Window, pg.mkColor(theme.background))
@@ -310,13 +315,16 @@ class LossSurfacePanel(Panel):
         shadow = pg.mkPen(theme.background, width=theme.line_width + 3)
         self.path.setPen(pg.mkPen(theme.accent, width=theme.line_width))
         self.path.setShadowPen(shadow)
-        self.path.setSymbolBrush(pg.mkBrush(theme.accent))
-        self.path.setSymbolPen(pg.mkPen(theme.background, width=1))
-        self.path.setSymbolSize(theme.font_pt)
+        self.path_marks.setBrush(pg.mkBrush(theme.accent))
+        self.path_marks.setPen(pg.mkPen(theme.background, width=1))
+        self.path_marks.setSize(theme.font_pt * 0.8)
         self.current.setBrush(pg.mkBrush(theme.accent))
         self.current.setPen(pg.mkPen(theme.background, width=2))
         self.current.setSize(3 * theme.font_pt)
-        self.current_text.setColor(theme.accent)
+        self.current_text.setColor(theme.foreground)  # on a half-opaque plate: readable on any colour
+        self.current_text.fill = pg.mkBrush(pg.mkColor(theme.background).red(),
+                                            pg.mkColor(theme.background).green(),
+                                            pg.mkColor(theme.background).blue(), 200)
         self.current_text.setFont(QFont(self.font().family(), theme.font_pt, QFont.Weight.Bold))
         self.placeholder.setColor(theme.foreground)
         self.placeholder.setFont(QFont(self.font().family(), theme.title_pt))
@@ -388,7 +396,12 @@ class LossSurfacePanel(Panel):
         # The path, ending at the current weights (the slice's centre by construction).
         path = np.asarray(result.path, dtype=np.float64).reshape(-1, 2)
         path = path[np.isfinite(path).all(axis=1)]
+        # The line keeps every point; markers only on ~24 of them, so the direction of travel stays
+        # readable when hundreds of points crowd together.
         self.path.setData(path[:, 0], path[:, 1])
+        every = max(1, len(path) // 24)
+        marks = path[::-every][::-1]  # counted back from the newest point
+        self.path_marks.setData(marks[:, 0], marks[:, 1])
         self.current.setData([0.0], [0.0])
         self.current_text.setText(f"now · loss {result.center_loss:.3g}")
         self.current_text.setPos(0.0, 0.0)

@@ -72,6 +72,7 @@ class WeightsPanel(Panel):
                                   "(and whose histogram is emphasized).")
         self.layer_box.currentIndexChanged.connect(lambda _i: self.redraw())
         self.layer_label = QLabel("layer")
+        self.layer_label.setProperty("export_hidden", True)  # its box is hidden in figures too
         self.density = QCheckBox("normalize histograms")
         self.density.setChecked(True)
         self.density.setToolTip("Draw each layer's histogram as a density (area 1), so a small "
