@@ -67,6 +67,7 @@ class _Loop:
         self.running = False
         self.chunk = 1
         self.last_snapshot = 0.0
+        self.next_snapshot = 0.0
         self.stop = False
         self.parent_pid = parent_pid
         self.last_parent_check = time.monotonic()
@@ -94,7 +95,9 @@ class _Loop:
             if self.running:
                 self.train_chunk()
             now = time.perf_counter()
-            if self.running and now - self.last_snapshot >= self.period:
+            if self.running and now >= self.next_snapshot:
+                # Deadline-based, so chunk granularity does not drag the rate below `hz`.
+                self.next_snapshot = max(self.next_snapshot + self.period, now)
                 self.send_snapshot()
 
     def drain(self, block: bool) -> None:

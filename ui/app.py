@@ -8,14 +8,13 @@ import time
 
 
 def build_app():
-    """The QApplication with regsim's look; created once per process."""
-    import pyqtgraph as pg
+    """The QApplication with regsim's look; created once per process. (pyqtgraph's options are set
+    where it is first imported for plotting: ui/panels/style.py.)"""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("regsim")
     app.setOrganizationName("regsim")
-    pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     return app
 
 
@@ -70,6 +69,12 @@ def run_app(argv: list[str]) -> int:
                 window.client.snapshot.disconnect(first_snapshot)
 
         window.client.snapshot.connect(first_snapshot)
+    def build_panels() -> None:
+        window.build_panels()
+        app.processEvents()
+        print(f"regsim: panels drawn after {time.perf_counter() - t0:.2f} s", flush=True)
+
+    QTimer.singleShot(0, build_panels)
     QTimer.singleShot(0, window.start_engine)
     # SIGTERM / Ctrl+C close the window properly (engine stopped, settings saved). Python only sees
     # signals when it runs, so a idle timer hands it control a few times a second.

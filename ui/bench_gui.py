@@ -30,20 +30,22 @@ def _bench_hparams():
                    optimizer="adam", decay_mode="decoupled", weight_decay=0.01, lr=1e-3)
 
 
-def measure_startup() -> tuple[float, float]:
-    """(seconds until the window is visible, seconds until the first training step), measured
-    from launching `python main.py` as a user would."""
+def measure_startup() -> tuple[float, float, float]:
+    """(seconds until the window is visible, until its panels are drawn, until the first training
+    step), measured from launching `python main.py` as a user would."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
                PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "main.py", "--device", "cpu", "--run", "--quit-after", "30"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    visible = first = float("nan")
+    visible = panels = first = float("nan")
     try:
         for line in proc.stdout:  # type: ignore[union-attr]
             if "window visible" in line and visible != visible:
                 visible = time.perf_counter() - t0
+            if "panels drawn" in line and panels != panels:
+                panels = time.perf_counter() - t0
             if "first step" in line:
                 first = time.perf_counter() - t0
                 break
@@ -53,7 +55,7 @@ def measure_startup() -> tuple[float, float]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return visible, first
+    return visible, panels, first
 
 
 def measure_live(seconds: float, device: str, mode: str = "process") -> dict:
@@ -74,6 +76,9 @@ def measure_live(seconds: float, device: str, mode: str = "process") -> dict:
     while w.latest is None and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
+    if w.latest is None:
+        w.close()
+        raise RuntimeError("the engine sent no snapshot within 60 s")
     w.toggle_run()
     # warm up: let the engine reach full speed
     t_end = time.monotonic() + 1.5
@@ -117,26 +122,43 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
 
     secs = 4.0 if quick else 10.0
     rows: list[dict] = []
-    visible, first = measure_startup()
+    visible, panels, first = measure_startup()
     rows += [
         {"name": "window visible after launch", "value": visible, "unit": "s", "target": "≤ 1.2",
          "ok": visible <= 1.2},
+        {"name": "all four panels drawn after launch", "value": panels, "unit": "s", "target": "",
+         "ok": None},
         {"name": "first training step after launch", "value": first, "unit": "s", "target": "≤ 4",
          "ok": first <= 4.0},
     ]
+    import torch
+
+    from ui.engine_client import engine_threads
+
     h = _bench_hparams()
+    default_threads = torch.get_num_threads()
     bare_a = _bare_loop_rate(h, secs / 2, device)
     live = measure_live(secs, device)
     bare_b = _bare_loop_rate(h, secs / 2, device)
     bare = statistics.mean([bare_a, bare_b])
+    # The engine leaves one core to the GUI (see engine_threads); the same loop on that many
+    # threads isolates what the live GUI itself costs.
+    torch.set_num_threads(engine_threads())
+    try:
+        bare_same = _bare_loop_rate(h, secs / 2, device)
+    finally:
+        torch.set_num_threads(default_threads)
     ratio = live["steps_per_s"] / bare
+    ratio_same = live["steps_per_s"] / bare_same
     rows += [
         {"name": "live app (Training tab) steps/s", "value": live["steps_per_s"], "unit": "steps/s",
          "target": "", "ok": None},
-        {"name": "live app ÷ bare loop", "value": ratio, "unit": "×", "target": "≥ 0.90",
-         "ok": ratio >= 0.90},
-        {"name": "GUI frame rate while training", "value": live["fps"], "unit": "fps",
-         "target": "≥ 30", "ok": live["fps"] >= 29.0},
+        {"name": f"live app ÷ bare loop ({default_threads} threads)", "value": ratio, "unit": "×",
+         "target": "≥ 0.90", "ok": ratio >= 0.90},
+        {"name": f"live app ÷ bare loop ({engine_threads()} thread(s), as the engine)",
+         "value": ratio_same, "unit": "×", "target": "", "ok": None},
+        {"name": "GUI frame rate while training (30 Hz snapshots)", "value": live["fps"],
+         "unit": "fps", "target": "≥ 30", "ok": live["fps"] >= 29.5},
         {"name": "event-loop lag p99 (10 ms timer)", "value": live["lag_p99_ms"], "unit": "ms",
          "target": "≤ 33", "ok": live["lag_p99_ms"] <= 33},
     ]

@@ -6,6 +6,7 @@ is ingested (cheap); only the visible panel redraws, on a 30 Hz frame timer (the
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,17 @@ from regsim.snapshot import History, LandscapeResult, Snapshot
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
 from ui.panels.base import Panel
-from ui.panels.dropout import DropoutPanel
-from ui.panels.loss_surface import LossSurfacePanel
-from ui.panels.training import TrainingPanel
-from ui.panels.weights import WeightsPanel
 from ui.session import DEFAULT_PRESET, saved_hparams
 
-FRAME_MS = 33  # redraw clock: ≤ 30 Hz
-PANEL_CLASSES = (TrainingPanel, WeightsPanel, DropoutPanel, LossSurfacePanel)  # tab order
+# The redraw clock ticks at 40 Hz but draws only when a snapshot arrived since the last frame, so the
+# frame rate follows the engine's 30 Hz snapshots without a tick's jitter dropping one.
+FRAME_MS = 25
+# Tab order: (title, module, class). Panel modules (and pyqtgraph with them) are imported when the
+# panel is first built, after the window is already on screen.
+PANELS = (("Training", "ui.panels.training", "TrainingPanel"),
+          ("Weights", "ui.panels.weights", "WeightsPanel"),
+          ("Dropout masks", "ui.panels.dropout", "DropoutPanel"),
+          ("Loss surface", "ui.panels.loss_surface", "LossSurfacePanel"))
 UPDATE_COALESCE_MS = 15  # slider storms are merged into one engine message per this interval
 SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
 
@@ -100,10 +104,12 @@ class MainWindow(QMainWindow):
         # Only the visible panel is built before the window shows; the others follow right after
         # (about 0.25 s of the 1.2 s start-up budget), or at once when something asks for them.
         self.tabs = QTabWidget()
-        self._panels: list[Panel | None] = [None] * len(PANEL_CLASSES)
+        self._panels: list[Panel | None] = [None] * len(PANELS)
         self._last_landscape: LandscapeResult | None = None
-        for cls in PANEL_CLASSES:
-            self.tabs.addTab(QWidget(), cls.title)
+        for title, _, _ in PANELS:
+            placeholder = QLabel("Loading…")
+            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.tabs.addTab(placeholder, title)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.banner = Banner()
         central = QWidget()
@@ -155,8 +161,6 @@ class MainWindow(QMainWindow):
         self._make_actions()
         if restore:
             self._restore_settings()
-        self._panel(self.tabs.currentIndex())
-        QTimer.singleShot(0, self._build_all_panels)
         if self.last_good is None:
             self.last_good = saved_hparams(self.settings) or load_preset(DEFAULT_PRESET)
         self.controls.set_hparams(self.last_good)
@@ -168,6 +172,7 @@ class MainWindow(QMainWindow):
         if not self.client.alive:
             self.client.start(self.last_good)
         self._frame.start()
+        self._mark_dirty()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.shutdown()
@@ -386,7 +391,13 @@ class MainWindow(QMainWindow):
     def _built_panels(self) -> list[Panel]:
         return [p for p in self._panels if p is not None]
 
+    def build_panels(self) -> None:
+        """Build every panel now, the visible one first (ui.app calls this once the window shows;
+        otherwise each is built when first needed)."""
+        self._build_all_panels()
+
     def _build_all_panels(self) -> None:
+        self._panel(self.tabs.currentIndex())  # the visible one first
         for i in range(len(self._panels)):
             self._panel(i)
 
@@ -396,7 +407,8 @@ class MainWindow(QMainWindow):
         panel = self._panels[index]
         if panel is not None:
             return panel
-        cls = PANEL_CLASSES[index]
+        title, module, name = PANELS[index]
+        cls = getattr(importlib.import_module(module), name)
         panel = cls(self.history)
         self._panels[index] = panel
         panel.request.connect(self._panel_request)
@@ -410,7 +422,7 @@ class MainWindow(QMainWindow):
         try:
             placeholder = self.tabs.widget(index)
             self.tabs.removeTab(index)
-            self.tabs.insertTab(index, panel, cls.title)
+            self.tabs.insertTab(index, panel, title)
             self.tabs.setCurrentIndex(current)
             placeholder.deleteLater()
         finally:

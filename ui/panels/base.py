@@ -8,7 +8,6 @@ hidden panel costs nothing. Plot items are created once in `__init__`; `redraw` 
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
@@ -61,6 +60,7 @@ class Panel(QWidget):
 def set_antialias(widget: QWidget, on: bool) -> None:
     """Antialiasing on or off for every curve and scatter under `widget` (plot items read
     opts['antialias'] when they paint)."""
+    import pyqtgraph as pg  # here: importing the contract must not pull in pyqtgraph
     for view in widget.findChildren(pg.GraphicsView):
         for item in view.scene().items():
             opts = getattr(item, "opts", None)
