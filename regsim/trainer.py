@@ -311,9 +311,12 @@ class Trainer:
         h = self.hparams
         now = time.perf_counter()
         heavy = self._heavy
+        # Also due when the step count grew by 10 % since the last measurement: log-spaced points
+        # keep the early, fast-changing part of a run dense at a negligible total cost.
         due = (max_overhead is None or heavy is None or self.status != "running"
                or heavy["step"] == self.step_count
-               or (now - self._heavy_at) * max_overhead >= self._heavy_cost)
+               or (now - self._heavy_at) * max_overhead >= self._heavy_cost
+               or self.step_count >= max(heavy["step"] * 1.1, heavy["step"] + 5))
         if due and (heavy is None or heavy["step"] != self.step_count or max_overhead is None):
             layers = self.model.weight_layers()
             hists, edges, norms, amax = weight_histograms([lin.weight for lin in layers])
