@@ -150,11 +150,8 @@ class Trainer:
                              "not a live update")
         changes = {k: coerce(k, v) for k, v in changes.items()}
         with self._lock:
-            self.hparams_after({**self._pending, **changes})  # validate the combination now
+            self.hparams.replace(**{**self._pending, **changes})  # validate the combination now
             self._pending.update(changes)
-
-    def hparams_after(self, changes: dict[str, Any]) -> HParams:
-        return self.hparams.replace(**changes)
 
     def _apply_pending(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ every error becomes a status-bar message plus a non-blocking message box, and tr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -110,17 +110,22 @@ def export_to(window: MainWindow, widget: QWidget, options: ExportOptions) -> Pa
     return path
 
 
-def _export_with_dialog(window: MainWindow, widget: QWidget, key: str, title: str) -> Path | None:
-    dialog = ExportDialog(window, window.settings, key, _source(window), title)
+def _run_dialog(window: MainWindow, dialog: QDialog) -> Any:
+    """Show `dialog` modally (reachable as window.export_dialog meanwhile, for tests); its
+    options() when accepted, else None."""
     window.export_dialog = dialog
     try:
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
-        options = dialog.options()
+        return dialog.options()
     finally:
         window.export_dialog = None
         dialog.deleteLater()
-    return export_to(window, widget, options)
+
+
+def _export_with_dialog(window: MainWindow, widget: QWidget, key: str, title: str) -> Path | None:
+    options = _run_dialog(window, ExportDialog(window, window.settings, key, _source(window), title))
+    return None if options is None else export_to(window, widget, options)
 
 
 # ------------------------------------------------------------------------------------ actions
@@ -170,16 +175,8 @@ def record_gif(window: MainWindow) -> GifRecorder | None:
         window.statusBar().showMessage("A GIF is already being recorded", 5000)
         return None
     panel = window.current_panel()
-    dialog = GifDialog(window, window.settings, panel.key, _source(window))
-    window.export_dialog = dialog
-    try:
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return None
-        options = dialog.options()
-    finally:
-        window.export_dialog = None
-        dialog.deleteLater()
-    return start_gif(window, panel, options)
+    options = _run_dialog(window, GifDialog(window, window.settings, panel.key, _source(window)))
+    return None if options is None else start_gif(window, panel, options)
 
 
 def start_gif(window: MainWindow, panel: QWidget, options: GifOptions) -> GifRecorder | None:
