@@ -104,8 +104,7 @@ class TrainingPanel(Panel):
             line = pg.InfiniteLine(angle=90, movable=False, label="",
                                    labelOpts={"position": MARKER_LABEL_POS[i % 3],
                                               "anchors": [(0, 0), (0, 0)]})
-            line.hide()
-            self.loss_plot.addItem(line, ignoreBounds=True)
+            line.hide()  # joins the plot only while shown (see _show_marker)
             self.markers.append(line)
 
         # Accuracy (classification only): hidden while every value is NaN.
@@ -204,7 +203,7 @@ class TrainingPanel(Panel):
         for curve in (self.train_curve, self.val_curve, self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
         for line in self.markers:
-            line.hide()
+            self._show_marker(line, False)
         self._marker_key = None
         self._set_kind(None)
         self.readout.setText("waiting for the first snapshot")
@@ -288,16 +287,25 @@ class TrainingPanel(Panel):
         shown = list(groups.items())[-MAX_MARKERS:]
         for i, line in enumerate(self.markers):
             if i >= len(shown):
-                line.hide()
+                self._show_marker(line, False)
                 continue
+            self._show_marker(line, True)
             step, texts = shown[i]
             full = "; ".join(texts)
             short = full if len(full) <= 22 else full[:21] + "…"
             line.setPos(step)
-            line.show()
             line.label.setFormat(short.replace("{", "{{").replace("}", "}}"))
             line.label.setText(short)
             line.setToolTip(f"step {step}: {full}")
+
+    def _show_marker(self, line: pg.InfiniteLine, on: bool) -> None:
+        """Markers are in the scene only while shown: a hidden InfiniteLine still recomputes its
+        bounding rect on every range change (3.5 ms a frame for 30 of them, measured)."""
+        if on and line.scene() is None:
+            self.loss_plot.addItem(line, ignoreBounds=True)
+        elif not on and line.scene() is not None:
+            self.loss_plot.removeItem(line)
+        line.setVisible(on)
 
     def _draw_data(self, data: DataView | None) -> None:
         kind = data.kind if data is not None else None
