@@ -231,3 +231,16 @@ def test_cli_rejects_bad_input(args, message) -> None:
 def test_cli_presets_lists_them() -> None:
     out = _cli("presets")
     assert out.returncode == 0 and "llama_recipe" in out.stdout and "adamw" in out.stdout
+
+
+def test_bench_prints_its_table_and_json(tmp_path) -> None:
+    """The harness runs and reports; its numbers are not judged here (shared machines are noisy)."""
+    path = tmp_path / "bench.json"
+    out = _cli("bench", "--quick", "--only", "hist,landscape", "--device", "cpu", "--json",
+               str(path), timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "histogram cost λ=0.1 ÷ λ=0" in out.stdout and "Summary" in out.stdout
+    rows = json.loads(path.read_text())["rows"]
+    names = [r["name"] for r in rows]
+    assert "loss surface 51×51, 512 pts, 2-64-64-2" in names
+    assert all(isinstance(r["value"], float) and r["value"] > 0 for r in rows)
