@@ -257,6 +257,8 @@ def test_engine_exits_when_the_app_is_killed(tmp_path) -> None:
         "c = EngineClient(mode='process', device='cpu')\n"
         "c.start(HParams(dataset='moons', hidden=(8,)))\n"
         "c.run()\n"
+        "while c._out.get(timeout=120)[0] != 'snapshot':\n"
+        "    pass\n"
         "print(c._worker.pid, flush=True)\n"
         "time.sleep(120)\n"
     )
@@ -264,11 +266,11 @@ def test_engine_exits_when_the_app_is_killed(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         child = psutil.Process(int(proc.stdout.readline()))
-        time.sleep(3)  # let it import torch and train
+        time.sleep(1)  # it is training now: its first snapshot has arrived
         assert child.is_running()
         proc.kill()
         proc.wait(5)
-        gone, alive = psutil.wait_procs([child], timeout=5)
+        gone, alive = psutil.wait_procs([child], timeout=10)
         assert not alive, "the engine outlived its parent"
     finally:
         if proc.poll() is None:

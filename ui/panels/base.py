@@ -38,6 +38,17 @@ class Panel(QWidget):
     def redraw(self) -> None:
         """Push the newest state into the plot items. Only called while the panel is visible."""
 
+    def data_key(self) -> tuple:
+        """What the history- and measurement-based plots depend on. Between heavy measurements
+        (see Snapshot.eval_step) snapshots reuse them, so a panel can skip redrawing plots whose
+        key is unchanged: most live frames then only touch labels and masks."""
+        snap = self.snapshot
+        return (len(self.history), len(self.history.events),
+                self.history.series("step")[-1] if len(self.history) else None,
+                None if snap is None else (snap.eval_step, snap.step if snap.eval_step < 0 else -1,
+                                           snap.status, snap.hparams),
+                self.theme.name, id(self.theme))
+
     def on_landscape(self, result: LandscapeResult) -> None:
         """A landscape computed by the engine (only the loss-surface panel cares)."""
 

@@ -99,6 +99,7 @@ class TrainingPanel(Panel):
         self.loss_widget.setToolTip("Loss measured in eval mode (dropout off) on the whole split.\n"
                                     "Shaded: the generalization gap, val − train. Dashed lines: "
                                     "settings changes.")
+        self._plots_key: tuple | None = None  # what the plots show (see Panel.data_key)
         self.markers: list[pg.InfiniteLine] = []
         for i in range(MAX_MARKERS):
             line = pg.InfiniteLine(angle=90, movable=False, label="",
@@ -187,18 +188,19 @@ class TrainingPanel(Panel):
 
     def redraw(self) -> None:
         """Push the history and the newest snapshot into the plot items (setData only)."""
-        self._draw_curves()
-        self._draw_markers()
         snap = self.snapshot
-        if snap is None:
-            self._draw_data(None)
-            self.readout.setText("waiting for the first snapshot")
-            return
-        self._draw_data(snap.data)
-        self.readout.setText(self._readout_text())
+        key = (self.data_key(), self.log_y.isChecked(), self._kind)
+        if key != self._plots_key:  # curves and the model only change with a new measurement
+            self._plots_key = key
+            self._draw_curves()
+            self._draw_markers()
+            self._draw_data(None if snap is None else snap.data)
+        self.readout.setText("waiting for the first snapshot" if snap is None
+                             else self._readout_text())
 
     def reset(self) -> None:
         """Forget the run: empty curves, no markers, no model drawing."""
+        self._plots_key = None
         super().reset()
         for curve in (self.train_curve, self.val_curve, self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
@@ -211,6 +213,7 @@ class TrainingPanel(Panel):
     def apply_theme(self, theme: Theme) -> None:
         """Restyle every plot, curve, legend and label for `theme`, then redraw."""
         super().apply_theme(theme)
+        self._plots_key = None
         t = theme
         fill_background(self, t)
         style_text(self.readout, t)

@@ -67,6 +67,7 @@ class WeightsPanel(Panel):
         self._density_shown: bool | None = None  # the y label the histogram plot shows
         self._band_layer = -1  # the layer the bands are styled for
 
+        self._plots_key: tuple | None = None  # what the plots show (see Panel.data_key)
         self.layer_box = QComboBox()
         self.layer_box.setToolTip("The layer whose distribution over time is drawn as bands "
                                   "(and whose histogram is emphasized).")
@@ -156,6 +157,11 @@ class WeightsPanel(Panel):
         names = snap.layer_names[:MAX_LAYERS] if snap is not None else ()
         if names != self._names:
             self._set_layers(names)
+            self._plots_key = None
+        key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked())
+        if key == self._plots_key:
+            return  # histograms, bands and norms are what is on screen already
+        self._plots_key = key
         self._draw_histograms(snap)
         self._draw_bands()
         self._draw_norms()
@@ -163,6 +169,7 @@ class WeightsPanel(Panel):
 
     def reset(self) -> None:
         """Forget the run: empty every curve and the layer list."""
+        self._plots_key = None
         super().reset()
         self._set_layers(())
         for item in self.hist_items + self.norm_items + [self.total_norm, self.median_curve]:
@@ -175,6 +182,7 @@ class WeightsPanel(Panel):
     def apply_theme(self, theme: Theme) -> None:
         """Restyle plots, curves, legends and text for `theme`, then redraw."""
         super().apply_theme(theme)
+        self._plots_key = None
         t = theme
         fill_background(self, t)
         for w in (self.layer_label, self.density, self.readout):
