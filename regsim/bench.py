@@ -17,8 +17,19 @@ from pathlib import Path
 Row = dict  # {"name", "value", "unit", "target", "ok"}
 
 
-def _bare_loop_rate(h, seconds: float, device: str) -> float:
-    """Steps/s of the plainest torch loop on the same data and architecture (no engine at all)."""
+def _bare_loop_rate(h, seconds: float, device: str, threads: int = 0) -> float:
+    """Steps/s of the plainest torch loop on the same data and architecture (no engine at all),
+    on `threads` CPU threads (0: torch's default)."""
+    from .trainer import set_threads
+
+    previous = set_threads(threads)
+    try:
+        return _bare_loop(h, seconds, device)
+    finally:
+        set_threads(previous)
+
+
+def _bare_loop(h, seconds: float, device: str) -> float:
     import torch
     from torch import nn
 

@@ -61,6 +61,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def set_threads(n: int) -> int:
+    """Use `n` CPU threads for torch (n ≤ 0: leave as is); returns the previous count.
+
+    For callers that must not touch torch themselves (the UI's headless export, the GUI bench)."""
+    previous = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    return previous
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(device)}"

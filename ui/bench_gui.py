@@ -131,23 +131,18 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
         {"name": "first training step after launch", "value": first, "unit": "s", "target": "≤ 4",
          "ok": first <= 4.0},
     ]
-    import torch
-
+    from regsim.trainer import set_threads
     from ui.engine_client import engine_threads
 
     h = _bench_hparams()
-    default_threads = torch.get_num_threads()
+    default_threads = set_threads(0)  # just reads the count
     bare_a = _bare_loop_rate(h, secs / 2, device)
     live = measure_live(secs, device)
     bare_b = _bare_loop_rate(h, secs / 2, device)
     bare = statistics.mean([bare_a, bare_b])
     # The engine leaves one core to the GUI (see engine_threads); the same loop on that many
     # threads isolates what the live GUI itself costs.
-    torch.set_num_threads(engine_threads())
-    try:
-        bare_same = _bare_loop_rate(h, secs / 2, device)
-    finally:
-        torch.set_num_threads(default_threads)
+    bare_same = _bare_loop_rate(h, secs / 2, device, threads=engine_threads())
     ratio = live["steps_per_s"] / bare
     ratio_same = live["steps_per_s"] / bare_same
     rows += [

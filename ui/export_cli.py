@@ -237,11 +237,10 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
                 # The app's engine policy: all cores but one. On a small machine with other work
                 # running, OpenMP's spinning threads otherwise fight for the busy core (the engine
                 # measured 4.8 steps/s with 2 threads, 150 with 1, on 2 cores).
-                import torch
-
+                from regsim.trainer import set_threads
                 from ui.engine_client import engine_threads
 
-                torch.set_num_threads(engine_threads())
+                set_threads(engine_threads())
             trainer = Trainer(plan.hparams, plan.device)
             out(f"regsim export: {plan.preset} on {trainer.snapshot().device}, {plan.steps} steps: "
                 f"{plan.hparams.caption()}")
