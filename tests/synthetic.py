@@ -30,7 +30,8 @@ def make_snapshot(step: int = 100, dataset: str = "moons", weight_decay: float =
         edges.append(e)
         norms.append(float(np.linalg.norm(w)))
         amax.append(m)
-    masks = tuple(rng.random((32, u)) > 0.5 for u in (in_dim, 64, 64))
+    rates = (0.0, 0.5, 0.5)  # like the engine: p = 0 at the input keeps every unit
+    masks = tuple(rng.random((32, u)) >= p for u, p in zip((in_dim, 64, 64), rates))
     pre = tuple(np.abs(rng.normal(size=min(u, 64))) for u in (in_dim, 64, 64))
     post = tuple(p * (rng.random(p.shape) > 0.5) * 2.0 for p in pre)
     t = step / 1000
@@ -59,7 +60,7 @@ def make_snapshot(step: int = 100, dataset: str = "moons", weight_decay: float =
         layer_names=names, layer_sizes=sizes, weight_hist=tuple(hists),
         weight_hist_edges=tuple(edges), weight_norms=np.asarray(norms),
         weight_abs_max=np.asarray(amax), dropout_sites=("input", "fc1", "fc2"),
-        dropout_rates=(0.0, 0.5, 0.5), dropout_masks=masks, activation_pre=pre,
+        dropout_rates=rates, dropout_masks=masks, activation_pre=pre,
         activation_post=post, data=data, events=tuple(events))
 
 
