@@ -58,6 +58,20 @@ def measure_startup() -> tuple[float, float, float]:
     return visible, panels, first
 
 
+def run_event_loop(seconds: float, until=None) -> None:
+    """Run Qt's event loop for `seconds` (or until `until()` is true, checked every 50 ms), the
+    way app.exec() runs it: blocking on events, not polling, so the GUI's CPU use is the app's."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    if until is not None:
+        check = QTimer()
+        check.timeout.connect(lambda: loop.quit() if until() else None)
+        check.start(50)
+    loop.exec()
+
+
 def measure_live(seconds: float, device: str, mode: str = "process") -> dict:
     """Train with the window showing the Training tab; measure steps/s, fps and event-loop lag."""
     from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
@@ -72,19 +86,12 @@ def measure_live(seconds: float, device: str, mode: str = "process") -> dict:
     w.resize(1600, 1000)
     w.show()
     w.start_engine()
-    deadline = time.monotonic() + 60
-    while w.latest is None and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.005)
+    run_event_loop(60, until=lambda: w.latest is not None)
     if w.latest is None:
         w.close()
         raise RuntimeError("the engine sent no snapshot within 60 s")
     w.toggle_run()
-    # warm up: let the engine reach full speed
-    t_end = time.monotonic() + 1.5
-    while time.monotonic() < t_end:
-        app.processEvents()
-        time.sleep(0.002)
+    run_event_loop(1.5)  # warm up: let the engine reach full speed
     frames = [0]
     w.panels_redrawn.connect(lambda: frames.__setitem__(0, frames[0] + 1))
     lateness: list[float] = []
@@ -103,10 +110,7 @@ def measure_live(seconds: float, device: str, mode: str = "process") -> dict:
     probe.start()
     step0 = w.latest.step
     t0 = time.perf_counter()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.001)
+    run_event_loop(seconds)
     elapsed = time.perf_counter() - t0
     steps = w.latest.step - step0
     probe.stop()
@@ -180,9 +184,7 @@ def soak(minutes: float, device: str) -> int:
     w.resize(1600, 1000)
     w.show()
     w.start_engine()
-    while w.latest is None:
-        app.processEvents()
-        time.sleep(0.01)
+    run_event_loop(120, until=lambda: w.latest is not None)
     w.toggle_run()
     frames = [0]
     w.panels_redrawn.connect(lambda: frames.__setitem__(0, frames[0] + 1))
@@ -199,8 +201,7 @@ def soak(minutes: float, device: str) -> int:
     next_report = start + interval
     tab = 0
     while time.monotonic() - start < minutes * 60:
-        app.processEvents()
-        time.sleep(0.002)
+        run_event_loop(max(0.0, next_report - time.monotonic()))
         now = time.monotonic()
         if now >= next_report:
             rss = rss_mb()
@@ -214,4 +215,5 @@ def soak(minutes: float, device: str) -> int:
     rss = rss_mb()
     print(f"RSS growth: {rss - (first_rss or rss):+.1f} MB (target < 50 MB)")
     w.close()
+    app.processEvents()
     return 0
