@@ -123,7 +123,6 @@ def bench_histograms(quick: bool, device: str) -> list[Row]:
     from .hparams import HParams
     from .trainer import Trainer, weight_histograms
 
-    costs = {}
     calls = 50 if quick else 200
     trainers = {}
     for lam in (0.0, 0.1):

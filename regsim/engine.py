@@ -66,7 +66,6 @@ class _Loop:
         self.request_cls = request_cls
         self.running = False
         self.chunk = 1
-        self.last_snapshot = 0.0
         self.next_snapshot = 0.0
         self.stop = False
         self.parent_pid = parent_pid
@@ -172,5 +171,4 @@ class _Loop:
             self.send_snapshot()
 
     def send_snapshot(self) -> None:
-        self.last_snapshot = time.perf_counter()
         self.out.put(("snapshot", self.trainer.snapshot(SNAPSHOT_OVERHEAD)))

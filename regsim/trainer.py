@@ -321,7 +321,6 @@ class Trainer:
         # Also due when the step count grew by 10 % since the last measurement: log-spaced points
         # keep the early, fast-changing part of a run dense at a negligible total cost.
         due = (max_overhead is None or heavy is None or self.status != "running"
-               or heavy["step"] == self.step_count
                or (now - self._heavy_at) * max_overhead >= self._heavy_cost
                or self.step_count >= max(heavy["step"] * 1.1, heavy["step"] + 5))
         if due and (heavy is None or heavy["step"] != self.step_count or max_overhead is None):
