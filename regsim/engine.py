@@ -95,8 +95,12 @@ class _Loop:
                 self.train_chunk()
             now = time.perf_counter()
             if self.running and now >= self.next_snapshot:
-                # Deadline-based, so chunk granularity does not drag the rate below `hz`.
-                self.next_snapshot = max(self.next_snapshot + self.period, now)
+                # Deadline-based, so chunk granularity does not drag the rate below `hz`: a
+                # snapshot sent a chunk late does not push back the ones after it (only a stall
+                # longer than a period resets the cadence).
+                self.next_snapshot += self.period
+                if self.next_snapshot <= now:
+                    self.next_snapshot = now + self.period
                 self.send_snapshot()
 
     def drain(self, block: bool) -> None:

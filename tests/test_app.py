@@ -126,6 +126,42 @@ def test_each_panel_renders_content(qtbot, window) -> None:
         assert std > 20, f"{panel.key} looks blank (pixel std {std:.1f})"
 
 
+def test_one_frame_per_snapshot_and_bursts_merge(qtbot, window) -> None:
+    """Snapshots arriving a frame apart are each drawn (30 Hz in, 30 fps out); a burst that
+    arrives within one turn of the event loop is drawn once, with the newest data."""
+    from synthetic import make_snapshot
+
+    from ui.main_window import MIN_FRAME_MS
+
+    frames: list[int] = []
+    window.panels_redrawn.connect(lambda: frames.append(window.latest.step))
+    qtbot.wait(100)  # let the frame the engine's first snapshot asked for go by
+    frames.clear()
+    spaced = list(range(1000, 1010))
+    for step in spaced:
+        window.on_snapshot(make_snapshot(step=step, status="paused"))
+        qtbot.wait(MIN_FRAME_MS + 25)
+    assert frames == spaced
+    frames.clear()
+    for step in range(2000, 2006):  # six at once, as after a stall
+        window.on_snapshot(make_snapshot(step=step, status="paused"))
+    qtbot.wait(MIN_FRAME_MS + 60)
+    assert frames == [2005]
+
+
+def test_process_engine_is_watched_not_polled(qtbot, settings) -> None:
+    """A child engine's pipe wakes the GUI (QSocketNotifier); only a thread's queue is polled."""
+    w = make_window(qtbot, settings, mode="process")
+    try:
+        assert len(w.client._notifiers) == 2 and not w.client._timer.isActive()
+        step = w.latest.step
+        w.step_once()
+        wait_step_beyond(qtbot, w, step, timeout=10_000)
+    finally:
+        w.close()
+    assert not w.client._notifiers
+
+
 def test_slider_storm_ends_with_last_value(qtbot, window) -> None:
     window.toggle_run()
     wait_step_beyond(qtbot, window, 5)

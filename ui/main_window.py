@@ -1,7 +1,7 @@
 """The main window: control dock, tabbed panels, the engine bridge, shortcuts, settings.
 
 Data flows one way: controls → engine (as messages) → snapshots → history and panels. Every snapshot
-is ingested (cheap); only the visible panel redraws, on a 30 Hz frame timer (the GUI's clock).
+is ingested (cheap); only the visible panel redraws, once per new snapshot, on the GUI's clock.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QElapsedTimer, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -35,9 +35,10 @@ from ui.engine_client import EngineClient
 from ui.panels.base import Panel
 from ui.session import DEFAULT_PRESET, saved_hparams
 
-# The redraw clock ticks at 40 Hz but draws only when a snapshot arrived since the last frame, so the
-# frame rate follows the engine's 30 Hz snapshots without a tick's jitter dropping one.
-FRAME_MS = 25
+# A frame is drawn as soon as a snapshot has arrived (after the queue is drained), but never sooner
+# than MIN_FRAME_MS after the previous frame: the frame rate follows the engine's 30 Hz snapshots one
+# to one, and bursts (a landscape's progress, a backlog after a stall) are merged instead of queued.
+MIN_FRAME_MS = 8
 # Tab order: (title, module, class). Panel modules (and pyqtgraph with them) are imported when the
 # panel is first built, after the window is already on screen.
 PANELS = (("Training", "ui.panels.training", "TrainingPanel"),
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self.history = History()
         self.latest: Snapshot | None = None
         self._dirty = False
+        self._closed = False  # set by shutdown(): no more frames
         self.running = False
         self._pending: dict[str, Any] = {}
         self.last_good = hparams
@@ -150,9 +152,11 @@ class MainWindow(QMainWindow):
         self.client.ready.connect(self.on_ready)
         self.client.died.connect(self.on_engine_died)
 
-        self._frame = QTimer(self)
-        self._frame.setInterval(FRAME_MS)
+        self._frame = QTimer(self)  # single-shot: armed by _mark_dirty
+        self._frame.setSingleShot(True)
         self._frame.timeout.connect(self.redraw)
+        self._last_frame = QElapsedTimer()
+        self._last_frame.start()
         self._coalesce = QTimer(self)
         self._coalesce.setSingleShot(True)
         self._coalesce.setInterval(UPDATE_COALESCE_MS)
@@ -171,7 +175,6 @@ class MainWindow(QMainWindow):
         """Start training's engine (call after show(), so the window appears first)."""
         if not self.client.alive:
             self.client.start(self.last_good)
-        self._frame.start()
         self._mark_dirty()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -180,6 +183,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the engine and every timer; save settings. Safe to call twice."""
+        self._closed = True
         self._frame.stop()
         self._coalesce.stop()
         try:
@@ -364,13 +368,18 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------- drawing
     def _mark_dirty(self) -> None:
+        """Schedule a frame: as soon as control returns to the event loop (so a drained backlog
+        draws once), but at least MIN_FRAME_MS after the last one."""
         self._dirty = True
+        if not self._frame.isActive() and not self._closed:
+            self._frame.start(max(0, MIN_FRAME_MS - self._last_frame.elapsed()))
 
     def redraw(self) -> None:
         """Draw the visible panel if anything changed since the last frame."""
-        if not self._dirty:
+        if not self._dirty or self._closed:
             return
         self._dirty = False
+        self._last_frame.restart()
         self.current_panel().redraw()
         s = self.latest
         if s is not None:
