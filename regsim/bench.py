@@ -67,8 +67,19 @@ def _bare_loop(h, seconds: float, device: str) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def _engine_rate(h, seconds: float, device: str, hz: float = 30.0) -> float:
-    """Steps/s of the Trainer driven as the engine drives it, with a snapshot every 1/hz s."""
+def _engine_rate(h, seconds: float, device: str, hz: float = 30.0, threads: int = 0) -> float:
+    """Steps/s of the Trainer driven as the engine drives it, with a snapshot every 1/hz s, on
+    `threads` CPU threads (0: torch's default)."""
+    from .trainer import set_threads
+
+    previous = set_threads(threads)
+    try:
+        return _engine_loop(h, seconds, device, hz)
+    finally:
+        set_threads(previous)
+
+
+def _engine_loop(h, seconds: float, device: str, hz: float) -> float:
     from .engine import CHUNK_SECONDS, SNAPSHOT_OVERHEAD
     from .trainer import Trainer
 
