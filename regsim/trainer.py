@@ -36,6 +36,7 @@ PATH_MEMORY_BYTES = 64 * 2**20  # cap on the weight trajectory kept for the loss
 PATH_POINTS = 300
 PATH_EVERY = 10  # steps between recorded trajectory points
 CHECKPOINT_EVERY_S = 0.25  # how often last-good weights are saved for divergence recovery
+EARLY_POINTS_OVERHEAD = 0.05  # time share the log-spaced early measurements may take (snapshot())
 GRAD_NORM_EVERY_S = 0.02  # the gradient norm is measured at most this often (snapshots show it)
 EXPLODE_FACTOR = 100.0  # a mean batch loss this many times the initial loss counts as divergence
 
@@ -324,10 +325,14 @@ class Trainer:
         now = time.perf_counter()
         heavy = self._heavy
         # Also due when the step count grew by 10 % since the last measurement: log-spaced points
-        # keep the early, fast-changing part of a run dense at a negligible total cost.
+        # keep the early, fast-changing part of a run dense. They may take up to
+        # EARLY_POINTS_OVERHEAD of the time (on a 64-512-512-10 net a measurement costs ~8 steps,
+        # and unbounded they took 16 % of the first seconds of a run).
+        since = now - self._heavy_at
         due = (max_overhead is None or heavy is None or self.status != "running"
-               or (now - self._heavy_at) * max_overhead >= self._heavy_cost
-               or self.step_count >= max(heavy["step"] * 1.1, heavy["step"] + 5))
+               or since * max_overhead >= self._heavy_cost
+               or (self.step_count >= max(heavy["step"] * 1.1, heavy["step"] + 5)
+                   and since * max(max_overhead, EARLY_POINTS_OVERHEAD) >= self._heavy_cost))
         if due and (heavy is None or heavy["step"] != self.step_count or max_overhead is None):
             layers = self.model.weight_layers()
             hists, edges, norms, amax = weight_histograms([lin.weight for lin in layers])

@@ -31,6 +31,7 @@ from superqt.utils import signals_blocked
 
 from regsim.hparams import DATASETS, HParams
 from regsim.presets import list_presets
+from ui.widgets import LiveLabel
 
 TIPS = {
     "dropout": "Drop rate p of every hidden layer.\nTraining: y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p), so "
@@ -216,7 +217,7 @@ class ControlPanel(QWidget):
             row.addWidget(b)
         lay.addLayout(row)
         self.device_label = QLabel("device: starting…")
-        self.rate_label = QLabel("step 0 · 0 steps/s")
+        self.rate_label = LiveLabel("step 0 · 0 steps/s")
         lay.addWidget(self.device_label)
         lay.addWidget(self.rate_label)
         root.addWidget(box)

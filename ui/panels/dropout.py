@@ -40,6 +40,7 @@ from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
 from ui.panels.style import style_plot_item as _style_plot
 from ui.theme import Theme
+from ui.widgets import LiveLabel
 
 MAX_DRAWN_NEURONS = 16  # per layer; wider layers are drawn as their first 16 units with a "…" note
 MAX_SITES = 10  # input + at most 8 hidden layers (HParams allows 8), with one to spare
@@ -107,7 +108,7 @@ class DropoutPanel(Panel):
         self.site_combo = QComboBox()
         self.site_combo.setToolTip("Dropout site whose activations the bar chart shows")
         self.site_combo.currentIndexChanged.connect(self._mark_dirty)
-        self.status_label = QLabel("waiting for the first snapshot…")
+        self.status_label = LiveLabel("waiting for the first snapshot…")
         self.status_label.setWordWrap(True)
 
         controls = QHBoxLayout()
@@ -152,7 +153,7 @@ class DropoutPanel(Panel):
         self.bar_view.addItem(self.bar_plot, row=1, col=0)
         self.bar_legend.addItem(self.bar_pre, "h  (before dropout)")
         self.bar_legend.addItem(self.bar_post, "y  (after dropout)")
-        self.explain_label = QLabel()
+        self.explain_label = LiveLabel()
         self.explain_label.setWordWrap(True)
         self.explain_label.setToolTip(EQUATION_TIP)
 

@@ -36,6 +36,7 @@ from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
 from ui.panels.style import style_plot_item as _style_plot
 from ui.theme import Theme
+from ui.widgets import LiveLabel
 
 CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as grid quantiles
 PENDING_TIMEOUT_S = 300.0  # a request unanswered this long is presumed lost, so auto mode resumes
@@ -150,8 +151,8 @@ class LossSurfacePanel(Panel):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setMaximumWidth(220)
-        self.status_label = QLabel("no landscape yet: press Compute (L)")
-        self.note_label = QLabel("")  # warnings about the shown result (non-finite, path off-slice)
+        self.status_label = LiveLabel("no landscape yet: press Compute (L)")
+        self.note_label = LiveLabel("")  # warnings about the shown result (non-finite, path off-slice)
         self.help_label = QLabel("(?) what is this slice")
         self.help_label.setProperty("export_hidden", True)
         self.help_label.setToolTip(SURFACE_TIP)

@@ -150,7 +150,13 @@ def style_plot_item(plot: pg.PlotItem, theme: Theme) -> None:
 
 def set_title(plot: pg.PlotItem, text: str, theme: Theme, size_pt: int | None = None) -> None:
     """A plot title in the theme's colour whose row grows to fit it (pyqtgraph fixes it at 30 px,
-    too small for slide fonts and two-line titles); multi-line titles are centred."""
+    too small for slide fonts and two-line titles); multi-line titles are centred. Setting the same
+    title again does nothing (a title's HTML layout is a few hundred µs, and panels set theirs every
+    frame)."""
+    key = (text, theme.foreground, size_pt or theme.title_pt)
+    if getattr(plot, "_regsim_title", None) == key:
+        return
+    plot._regsim_title = key  # type: ignore[attr-defined]
     plot.setTitle(text, color=theme.foreground, size=f"{size_pt or theme.title_pt}pt")
     item = plot.titleLabel.item
     item.setTextWidth(-1)

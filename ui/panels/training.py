@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
     QHBoxLayout,
-    QLabel,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -41,6 +40,7 @@ from ui.panels.style import (
     style_text,
 )
 from ui.theme import Theme
+from ui.widgets import LiveLabel
 
 MAX_MARKERS = 30  # settings-change markers shown at once (the most recent steps)
 MAX_DIGITS = 36  # digit tiles in the mosaic (a 6×6 grid at most)
@@ -71,7 +71,7 @@ class TrainingPanel(Panel):
         self._data_labels = ("", "")
         self._mosaic_shape: tuple[int, ...] = ()
 
-        self.readout = QLabel("waiting for the first snapshot")
+        self.readout = LiveLabel("waiting for the first snapshot")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.log_y = QCheckBox("log-scale loss")
         self.log_y.setToolTip("Plot the loss on a logarithmic axis: late, small improvements and "

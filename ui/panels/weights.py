@@ -27,6 +27,7 @@ from ui.panels.style import (
     style_text,
 )
 from ui.theme import Theme
+from ui.widgets import LiveLabel
 
 MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
 # Distinct colours per layer (Tableau 10), readable on the dark screen and on a white slide.
@@ -124,7 +125,7 @@ class WeightsPanel(Panel):
         self.norm_widget.setToolTip("Frobenius norm ‖W‖ = √(Σ w²) of each weight matrix, and the "
                                     "total √(Σ‖W‖²).\n\n" + DECOUPLED_TIP + "\n\n" + L2_TIP)
 
-        self.readout = QLabel("waiting for the first snapshot")
+        self.readout = LiveLabel("waiting for the first snapshot")
         self.readout.setTextFormat(Qt.TextFormat.RichText)
         self.readout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.readout.setWordWrap(True)
