@@ -284,6 +284,27 @@ def test_divergence_detected_and_weights_restored() -> None:
     assert t.status == "running" and math.isfinite(t.snapshot().train_loss)
 
 
+def test_non_finite_weight_after_a_finite_loss_is_caught_in_the_same_call() -> None:
+    """The update itself can overflow a weight while the step's loss was still finite: the fused
+    check over the weights catches it before the call returns, and the checkpoint is restored."""
+    t = Trainer(HParams(dataset="moons", hidden=(16, 16), train_size=64), device="cpu")
+    t.step(3)
+    w = t.model.weight_layers()[1].weight
+    poison = [False]
+
+    def after_step(_opt, _args, _kwargs) -> None:
+        if poison[0]:
+            with torch.no_grad():
+                w[0, 0] = float("inf")
+
+    t.optimizer.register_step_post_hook(after_step)
+    poison[0] = True
+    t.step(1)
+    assert t.status == "diverged"
+    assert "NaN/inf" in t.message
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
 def test_device_errors() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device = 'cuda' is not available"):
