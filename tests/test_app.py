@@ -162,6 +162,22 @@ def test_process_engine_is_watched_not_polled(qtbot, settings) -> None:
     assert not w.client._notifiers
 
 
+def test_process_engine_is_polled_where_pipes_cannot_be_watched(qtbot, settings,
+                                                                monkeypatch) -> None:
+    """On Windows the queue's pipe and the sentinel are handles, not sockets: poll instead."""
+    import ui.engine_client
+
+    monkeypatch.setattr(ui.engine_client, "WATCH_PIPES", False)
+    w = make_window(qtbot, settings, mode="process")
+    try:
+        assert not w.client._notifiers and w.client._timer.isActive()
+        step = w.latest.step
+        w.step_once()
+        wait_step_beyond(qtbot, w, step, timeout=10_000)
+    finally:
+        w.close()
+
+
 def test_slider_storm_ends_with_last_value(qtbot, window) -> None:
     window.toggle_run()
     wait_step_beyond(qtbot, window, 5)

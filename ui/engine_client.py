@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
 from typing import Any
@@ -27,6 +28,9 @@ from regsim.hparams import HParams
 
 POLL_MS = 10  # how often the GUI drains a thread engine's queue (a process's pipe is watched)
 MAX_MESSAGES_PER_POLL = 200  # bound the work per poll so a flood cannot freeze the GUI
+# A child's pipe and sentinel are file descriptors QSocketNotifier can watch, except on Windows
+# (handles there): then the queue is polled every POLL_MS as a thread's is.
+WATCH_PIPES = sys.platform != "win32"
 
 
 def engine_threads(requested: int = 0) -> int:
@@ -101,9 +105,10 @@ class EngineClient(QObject):
 
     def _watchable_fds(self) -> list[int]:
         """File descriptors that become readable when the engine has something for us: the output
-        pipe (a message) and the process sentinel (it ended). Empty in thread mode, or if this
-        Python's multiprocessing.Queue hides its pipe; then a timer polls instead."""
-        if self.mode != "process":
+        pipe (a message) and the process sentinel (it ended). Empty in thread mode, on Windows
+        (there both are handles, which QSocketNotifier cannot watch), or if this Python's
+        multiprocessing.Queue hides its pipe; then a timer polls instead."""
+        if self.mode != "process" or not WATCH_PIPES:
             return []
         try:
             return [self._out._reader.fileno(), self._worker.sentinel]
