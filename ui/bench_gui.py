@@ -81,7 +81,8 @@ def measure_live(live_seconds: float, bare_seconds: float, device: str, rounds: 
     segments alternate with bare segments (bare, live, bare, live, …, bare; the engine paused and
     the window frozen while the bare loop runs), and each live segment is compared with the mean of
     the two bare segments around it. Reported: the median of those ratios; frames, snapshots and
-    event-loop lag are counted over the live segments only.
+    event-loop lag are counted over the live segments only. Then each other tab is shown for one
+    live segment, for its frame rate and lag (no bare comparison: the engine is the same).
     """
     from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
 
@@ -160,19 +161,18 @@ def measure_live(live_seconds: float, bare_seconds: float, device: str, rounds: 
             t0 = time.perf_counter()
             run_event_loop(live_seconds)
             counting[0] = False
-            tab_lag = sorted(lateness[lateness_before:])
+            tab_lag = _p99(lateness[lateness_before:])
             del lateness[lateness_before:]
             other_tabs.append((w.current_panel().title, frames[0] / (time.perf_counter() - t0),
-                               tab_lag[int(0.99 * (len(tab_lag) - 1))] if tab_lag else float("nan")))
+                               tab_lag))
     finally:
         probe.stop()
         w.close()
         app.processEvents()
+
     def ratios(k: int) -> list[float]:
         return [live / statistics.mean([a[k], b[k]]) for live, a, b in zip(lives, bares, bares[1:])]
 
-    lateness.sort()
-    p99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else float("nan")
     return {"steps_per_s": statistics.median(lives),
             "bare_steps_per_s": statistics.median(b[0] for b in bares),
             "alone_steps_per_s": statistics.median(b[1] for b in bares),
@@ -180,7 +180,13 @@ def measure_live(live_seconds: float, bare_seconds: float, device: str, rounds: 
             "ratio_alone": statistics.median(ratios(1)),
             "ratio_alone_same_threads": statistics.median(ratios(2)),
             "fps": training_frames / live_time, "snapshots_per_s": training_snapshots / live_time,
-            "lag_p99_ms": p99, "other_tabs": other_tabs}
+            "lag_p99_ms": _p99(lateness), "other_tabs": other_tabs}
+
+
+def _p99(values: list[float]) -> float:
+    """The 99th percentile (nearest rank below), NaN for no values."""
+    ordered = sorted(values)
+    return ordered[int(0.99 * (len(ordered) - 1))] if ordered else float("nan")
 
 
 def bench_gui(quick: bool, device: str) -> list[dict]:
