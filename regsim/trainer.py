@@ -315,10 +315,10 @@ class Trainer:
 
         The heavy parts — whole-split evaluation, weight histograms, the model's view of the data —
         cost 17–30 ms on a 64-512-512-10 net on one CPU thread (about 8 training steps), half to
-        all of the time between 30 Hz snapshots. With `max_overhead` (a fraction, e.g. 0.02) they are recomputed only as often
-        as that budget allows while running, and reused in between (`eval_step` says when they
-        were measured); the cheap parts (step, lr, masks, settings, events) are always fresh.
-        Without it (scripts, a paused engine) everything is fresh.
+        all of the time between 30 Hz snapshots. With `max_overhead` (a fraction, e.g. 0.02) they
+        are recomputed only as often as that budget allows while running, and reused in between
+        (`eval_step` says when they were measured); the cheap parts (step, lr, masks, settings,
+        events) are always fresh. Without it (scripts, a paused engine) everything is fresh.
         """
         self._apply_pending()  # so a paused engine's snapshot shows a change at once
         h = self.hparams
