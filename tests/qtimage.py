@@ -26,6 +26,13 @@ def image_std(img: QImage) -> float:
     return float(to_rgb(img).std())
 
 
+def show_on_screen(widget, qtbot, width: int = 1200, height: int = 800) -> None:
+    """Size a widget and put it on the (offscreen) screen, as a window would show a panel."""
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+
+
 def feed(panel, history: History, snaps) -> None:
     """Give snapshots to a history and a panel the way the main window does, then draw."""
     for snap in snaps:

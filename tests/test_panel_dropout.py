@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
+from qtimage import show_on_screen, viewbox_pixel
 from qtimage import to_rgb as to_array
-from qtimage import viewbox_pixel
 from synthetic import make_snapshot
 
 from regsim.snapshot import History
@@ -195,9 +195,7 @@ def test_site_with_zero_units_and_varying_layer_sizes(panel, qtbot):
 
 def test_grab_is_not_blank(panel, qtbot):
     panel.ingest(designed_snapshot())
-    panel.resize(1200, 800)
-    panel.show()
-    qtbot.waitExposed(panel)
+    show_on_screen(panel, qtbot)
     panel.redraw()
     img = to_array(panel.grab().toImage())
     assert img.shape[:2] == (800, 1200)
@@ -206,9 +204,7 @@ def test_grab_is_not_blank(panel, qtbot):
 
 def test_slide_theme_has_white_plot_background(panel, qtbot):
     panel.ingest(designed_snapshot())
-    panel.resize(1200, 800)
-    panel.show()
-    qtbot.waitExposed(panel)
+    show_on_screen(panel, qtbot)
     panel.redraw()
     x, y = viewbox_pixel(panel, panel.net_view, panel.net_plot)
     dark = to_array(panel.grab().toImage())[y, x]

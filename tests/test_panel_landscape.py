@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
+from qtimage import show_on_screen, viewbox_pixel
 from qtimage import to_rgb as to_array
-from qtimage import viewbox_pixel
 from synthetic import make_landscape, make_snapshot
 
 from regsim.snapshot import History
@@ -165,9 +165,7 @@ def test_non_finite_losses_draw_without_crashing(panel, qtbot):
     loss[-1, -1] = np.inf
     loss[0, -1] = -np.inf
     loss[5, 5] = 0.0
-    panel.resize(1200, 800)
-    panel.show()
-    qtbot.waitExposed(panel)
+    show_on_screen(panel, qtbot)
     panel.on_landscape(dataclasses.replace(result, loss=loss))
     assert np.isfinite(panel.image.image).all()
     assert "11 non-finite" in panel.note_label.text()
@@ -198,9 +196,7 @@ def test_path_points_off_the_slice_are_reported(panel):
 def test_grab_is_not_blank(panel, qtbot):
     panel.ingest(make_snapshot(100))
     panel.on_landscape(make_landscape(100))
-    panel.resize(1200, 800)
-    panel.show()
-    qtbot.waitExposed(panel)
+    show_on_screen(panel, qtbot)
     panel.redraw()
     img = to_array(panel.grab().toImage())
     assert img.shape[:2] == (800, 1200)
@@ -208,9 +204,7 @@ def test_grab_is_not_blank(panel, qtbot):
 
 
 def test_slide_theme_has_white_plot_background(panel, qtbot):
-    panel.resize(1200, 800)
-    panel.show()
-    qtbot.waitExposed(panel)
+    show_on_screen(panel, qtbot)
     x, y = viewbox_pixel(panel, panel.view, panel.plot)
     np.testing.assert_array_equal(to_array(panel.grab().toImage())[y, x],
                                   QColor(SCREEN.background).getRgb()[:3])

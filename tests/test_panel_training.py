@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
-from qtimage import feed, n_points, viewbox_mode_color
+from qtimage import feed, n_points, show_on_screen, viewbox_mode_color
 from qtimage import to_rgba as to_array
 from synthetic import make_snapshot
 
@@ -35,9 +35,7 @@ def panel(qtbot, history):
 
 
 def grab(panel, qtbot) -> np.ndarray:
-    panel.resize(1200, 800)
-    panel.show()
-    qtbot.waitExposed(panel)
+    show_on_screen(panel, qtbot)
     qtbot.wait(30)
     return to_array(panel.grab().toImage())
 
