@@ -17,16 +17,21 @@ from pathlib import Path
 Row = dict  # {"name", "value", "unit", "target", "ok"}
 
 
-def _bare_loop_rate(h, seconds: float, device: str, threads: int = 0) -> float:
-    """Steps/s of the plainest torch loop on the same data and architecture (no engine at all),
-    on `threads` CPU threads (0: torch's default)."""
+def _on_threads(threads: int, run: Callable[[], float]) -> float:
+    """`run()` with torch on `threads` CPU threads (0: torch's default), restored afterwards."""
     from .trainer import set_threads
 
     previous = set_threads(threads)
     try:
-        return _bare_loop(h, seconds, device)
+        return run()
     finally:
         set_threads(previous)
+
+
+def _bare_loop_rate(h, seconds: float, device: str, threads: int = 0) -> float:
+    """Steps/s of the plainest torch loop on the same data and architecture (no engine at all),
+    on `threads` CPU threads (0: torch's default)."""
+    return _on_threads(threads, lambda: _bare_loop(h, seconds, device))
 
 
 def _bare_loop(h, seconds: float, device: str) -> float:
@@ -70,13 +75,7 @@ def _bare_loop(h, seconds: float, device: str) -> float:
 def _engine_rate(h, seconds: float, device: str, hz: float = 30.0, threads: int = 0) -> float:
     """Steps/s of the Trainer driven as the engine drives it, with a snapshot every 1/hz s, on
     `threads` CPU threads (0: torch's default)."""
-    from .trainer import set_threads
-
-    previous = set_threads(threads)
-    try:
-        return _engine_loop(h, seconds, device, hz)
-    finally:
-        set_threads(previous)
+    return _on_threads(threads, lambda: _engine_loop(h, seconds, device, hz))
 
 
 def _engine_loop(h, seconds: float, device: str, hz: float) -> float:
