@@ -28,20 +28,21 @@ class LiveLabel(QLabel):
         if text != self.text():
             super().setText(text)
 
-    def _grow(self) -> None:
+    def _reset_on_restyle(self) -> None:
+        """After a font or style-sheet change (a theme switch) the hints start over."""
         key = (self.font().key(), self.styleSheet(), self.wordWrap())
         if key != self._hint_key:
             self._hint_key = key
             self._hint, self._min_hint = QSize(0, 0), QSize(0, 0)
-        self._hint = self._hint.expandedTo(super().sizeHint())
-        self._min_hint = self._min_hint.expandedTo(super().minimumSizeHint())
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        self._grow()
+        self._reset_on_restyle()
+        self._hint = self._hint.expandedTo(super().sizeHint())
         return QSize(self._hint)
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        self._grow()
+        self._reset_on_restyle()
+        self._min_hint = self._min_hint.expandedTo(super().minimumSizeHint())
         return QSize(self._min_hint)
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802
