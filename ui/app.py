@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -10,8 +11,6 @@ import time
 def build_app():
     """The QApplication with regsim's look; created once per process. (pyqtgraph's options are set
     where it is first imported for plotting: ui/panels/style.py.)"""
-    import os
-
     # Qt's raster engine hands every large fill, polygon and image blit to a thread pool and then
     # waits for it. Beside an engine that keeps one core busy, those helper threads wait for a
     # core themselves: measured here, GUI stalls of 30–45 ms on the Training tab (and the training
