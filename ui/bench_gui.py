@@ -130,6 +130,15 @@ def measure_live(live_seconds: float, bare_seconds: float, device: str, rounds: 
         return (_bare_loop_rate(h, third, device), _engine_rate(h, third, device),
                 _engine_rate(h, third, device, threads=engine_threads()))
 
+    def counted(seconds: float) -> float:
+        """Run the event loop for `seconds`, counting frames, snapshots and lag; the time taken."""
+        last[0] = clock.nsecsElapsed()
+        counting[0] = True
+        t0 = time.perf_counter()
+        run_event_loop(seconds)
+        counting[0] = False
+        return time.perf_counter() - t0
+
     bares = [bare()]
     lives: list[float] = []
     other_tabs: list[tuple[str, float, float]] = []  # (title, fps, lag p99 ms)
@@ -138,12 +147,8 @@ def measure_live(live_seconds: float, bare_seconds: float, device: str, rounds: 
         for _ in range(rounds):
             w.toggle_run()
             run_event_loop(0.5)  # the engine's chunk size settles; not counted
-            step0, t0 = w.latest.step, time.perf_counter()
-            last[0] = clock.nsecsElapsed()
-            counting[0] = True
-            run_event_loop(live_seconds)
-            counting[0] = False
-            elapsed = time.perf_counter() - t0
+            step0 = w.latest.step
+            elapsed = counted(live_seconds)
             lives.append((w.latest.step - step0) / elapsed)
             live_time += elapsed
             w.toggle_run()
@@ -156,15 +161,10 @@ def measure_live(live_seconds: float, bare_seconds: float, device: str, rounds: 
             w.tabs.setCurrentIndex(index)
             run_event_loop(0.5)
             frames[0], lateness_before = 0, len(lateness)
-            last[0] = clock.nsecsElapsed()
-            counting[0] = True
-            t0 = time.perf_counter()
-            run_event_loop(live_seconds)
-            counting[0] = False
+            elapsed = counted(live_seconds)
             tab_lag = _p99(lateness[lateness_before:])
             del lateness[lateness_before:]
-            other_tabs.append((w.current_panel().title, frames[0] / (time.perf_counter() - t0),
-                               tab_lag))
+            other_tabs.append((w.current_panel().title, frames[0] / elapsed, tab_lag))
     finally:
         probe.stop()
         w.close()
