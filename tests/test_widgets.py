@@ -53,3 +53,49 @@ def test_live_label_grows_for_wider_text_and_resets_on_font_change(qtbot) -> Non
     assert label.sizeHint().width() == wide  # never shrinks while the font is the same
     label.setStyleSheet("font-size: 6pt;")  # a theme change starts over: "short", small again
     assert label.sizeHint().width() < wide
+
+
+LONG = ("diverged: Training diverged (the loss exploded to 3.1e+04) at step 12,345. Restored the last "
+        "good weights from step 12,000. Lower lr (now 1), e.g. to 0.1, then resume (lr·λ ≥ 1 also "
+        "makes each decay step overshoot zero).")
+
+
+def test_live_label_long_text_never_widens_its_window(qtbot) -> None:
+    """Issue 8 item 1: one long message grew the window past the screen (a plain label's minimum
+    width is its whole text). A LiveLabel elides instead and keeps the full text in its tooltip."""
+    build_app()
+    box = QWidget()
+    qtbot.addWidget(box)
+    lay = QHBoxLayout(box)
+    label = LiveLabel("step 1")
+    label.setToolTip("what the readout means")
+    lay.addWidget(label, 1)
+    box.resize(500, 60)
+    box.show()
+    qtbot.waitExposed(box)
+    label.setText(LONG)
+    lay.activate()
+    qtbot.wait(10)
+    assert box.minimumSizeHint().width() < 300
+    assert box.width() == 500
+    assert label.is_elided()
+    assert LONG in label.toolTip() and "what the readout means" in label.toolTip()
+    img = label.grab().toImage()  # something is drawn (the elided line), not a blank label
+    assert len({img.pixel(x, img.height() // 2) for x in range(0, img.width(), 3)}) > 1
+    label.setText("step 2")
+    assert not label.is_elided() and label.toolTip() == "what the readout means"
+
+
+def test_plain_label_with_long_text_widens_its_window(qtbot) -> None:
+    """The failure LiveLabel prevents (proof the check above can fail)."""
+    build_app()
+    box = QWidget()
+    qtbot.addWidget(box)
+    lay = QHBoxLayout(box)
+    label = QLabel("step 1")
+    lay.addWidget(label, 1)
+    box.resize(500, 60)
+    box.show()
+    label.setText(LONG)
+    lay.activate()
+    assert box.minimumSizeHint().width() > 500
