@@ -230,7 +230,12 @@ def _validate(h: HParams) -> None:
     _check_range("min_lr_ratio", h.min_lr_ratio, 0.0, 1.0)
     _check_range("grad_clip", h.grad_clip, 0.0, 1e6)
     _check_range("label_smoothing", h.label_smoothing, 0.0, 1.0, hi_open=True)
-    _check_range("batch_size", h.batch_size, 1, 65536)
+    # At most the training set: beyond it the trainer would quietly train on full batches.
+    batch_hi = min(65536, h.train_size)
+    if not 1 <= h.batch_size <= batch_hi:
+        why = (f" (at most the training-set size, train_size = {h.train_size})"
+               if batch_hi == h.train_size else "")
+        raise ValueError(f"batch_size = {h.batch_size!r} is out of range; allowed: [1, {batch_hi}]{why}")
     _check_range("train_size", h.train_size, 8, 1_000_000)
     _check_range("val_size", h.val_size, 8, 1_000_000)
     _check_range("noise", h.noise, 0.0, 2.0)

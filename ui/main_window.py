@@ -6,6 +6,7 @@ is ingested (cheap); only the visible panel redraws, once per new snapshot, on t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -46,6 +47,8 @@ PANELS = (("Training", "ui.panels.training", "TrainingPanel"),
           ("Dropout masks", "ui.panels.dropout", "DropoutPanel"),
           ("Loss surface", "ui.panels.loss_surface", "LossSurfacePanel"))
 UPDATE_COALESCE_MS = 15  # slider storms are merged into one engine message per this interval
+DEFAULT_SIZE = (1400, 900)
+MIN_PANEL_WIDTH = 420  # a restored layout leaving the panels narrower than this is repaired
 SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
 
 
@@ -98,7 +101,10 @@ class MainWindow(QMainWindow):
         self.latest: Snapshot | None = None
         self._dirty = False
         self._closed = False  # set by shutdown(): no more frames
-        self.running = False
+        # Run/pause has one source of truth, the engine's snapshot status. `_intent` is only the
+        # command sent but not yet confirmed by a snapshot (so two quick presses toggle twice).
+        self._intent: bool | None = None
+        self._ready_message = ""  # "Engine ready …": cleared once training runs
         self._pending: dict[str, Any] = {}
         self.last_good = hparams
 
@@ -126,12 +132,19 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # The dock never collapses below the form's own minimum (at 900 px a 60 px dock was left):
+        # the panels give way instead. Vertically it scrolls.
+        scroll.setMinimumWidth(self.controls.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 2)
+        self.dock_scroll = scroll
         dock = QDockWidget("Controls")
         dock.setObjectName("controls_dock")
         dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.dock = dock
         self.controls.live_changed.connect(self._live_changed)
         self.controls.rebuild_requested.connect(self._rebuild)
         self.controls.preset_chosen.connect(self.load_preset_by_name)
@@ -224,23 +237,37 @@ class MainWindow(QMainWindow):
 
         install_export_actions(self)
 
+    @property
+    def engine_running(self) -> bool:
+        """What the engine last reported: training or not (the truth the Run button shows)."""
+        return self.latest is not None and self.latest.status == "running"
+
+    @property
+    def running(self) -> bool:
+        """Whether training is (or has just been asked to be) running."""
+        return self._intent if self._intent is not None else self.engine_running
+
+    @running.setter
+    def running(self, value: bool) -> None:  # a run command sent elsewhere (ui.app's --run)
+        self._intent = bool(value)
+
     def toggle_run(self) -> None:
-        if self.running:
-            self.client.pause()
-        else:
+        want = not self.running
+        self._intent = want
+        if want:
             self.banner.hide()
             self.client.run()
-        self.running = not self.running
-        self.controls.set_running(self.running)
+        else:
+            self.client.pause()
+        self._sync_run_state()
 
     def step_once(self) -> None:
-        self.running = False
-        self.controls.set_running(False)
+        self._intent = False
         self.client.step(1)
+        self._sync_run_state()
 
     def reset_run(self, hparams: HParams | None = None) -> None:
-        self.running = False
-        self.controls.set_running(False)
+        self._intent = False
         self.banner.hide()
         self.history.clear()
         self._last_landscape = None
@@ -250,6 +277,11 @@ class MainWindow(QMainWindow):
             self.last_good = hparams
             self.controls.set_hparams(hparams)
         self.client.reset(hparams or self.last_good)
+        self._sync_run_state()
+
+    def _sync_run_state(self) -> None:
+        """Show the engine's state: the Run button says Pause only while the engine trains."""
+        self.controls.set_running(self.engine_running)
 
     def load_preset_by_name(self, name: str) -> None:
         try:
@@ -289,10 +321,11 @@ class MainWindow(QMainWindow):
         if not changes:
             return
         try:
-            self.last_good.replace(**changes)  # validate here too: a clear message at once
+            self.last_good = self.last_good.replace(**changes)  # validate here: a message at once
         except ValueError as e:
             self.on_invalid(str(e))
             return
+        self.controls.set_hparams(self.last_good)  # the preset name, greyed settings follow
         self.client.update(**changes)
 
     def _rebuild(self, changes: dict) -> None:
@@ -313,32 +346,50 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:
         self.controls.device_label.setText(f"device: {info.get('device', '?')}")
-        self.statusBar().showMessage(f"Engine ready on {info.get('device', '?')} — press Space to run",
-                                     5000)
+        if self.engine_running or self._intent:
+            return
+        self._ready_message = f"Engine ready on {info.get('device', '?')} — press Space to run"
+        self.statusBar().showMessage(self._ready_message)
 
     def on_snapshot(self, snap: Snapshot) -> None:
+        previous = self.latest
         self.latest = snap
-        self.last_good = snap.hparams
+        if not self._pending and not self._coalesce.isActive():
+            self.last_good = snap.hparams  # (while a slider storm is pending, the newer value wins)
         self.history.add(snap)
         for p in self._built_panels():
             p.ingest(snap)
+        if self._intent is not None and (snap.status == "running") == self._intent:
+            self._intent = None  # the engine has done what was asked
+        if snap.status == "running" and self._ready_message:
+            if self.statusBar().currentMessage() == self._ready_message:
+                self.statusBar().clearMessage()
+            self._ready_message = ""
         if snap.events:
             step, text = snap.events[-1]
             self.statusBar().showMessage(f"{text} at step {step}", 8000)
         if snap.status == "diverged":
-            self._on_diverged(snap)
+            self._intent = None
+            # Only a new divergence raises the banner: snapshots already in flight when the user
+            # pressed "resume" still say diverged, and must not bring the old banner back.
+            if previous is None or previous.status != "diverged" or previous.message != snap.message:
+                self._on_diverged(snap)
+        if (previous is None or previous.status != snap.status
+                or self.controls.run_btn.text() != ("Pause" if self.engine_running else "Run")):
+            self._sync_run_state()
         self._mark_dirty()
 
     def _on_diverged(self, snap: Snapshot) -> None:
-        self.running = False
-        self.controls.set_running(False)
-        lower = max(snap.hparams.lr / 10, 1e-6)
+        lower = float(f"{max(snap.hparams.lr / 10, 1e-6):.3g}")
         self.banner.show_message(snap.message, f"Lower lr to {lower:g} and resume",
                                  lambda: self._lower_lr_and_resume(lower))
 
     def _lower_lr_and_resume(self, lr: float) -> None:
+        self._flush_updates()
         self.client.update(lr=lr)
-        self.controls.lr.setValue(lr)
+        self.last_good = self.last_good.replace(lr=lr)
+        self.controls.set_hparams(self.last_good)
+        self._intent = False  # from the engine's point of view: paused (diverged); now run
         self.toggle_run()
 
     def on_landscape(self, result: LandscapeResult) -> None:
@@ -349,13 +400,16 @@ class MainWindow(QMainWindow):
 
     def on_invalid(self, message: str) -> None:
         """A rejected setting: say why, and show the last good settings again."""
+        self._ready_message = ""
         self.statusBar().showMessage(f"Rejected: {message}", 10000)
         self.statusBar().setToolTip(message)
         self.controls.set_hparams(self.last_good)
 
     def on_engine_died(self, message: str) -> None:
-        self.running = False
-        self.controls.set_running(False)
+        self._intent = None
+        if self.latest is not None:  # the engine is gone: nothing trains, whatever it said last
+            self.latest = dataclasses.replace(self.latest, status="error", message=message)
+        self._sync_run_state()
         self.banner.show_message(f"The training engine stopped: {message}", "Restart engine",
                                  self._restart_engine)
 
@@ -448,7 +502,7 @@ class MainWindow(QMainWindow):
         if isinstance(geo, QByteArray):
             self.restoreGeometry(geo)
         else:
-            self.resize(1400, 900)
+            self.resize(*DEFAULT_SIZE)
         state = self.settings.value("window_state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
@@ -457,6 +511,40 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(int(tab))
         except (TypeError, ValueError):
             pass
+        self._restored = True
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_restored", False):
+            self._restored = False
+            QTimer.singleShot(0, self.repair_layout)
+
+    def repair_layout(self) -> None:
+        """Undo a saved layout that would leave the app unusable: a window larger than the screen
+        or off it, a squashed control dock or squashed panels (one long message once saved a
+        60 px dock, and every later launch opened broken)."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and not self.isMaximized() and not self.isFullScreen():
+            frame = self.frameGeometry()
+            extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+            w = min(self.width(), screen.width() - extra_w)
+            h = min(self.height(), screen.height() - extra_h)
+            if (w, h) != (self.width(), self.height()):
+                self.resize(max(w, self.minimumSizeHint().width()), max(h, 200))
+            frame = self.frameGeometry()
+            if not screen.contains(frame):
+                x = min(max(frame.x(), screen.x()), screen.right() - frame.width() + 1)
+                y = min(max(frame.y(), screen.y()), screen.bottom() - frame.height() + 1)
+                self.move(max(x, screen.x()), max(y, screen.y()))
+        if self.dock.isFloating():
+            if screen is not None and not screen.intersects(self.dock.frameGeometry()):
+                self.dock.setFloating(False)
+            return
+        central = self.centralWidget().width()
+        want = self.dock_scroll.minimumWidth() + 30
+        if self.dock.width() < self.dock_scroll.minimumWidth() or central < MIN_PANEL_WIDTH:
+            self.resizeDocks([self.dock], [min(want, max(self.width() // 3, want))],
+                             Qt.Orientation.Horizontal)
 
     def _save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
