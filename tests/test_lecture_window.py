@@ -149,6 +149,7 @@ def test_lower_lr_and_resume_leaves_the_ui_telling_the_truth(qtbot, window) -> N
 
 
 def test_engine_ready_hint_goes_once_training_runs(qtbot, window) -> None:
+    assert window.statusBar().currentMessage() != "Starting the engine…"  # the engine is ready
     window.on_ready({"device": "CPU"})
     assert "press Space" in window.statusBar().currentMessage()
     window.toggle_run()
@@ -279,3 +280,20 @@ def test_llama_preset_shows_every_setting_and_each_is_live(qtbot, window) -> Non
                     and window.latest.hparams.warmup_steps == 50
                     and window.latest.hparams.label_smoothing == 0.1, timeout=10_000)
     assert window.latest.step == 0 or window.latest.hparams.dataset == "digits"  # no new run
+
+
+def test_starting_message_goes_when_run_was_pressed_before_the_engine_was_ready(qtbot, settings) -> None:
+    build_app()
+    w = MainWindow(SMALL, engine_mode="thread", device="cpu", settings=settings, restore=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_engine()
+    w.toggle_run()  # Space at once, as a lecturer does
+    try:
+        qtbot.waitUntil(lambda: w.latest is not None and w.latest.status == "running", timeout=60_000)
+        settle(qtbot)
+        assert w.statusBar().currentMessage() not in ("Starting the engine…",) \
+            and "press Space" not in w.statusBar().currentMessage()
+        assert w.controls.run_btn.text() == "Pause"
+    finally:
+        w.shutdown()

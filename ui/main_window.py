@@ -181,7 +181,8 @@ class MainWindow(QMainWindow):
         if self.last_good is None:
             self.last_good = saved_hparams(self.settings) or load_preset(DEFAULT_PRESET)
         self.controls.set_hparams(self.last_good)
-        self.statusBar().showMessage("Starting the engine…")
+        self._ready_message = "Starting the engine…"
+        self.statusBar().showMessage(self._ready_message)
 
     # ------------------------------------------------------------------------------- start / stop
     def start_engine(self) -> None:
@@ -347,6 +348,7 @@ class MainWindow(QMainWindow):
     def on_ready(self, info: dict) -> None:
         self.controls.device_label.setText(f"device: {info.get('device', '?')}")
         if self.engine_running or self._intent:
+            self._clear_ready_message()
             return
         self._ready_message = f"Engine ready on {info.get('device', '?')} — press Space to run"
         self.statusBar().showMessage(self._ready_message)
@@ -361,10 +363,8 @@ class MainWindow(QMainWindow):
             p.ingest(snap)
         if self._intent is not None and (snap.status == "running") == self._intent:
             self._intent = None  # the engine has done what was asked
-        if snap.status == "running" and self._ready_message:
-            if self.statusBar().currentMessage() == self._ready_message:
-                self.statusBar().clearMessage()
-            self._ready_message = ""
+        if snap.status == "running":
+            self._clear_ready_message()
         if snap.events:
             step, text = snap.events[-1]
             self.statusBar().showMessage(f"{text} at step {step}", 8000)
@@ -378,6 +378,12 @@ class MainWindow(QMainWindow):
                 or self.controls.run_btn.text() != ("Pause" if self.engine_running else "Run")):
             self._sync_run_state()
         self._mark_dirty()
+
+    def _clear_ready_message(self) -> None:
+        """"Starting the engine…" / "Engine ready … press Space" go once training runs."""
+        if self._ready_message and self.statusBar().currentMessage() == self._ready_message:
+            self.statusBar().clearMessage()
+        self._ready_message = ""
 
     def _on_diverged(self, snap: Snapshot) -> None:
         lower = float(f"{max(snap.hparams.lr / 10, 1e-6):.3g}")
