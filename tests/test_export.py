@@ -168,6 +168,54 @@ def test_window_export_is_restored(qtbot, window, out):
     assert window.current_panel() is current and current.theme == SCREEN
 
 
+def _live_state(window):
+    """A grab of the live window plus every visible widget's geometry and every legend's size."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QWidget
+
+    QGuiApplication.processEvents()
+    geometry = {(type(w).__name__, w.objectName(), i): w.geometry().getRect()
+                for i, w in enumerate(window.findChildren(QWidget)) if w.isVisible()}
+    legends = {}
+    for view in window.current_panel().findChildren(pg.GraphicsView):
+        for j, item in enumerate(view.scene().items()):
+            if isinstance(item, pg.LegendItem | pg.PlotItem):
+                legends[(id(view), j)] = item.boundingRect().getRect()
+    return rgb(window.grab().toImage()), geometry, legends
+
+
+LIVE_KEYS = [pytest.param(k, marks=pytest.mark.xfail(
+    reason="the dropout bar chart's tick-label room keeps settling after its first frames (its "
+    "y-ticks drift, issue 8 #9, fixed in the panel by another branch)", strict=False))
+    if k == "dropout" else k for k in KEYS]
+
+
+@pytest.mark.parametrize("key", LIVE_KEYS)
+@pytest.mark.parametrize("what", ["panel", "window", "svg"])
+def test_export_leaves_the_live_window_exactly_as_it_was(qtbot, window, key, what):
+    """Issue 8 #3: after Ctrl+E the live legends stayed ~40 % larger, the loss surface and dropout
+    plots stayed laid out wider than their views; after Ctrl+Shift+E the dock narrowed. Grab, export,
+    grab: the same pixels, the same widget geometries, the same legend and plot sizes."""
+    window.tabs.setCurrentIndex(KEYS.index(key))
+    window.redraw()
+    qtbot.wait(50)
+    before, geo_before, leg_before = _live_state(window)
+    target = window if what == "window" else window.current_panel()
+    if what == "svg":
+        from ui.export import svg_bytes
+
+        svg_bytes(target, (1920, 1080), "slide", "a caption")
+    else:
+        render_widget(target, (1920, 1080), "slide", "a caption")
+    qtbot.wait(50)
+    window.redraw()
+    after, geo_after, leg_after = _live_state(window)
+    assert geo_after == geo_before
+    assert leg_after == leg_before
+    changed = (after != before).any(axis=2)
+    assert changed.sum() == 0, f"{changed.sum()} pixels changed, in {np.argwhere(changed)[[0, -1]]}"
+
+
 # ------------------------------------------------------------------------------------ SVG
 
 

@@ -69,6 +69,7 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QGraphicsWidget,
     QLayout,
     QProgressBar,
     QStackedWidget,
@@ -308,6 +309,91 @@ def invalidate_layouts(widget: QWidget) -> None:
     widget.updateGeometry()
 
 
+def _graphics_views(widget: QWidget) -> list[pg.GraphicsView]:
+    views = widget.findChildren(pg.GraphicsView)
+    if isinstance(widget, pg.GraphicsView):
+        views.append(widget)
+    return [v for v in views if v.scene() is not None]
+
+
+def refit_legend(legend: pg.LegendItem) -> None:
+    """Shrink a legend back to its entries after a restyle.
+
+    `LegendItem.updateSize` adds up the entries' *current* widths, and those are whatever the
+    legend's own grid last gave them: after the slide theme the labels are still laid out at the
+    large font's width, so the legend measured itself at that width again and stayed ~40 % too
+    large on screen, over the data (issue 8 item 3: 158 → 274 px wide on the loss plot). Each entry
+    is first put back at its preferred size (the size a freshly added entry has), then measured.
+    """
+    for row in range(legend.layout.rowCount()):
+        for col in range(legend.layout.columnCount()):
+            item = legend.layout.itemAt(row, col)
+            if item is not None and hasattr(item, "resize"):
+                item.updateGeometry()
+                item.resize(item.effectiveSizeHint(Qt.SizeHint.PreferredSize))
+    legend.updateSize()
+
+
+def refit_graphics(widget: QWidget) -> None:
+    """Re-measure every pyqtgraph scene under `widget` for the theme it has now.
+
+    Qt widget layouts are dropped by `invalidate_layouts`; pyqtgraph's QGraphicsLayouts keep their
+    own caches. Left alone, a graphics layout keeps the minimum width it computed with the slide
+    fonts, the view's central item cannot shrink below it, and the live plot stays laid out wider
+    than its view: the right-hand column of the loss surface and of the dropout panel was cut off
+    after an export (measured: central item 1508 px in a 1015 px view). Axes only shrink their
+    tick-label space when they paint, so they are painted (off screen) first.
+    """
+    _refit_scenes(widget)
+    warm_up_axes(widget, rounds=1)  # at the restored size: the axes see the live ranges
+    _refit_scenes(widget)
+
+
+def _refit_scenes(widget: QWidget) -> None:
+    for view in _graphics_views(widget):
+        items = view.scene().items()
+        for item in items:
+            if isinstance(item, pg.LegendItem):
+                refit_legend(item)
+        for item in items:
+            if isinstance(item, QGraphicsWidget):
+                layout = QGraphicsWidget.layout(item)  # pyqtgraph shadows .layout with an attribute
+                if layout is not None:
+                    layout.invalidate()
+                item.updateGeometry()
+        settle()
+        central = view.centralWidget
+        if central is not None and view.autoPixelRange:
+            central.setGeometry(view.range)
+    settle()
+
+
+def _axis_text_space(panels: list[Panel]) -> list[tuple[pg.AxisItem, float, float]]:
+    """The room every axis keeps for its tick labels now (`textWidth` / `textHeight`)."""
+    return [(item, item.textWidth, item.textHeight) for p in panels for view in _graphics_views(p)
+            for item in view.scene().items() if isinstance(item, pg.AxisItem)]
+
+
+def _restore_axis_text_space(axes: list[tuple[pg.AxisItem, float, float]]) -> None:
+    """Give every axis back the tick-label room it had before the export.
+
+    An axis widens itself for longer labels and narrows only when its labels are more than 10 px
+    shorter (pyqtgraph's hysteresis, so a plot does not jitter). The room it has on screen is
+    therefore a product of its history, not of its labels now: after the slide fonts, the first
+    screen paint re-measured it from scratch, and the plot area came back a few pixels larger, with
+    other ticks. Putting the old value back makes the live plot pixel-identical again.
+    """
+    for axis, width, height in axes:
+        try:
+            axis.textWidth, axis.textHeight = width, height
+            if axis.orientation in ("left", "right"):
+                axis._updateWidth()
+            else:
+                axis._updateHeight()
+        except RuntimeError:  # deleted meanwhile (the window closed)
+            pass
+
+
 @contextmanager
 def _themed(panels: list[Panel], theme: Theme | None, line_scale: float = 1.0) -> Iterator[None]:
     """Panels in `theme` (None: their own) and freshly redrawn; their own themes restored
@@ -318,6 +404,7 @@ def _themed(panels: list[Panel], theme: Theme | None, line_scale: float = 1.0) -
     viewBox scale, and a 4K figure would otherwise have lines half as heavy as its 1080p twin.
     """
     previous = [(p, p.theme) for p in panels]
+    axes = _axis_text_space(panels)
     try:
         for p in panels:
             target = theme if theme is not None else p.theme
@@ -332,6 +419,9 @@ def _themed(panels: list[Panel], theme: Theme | None, line_scale: float = 1.0) -
             if p.theme != old:
                 p.apply_theme(old)
             invalidate_layouts(p)
+        _restore_axis_text_space(axes)
+        for p in panels:
+            refit_graphics(p)
 
 
 def _detach(widget: QWidget) -> Callable[[], None] | None:
