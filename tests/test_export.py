@@ -349,6 +349,40 @@ def test_export_panel_action_through_the_dialog(window, out, monkeypatch):
     assert default_filename("window", window.latest, "png") in listing(out)
 
 
+def test_export_names_the_file_by_the_exported_state(window, out, run, monkeypatch):
+    """Issue 8 #14: `…_step3239.png` held step 12 678. Training goes on while the dialog is open:
+    the prefilled name (and the caption) must name the step that is actually rendered."""
+    trainer = run[2]
+    opened_at = window.latest.step
+
+    def fake_exec(dialog):
+        assert f"_step{opened_at}." in dialog.name_edit.text()
+        trainer.step(7)  # snapshots arrive while the user reads the dialog
+        window.on_snapshot(trainer.snapshot())
+        dialog.folder_edit.setText(str(out))
+        dialog.set_custom_size(640, 360)
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(ExportDialog, "exec", fake_exec)
+    window.tabs.setCurrentIndex(1)
+    window.export_panel_action.trigger()
+    step = window.latest.step
+    assert step == opened_at + 7 and window.current_panel().snapshot.step == step
+    assert listing(out) == [default_filename("weights", window.latest, "png")]
+    assert f"_step{step}.png" in listing(out)[0]
+
+    def typed_name(dialog):  # a name the user typed is kept as typed
+        dialog.folder_edit.setText(str(out))
+        dialog.name_edit.setText("mine.png")
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(ExportDialog, "exec", typed_name)
+    window.export_panel_action.trigger()
+    assert "mine.png" in listing(out)
+
+
 def test_export_error_is_reported_not_raised(window, tmp_path):
     options = ExportOptions(format="png", size=(640, 360), theme="slide", caption=True,
                             folder=tmp_path / "gone", filename="x.png")

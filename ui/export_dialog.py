@@ -88,6 +88,9 @@ class ExportOptions:
     caption: bool
     folder: Path
     filename: str
+    # The name is the prefilled one: the export renames it after the state it actually renders
+    # (training goes on while the dialog is open; a name taken at opening named the wrong step).
+    auto_name: bool = False
 
     @property
     def path(self) -> Path:
@@ -238,6 +241,7 @@ class ExportDialog(_FileDialogBase):
         self.form.addRow("", self.caption_check)
         self._finish_layout()
         self.name_edit.setText(default_filename(panel_key, snapshot, self.format()))
+        self._auto_names = {self.name_edit.text()}
         self.format_box.currentIndexChanged.connect(self._format_changed)
         self.size_box.currentIndexChanged.connect(self._size_changed)
         self._size_changed()
@@ -284,11 +288,12 @@ class ExportDialog(_FileDialogBase):
         return self._check_file(self.format())
 
     def options(self) -> ExportOptions:
+        name = self.name_edit.text().strip()
         return ExportOptions(format=self.format(), size=self.pixel_size(),
                              theme=str(self.theme_box.currentData()),
                              caption=self.caption_check.isChecked(),
                              folder=Path(self.folder_edit.text().strip()),
-                             filename=self.name_edit.text().strip())
+                             filename=name, auto_name=name in self._auto_names)
 
     # ---------------------------------------------------------------------------------- reacting
     def _format_changed(self) -> None:
@@ -296,7 +301,10 @@ class ExportDialog(_FileDialogBase):
         name = self.name_edit.text().strip()
         stem, ext = os.path.splitext(name)
         if ext.lower().lstrip(".") in ("png", "svg", "") and stem:
+            auto = name in self._auto_names
             self.name_edit.setText(f"{stem}.{self.format()}")
+            if auto:
+                self._auto_names.add(self.name_edit.text())
 
     def _size_changed(self) -> None:
         on = self.custom()
