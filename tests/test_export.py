@@ -524,6 +524,36 @@ def test_cli_export_writes_every_panel_and_metrics(tmp_path):
     assert 0 < metrics["final"]["train_loss"] < 1
 
 
+def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tmp_path):
+    """Issue 8 #20: `--out figs` failed when figs did not exist (the README example); metrics.json
+    said "running" after the run had ended; the dropout figure was written at p = 0."""
+    out = tmp_path / "new" / "figs"
+    lines: list[str] = []
+    argv = ["--preset", "moons_dropout", "--steps", "6", "--out", str(out), "--device", "cpu",
+            "--panels", "all", "--size", "320x180", "--set", "dropout=0",
+            "--set", "input_dropout=0", "--landscape-resolution", "5"]
+    from ui.export_cli import build_parser, export, validate
+
+    assert not out.exists()  # validation alone creates nothing
+    plan = validate(build_parser().parse_args(argv))
+    assert not out.exists()
+    assert export(plan, out=lines.append) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and metrics["final"]["step"] == 6
+    assert not any(name.startswith("dropout_") for name in listing(out))
+    assert "dropout" in metrics["skipped"] and "p = 0" in metrics["skipped"]["dropout"]
+    assert any("skipped the dropout figure" in line for line in lines)
+    assert {n.split("_")[0] for n in listing(out)} == {"training", "weights", "landscape",
+                                                       "metrics.json"}
+    # Asked for by name, it is written (and the log says why it is empty).
+    lines.clear()
+    plan = validate(build_parser().parse_args(argv[:-4] + ["--panels", "dropout", "--set",
+                                                           "dropout=0", "--out", str(out)]))
+    assert export(plan, out=lines.append) == 0
+    assert any(name.startswith("dropout_") for name in listing(out))
+    assert any("note: dropout figure written" in line for line in lines)
+
+
 BAD = [
     (["--panels", "training,foo"],
      "--panels: unknown panel 'foo'; allowed: training, weights, dropout, landscape"),
@@ -550,8 +580,7 @@ def test_cli_bad_folders(capsys, tmp_path):
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("x")
     before = listing(tmp_path)
-    for folder, message in ((tmp_path / "missing", "does not exist"),
-                            (a_file / "sub", "does not exist"),  # a path under a regular file
+    for folder, message in ((a_file / "sub", "is not a folder"),  # a path under a regular file
                             (a_file, "is not a folder")):
         argv = ["--preset", "moons_dropout", "--steps", "3", "--out", str(folder)]
         assert run_export(argv) == 2
