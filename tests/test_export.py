@@ -235,6 +235,73 @@ def test_svg_has_paths_and_text(window, out):
     assert p.theme == SCREEN
 
 
+def _render_svg_with(tool, svg, png, size):
+    import shutil
+    import tempfile
+
+    w, h = size
+    if tool == "chromium":
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        if exe is None:
+            pytest.skip("chromium is not installed (apt-get install chromium)")
+        with tempfile.TemporaryDirectory() as profile:
+            cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                   "--no-first-run", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                   f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={w},{h}",
+                   svg.as_uri()]
+            subprocess.run(cmd, capture_output=True, timeout=120)
+    else:
+        exe = shutil.which("rsvg-convert")
+        if exe is None:
+            pytest.skip("rsvg-convert is not installed (apt-get install librsvg2-bin)")
+        subprocess.run([exe, "-w", str(w), "-h", str(h), "-o", str(png), str(svg)], timeout=120)
+    if not png.exists():
+        pytest.fail(f"{tool} wrote no image")
+    return np.asarray(Image.open(png).convert("RGB"), dtype=float)
+
+
+@pytest.mark.parametrize("tool", ["chromium", "rsvg"])
+@pytest.mark.parametrize("key", ["training", "weights"])
+def test_svg_renders_like_the_png_in_other_renderers(window, out, tool, key):
+    """Issue 8 #18: the SVG named the font "Sans Serif" (no renderer knows it) and drew cosmetic pens
+    as `vector-effect: non-scaling-stroke` under data-unit matrices, which librsvg and Inkscape
+    scale: curves became blobs. Rendered by a browser and by librsvg, the SVG must look like the
+    PNG export of the same state: same ink, lines as thin, text where the PNG has it."""
+    p = panel(window, key)
+    size = (1280, 720)
+    caption = caption_for(window.latest)
+    svg = write_svg(p, out / f"{key}.svg", size, "slide", caption)
+    text = svg.read_text()
+    assert 'font-family="Sans Serif"' not in text and "non-scaling-stroke" not in text
+    from PySide6.QtGui import QFont, QFontInfo
+
+    assert f"font-family=\"'{QFontInfo(QFont()).family()}'," in text  # the family Qt laid out with
+    png = rgb(render_widget(p, size, "slide", caption)).astype(float)
+    other = _render_svg_with(tool, svg, out / f"{key}_{tool}.png", size)
+    assert other.shape == png.shape
+
+    def small(a, f=10):
+        h, w = a.shape[0] // f * f, a.shape[1] // f * f
+        return a[:h, :w].reshape(h // f, f, w // f, f, 3).mean(axis=(1, 3))
+
+    assert np.abs(small(other) - small(png)).mean() < 6  # blobs or a missing layer: > 15
+    ink = lambda a: (a.min(axis=2) < 128).mean()  # noqa: E731  dark pixels: text, axes, curves
+    assert 0.6 < ink(other) / ink(png) < 1.6
+    strip = caption_height(size[1])
+    assert (other[-strip + 4:, :, :].min(axis=2) < 100).any(), "the caption text is there"
+    assert (other[:40, 40:, :].min(axis=2) < 100).any(), "the header text is there"
+
+
+def test_figure_has_a_margin(window):
+    """Issue 8 #18: the header readout sat flush against the left edge of every export."""
+    a = rgb(render_widget(panel(window, "training"), (1280, 720), "slide", None))
+    from ui.export import figure_margin
+
+    m = figure_margin(720)
+    assert m >= 8
+    assert (a[:, :m] == 255).all() and (a[:m, :] == 255).all() and (a[:, -m:] == 255).all()
+
+
 # ------------------------------------------------------------------------------------ errors
 
 

@@ -55,6 +55,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontInfo,
     QFontMetrics,
     QGuiApplication,
     QImage,
@@ -276,6 +277,11 @@ def caption_for(snapshot: Snapshot | HParams | None) -> str:
     if step is not None:
         parts.append(f"step {step:,}")
     return "   ·   ".join(parts)
+
+
+def figure_margin(height: int) -> int:
+    """Pixel margin left, right and above a figure: 1.5 % of its height (16 px at 1080)."""
+    return round(height * 0.015)
 
 
 def caption_height(height: int) -> int:
@@ -625,7 +631,10 @@ def _render_into(widget: QWidget, device: QPaintDevice, size: tuple[int, int], s
     shown = chosen or (panels[0].theme if panels else SCREEN)
     strip = caption_height(h) / scale if caption else 0.0
     full = QRectF(0, 0, w / scale, h / scale)
-    content = QRectF(0, 0, full.width(), full.height() - strip)
+    # A margin round the figure: the panels' own layouts start at x = 0, and the header readout
+    # sat flush against the slide's left edge (issue 8 #18).
+    pad = figure_margin(h) / scale
+    content = QRectF(pad, pad, full.width() - 2 * pad, full.height() - strip - pad)
     if content.height() < MIN_SIDE / 2:
         raise ValueError(f"height = {h} leaves no room for the figure above its caption")
     layout_size = QSize(max(1, round(content.width())), max(1, round(content.height())))
@@ -719,7 +728,7 @@ def _render_laid_out(widget: QWidget, device: QPaintDevice, layout_size: QSize, 
             painter.fillRect(full, QColor(shown.background))
             _paint_widget(target, painter, content)
             if caption:
-                draw_caption(painter, QRectF(0, content.height(), full.width(), strip), caption,
+                draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
                              shown)
         finally:
             painter.end()
@@ -792,6 +801,7 @@ def svg_bytes(widget: QWidget, size: tuple[int, int] = DEFAULT_SIZE,
     data = bytes(buf.data())
     if b"<svg" not in data:
         raise ValueError("the SVG generator produced no drawing")
+    data = portable_svg(data, scale)
     # QSvgGenerator states the size in millimetres (at its resolution); say it in pixels, the unit
     # the user asked for and the one slide tools place an SVG by.
     start = data.find(b"<svg")
@@ -799,6 +809,78 @@ def svg_bytes(widget: QWidget, size: tuple[int, int] = DEFAULT_SIZE,
     tag = re.sub(rb'\swidth="[^"]*"', b' width="%d"' % w, data[start:end], count=1)
     tag = re.sub(rb'\sheight="[^"]*"', b' height="%d"' % h, tag, count=1)
     return data[:start] + tag + data[end:]
+
+
+FALLBACK_FONTS = ("DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "sans-serif")
+_GROUP = re.compile(rb"<g\b([^>]*)>((?:(?!<g\b|</g>).)*)</g>", re.DOTALL)
+_MATRIX = re.compile(rb'transform="matrix\(([^)]*)\)"')
+_NUMBER_PAIR = re.compile(rb"(-?[0-9.]+(?:e-?[0-9]+)?),(-?[0-9.]+(?:e-?[0-9]+)?)")
+_STROKE_WIDTH = re.compile(rb'stroke-width="([0-9.e-]+)"')
+_NON_SCALING = b' vector-effect="non-scaling-stroke"'
+
+
+def svg_font_families() -> str:
+    """The SVG font-family list: the family Qt really laid the text out with (QFontInfo of the
+    default font: "DejaVu Sans" here), then common look-alikes and the generic family.
+
+    QSvgGenerator writes the *requested* family, Qt's alias "Sans Serif", which no browser or
+    drawing program knows: each falls back to a font of its own with other widths, and labels
+    overflow their boxes.
+    """
+    real = QFontInfo(QFont()).family()
+    names = [real] + [f for f in FALLBACK_FONTS if f != real]
+    return ", ".join(n if n == "sans-serif" else f"'{n}'" for n in names)
+
+
+def _fmt(v: float) -> bytes:
+    return (b"%.6g" % v).replace(b"e+", b"e")
+
+
+def portable_svg(data: bytes, scale: float = 1.0) -> bytes:
+    """QSvgGenerator's output made to render alike everywhere.
+
+    * Fonts: the real family first (see `svg_font_families`), instead of "Sans Serif".
+    * Strokes: pyqtgraph's pens are cosmetic, which QSvgGenerator writes as
+      `vector-effect="non-scaling-stroke"` inside a group whose matrix maps *data* units to the
+      figure (e.g. matrix(9.96, 0, 0, -7.81, …)). SVG Tiny's vector-effect is ignored by librsvg,
+      Inkscape and LibreOffice; they scale the stroke with that matrix, and lines become blobs ten
+      pixels wide. Here the matrix is applied to the path's coordinates instead (the group gets the
+      identity), and the stroke width is stated in figure units, so every renderer draws the same
+      line. Groups holding anything but paths keep their matrix.
+    """
+    families = svg_font_families().encode()
+    data = data.replace(b'font-family="Sans Serif"', b'font-family="' + families + b'"')
+
+    def bake(m: re.Match) -> bytes:
+        head, body = m.group(1), m.group(2)
+        if _NON_SCALING not in body:
+            return m.group(0)
+        mat = _MATRIX.search(head)
+        a, b, c, d, e, f = ((float(x) for x in mat.group(1).split(b",")) if mat else
+                            (1.0, 0.0, 0.0, 1.0, 0.0, 0.0))
+        tags = re.findall(rb"<(\w+)", body)
+        if any(t not in (b"path", b"polyline", b"polygon") for t in tags):
+            if (a, b, c, d) != (1.0, 0.0, 0.0, 1.0):
+                return m.group(0)  # text or images under a scaling matrix: leave it be
+        else:
+            def point(p: re.Match) -> bytes:
+                x, y = float(p.group(1)), float(p.group(2))
+                return _fmt(a * x + c * y + e) + b"," + _fmt(b * x + d * y + f)
+
+            def coords(el: re.Match) -> bytes:
+                return el.group(1) + _NUMBER_PAIR.sub(point, el.group(2)) + el.group(3)
+
+            body = re.sub(rb'(\sd=")([^"]*)(")', coords, body)
+            body = re.sub(rb'(\spoints=")([^"]*)(")', coords, body)
+            if mat:
+                head = head.replace(mat.group(0), b'transform="matrix(1,0,0,1,0,0)"')
+        if abs(scale - 1.0) > 1e-9:  # the widths are device pixels; the drawing is in layout units
+            head = _STROKE_WIDTH.sub(
+                lambda w: b'stroke-width="' + _fmt(float(w.group(1)) / scale) + b'"', head)
+        body = body.replace(_NON_SCALING, b"")
+        return b"<g" + head + b">" + body + b"</g>"
+
+    return _GROUP.sub(bake, data)
 
 
 def write_svg(widget: QWidget, path: str | os.PathLike, size: tuple[int, int] = DEFAULT_SIZE,
