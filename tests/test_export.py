@@ -524,6 +524,53 @@ def test_gif_recorder_writes_the_frames(qtbot, window, out, run):
     assert p.theme == SCREEN
 
 
+def test_gif_frames_are_slide_figures_without_controls(qtbot, window, out):
+    """Issue 8 #17: GIFs were 800×450 grabs of the live panel (~6 px text) with the Train/Inference
+    buttons in them. Now: a slide-sized default, the frame is the slide figure (the PNG export's
+    layout, theme and hidden controls), the tab shows what is recorded, and afterwards the window
+    is as it was."""
+    from PySide6.QtWidgets import QAbstractButton
+
+
+    window.tabs.setCurrentIndex(KEYS.index("dropout"))
+    window.redraw()
+    p = window.current_panel()
+    buttons = [b for b in p.findChildren(QAbstractButton) if b.isVisibleTo(p)]
+    assert buttons, "the dropout panel has its Train/Inference buttons"
+    index = window.tabs.currentIndex()
+    rec = GifRecorder(p, seconds=0.3, fps=10, path=out / "d.gif")
+    assert rec.size == (1280, 720) and rec.theme.name == "slide"
+    seen = []
+    rec.frame_captured.connect(lambda _n: seen.append(
+        ([b.isVisibleTo(p) for b in buttons], window.tabs.tabText(index),
+         window.tabs.currentWidget() is not p)))
+    with qtbot.waitSignal(rec.finished, timeout=60_000):
+        rec.start()
+    assert seen and all(not any(vis) for vis, _t, _w in seen), "controls hidden in every frame"
+    assert all(t == p.title and preview for _v, t, preview in seen), "the tab shows the preview"
+    with Image.open(out / "d.gif") as gif:
+        assert gif.size == (1280, 720)
+        frame = np.asarray(gif.convert("RGB"), dtype=float)
+    png = rgb(render_widget(p, (1280, 720), "slide", None)).astype(float)
+    assert (frame.min(axis=2) > 240).mean() > 0.3  # the slide's white background
+    # The same figure as the PNG export (the mask grids are redrawn with fresh masks; the header
+    # and titles are not): same text at the same place, up to the 256-colour palette.
+    assert np.abs(frame[:60] - png[:60]).mean() < 4
+    qtbot.wait(50)
+    assert window.tabs.widget(index) is p and window.tabs.currentWidget() is p
+    assert window.tabs.count() == len(KEYS) and p.theme == SCREEN
+    assert all(b.isVisibleTo(p) for b in buttons)
+
+
+def test_gif_dialog_defaults(qtbot, settings):
+    from ui.export_dialog import GifDialog
+
+    dialog = GifDialog(None, settings, "dropout", None)
+    qtbot.addWidget(dialog)
+    opts = dialog.options()
+    assert opts.size == (1280, 720) and opts.theme == "slide"
+
+
 def test_gif_cancel_writes_nothing(qtbot, window, out):
     rec = GifRecorder(window.current_panel(), seconds=3, fps=10, path=out / "x.gif",
                       size=(160, 90), theme="slide")

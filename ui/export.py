@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -91,7 +91,9 @@ DEFAULT_SIZE = (1920, 1080)  # a Full HD slide
 LAYOUT_HEIGHT = 1080  # figures are laid out this high and scaled to the requested pixels
 FORMATS = ("png", "svg")
 CURRENT = "current"  # theme name meaning "as on screen": keep whatever theme each panel shows now
-GIF_SIZE, GIF_FPS = (800, 450), 10  # modest by default: a GIF is memory-hungry and large on disk
+# A slide: the frames are laid out like a PNG export (1280×720 is that figure at 2/3 scale, text
+# ~20 px); 5 s at 10 fps is ~46 MB of frames in memory. 800×450 gave ~6 px text.
+GIF_SIZE, GIF_FPS = (1280, 720), 10
 GIF_MAX_SECONDS, GIF_MAX_FPS = 60.0, 30
 GIF_MAX_BYTES = 600 * 2**20  # frames are kept in memory (1 byte per pixel) until written
 
@@ -965,7 +967,7 @@ class GifRecorder(QObject):
 
     def __init__(self, widget: QWidget, seconds: float = 5.0, fps: int = GIF_FPS,
                  path: str | os.PathLike = "", size: tuple[int, int] = GIF_SIZE,
-                 theme: str | Theme | None = None, parent: QObject | None = None) -> None:
+                 theme: str | Theme | None = "slide", parent: QObject | None = None) -> None:
         super().__init__(parent)
         seconds = float(seconds)
         if not (math.isfinite(seconds) and 0 < seconds <= GIF_MAX_SECONDS):
@@ -1007,16 +1009,31 @@ class GifRecorder(QObject):
         return self.state in ("recording", "writing")
 
     def start(self) -> None:
-        """Switch the panels to the chosen theme, grab the first frame now and the rest on the timer."""
+        """Lay the panel out as a slide figure (as `render_widget` does), grab the first frame now
+        and the rest on the timer.
+
+        Each frame is the slide figure at the GIF's size: the same layout, theme, margin and hidden
+        controls as a PNG export (the old frames were the live panel scaled down, ~6 px text with
+        the Train/Inference buttons). Meanwhile the panel's tab shows the frames being recorded;
+        the panel goes back, exactly as it was, when the recording ends.
+        """
         if self.state != "idle":
             raise RuntimeError("a GifRecorder records once; make a new one")
         self.state = "recording"
         self._panels = panels_in(self.widget)
-        self._themes = [(p, p.theme) for p in self._panels]
+        w, h = self.size
+        self._scale = layout_scale(self.size)
+        pad = figure_margin(h) / self._scale
+        self._content = QRectF(pad, pad, w / self._scale - 2 * pad, h / self._scale - 2 * pad)
+        layout_size = QSize(max(1, round(self._content.width())),
+                            max(1, round(self._content.height())))
+        self._stack = ExitStack()
         try:
-            for p in self._panels:
-                if self.theme is not None and p.theme != self.theme:
-                    p.apply_theme(self.theme)
+            self._preview = self._preview_tab()
+            self._target = self._stack.enter_context(laid_out(self.widget, layout_size))
+            self._stack.enter_context(_themed(self._panels, self.theme, self._scale))
+            self._stack.enter_context(_export_mode(self.widget))
+            warm_up_axes(self._target)
         except Exception as e:  # any failure must end in `failed`, not a crash
             self._fail(f"cannot prepare the panel: {e}")
             return
@@ -1024,6 +1041,49 @@ class GifRecorder(QObject):
         self._grab()
         if self.state == "recording":
             self._timer.start()
+
+    def _preview_tab(self) -> Callable[[QImage], None] | None:
+        """While the panel is on the stage, its tab shows the recorded frames (a label at the same
+        index, with the same title); removed again before the panel goes back."""
+        from PySide6.QtGui import QPixmap
+        from PySide6.QtWidgets import QLabel
+
+        stack = self.widget.parentWidget()
+        tabs = stack.parentWidget() if isinstance(stack, QStackedWidget) else None
+        if not isinstance(tabs, QTabWidget) or tabs.indexOf(self.widget) < 0:
+            return None
+        index, title = tabs.indexOf(self.widget), tabs.tabText(tabs.indexOf(self.widget))
+        label = QLabel("Recording…")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setMinimumSize(1, 1)
+        label.setToolTip("Recording a GIF: this is the figure being recorded")
+
+        def show(image: QImage) -> None:
+            pix = QPixmap.fromImage(image).scaled(label.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation)
+            label.setPixmap(pix)
+
+        def remove() -> None:
+            blocked = tabs.blockSignals(True)
+            try:
+                i = tabs.indexOf(label)
+                if i >= 0:
+                    tabs.removeTab(i)
+            finally:
+                tabs.blockSignals(blocked)
+            label.deleteLater()
+
+        def insert() -> None:
+            blocked = tabs.blockSignals(True)
+            try:
+                tabs.insertTab(index, label, title)
+                tabs.setCurrentIndex(index)
+            finally:
+                tabs.blockSignals(blocked)
+
+        self._stack.callback(remove)  # runs after the panel is back: LIFO, so registered first
+        self._insert_preview = insert
+        return show
 
     def cancel(self) -> None:
         """Stop now; nothing is written. A no-op once the recording has ended."""
@@ -1037,14 +1097,14 @@ class GifRecorder(QObject):
             self._cancel.set()  # the writer stops at its next frame; _check_writer reports it
 
     def _restore_theme(self) -> None:
-        themes, self._themes = self._themes, []
-        for p, old in themes:
-            try:
-                if p.theme != old:
-                    p.apply_theme(old)
-                invalidate_layouts(p)
-            except RuntimeError:  # the panel was deleted (window closed): nothing to restore
-                pass
+        """Put the panel back into its tab, in its own theme, exactly as it was."""
+        stack, self._stack = getattr(self, "_stack", None), None
+        if stack is None:
+            return
+        try:
+            stack.close()
+        except RuntimeError:  # the panel was deleted (window closed): nothing to restore
+            pass
         settle()
 
     def _fail(self, message: str) -> None:
@@ -1061,11 +1121,26 @@ class GifRecorder(QObject):
         try:
             for p in self._panels:
                 p.redraw()
-            shot = self.widget.grab().toImage()
-            if shot.isNull():
-                raise ValueError("the panel has no pixels (is it visible?)")
+            warm_up_axes(self._target, rounds=1)
+            w, h = self.size
+            image = QImage(w, h, QImage.Format.Format_RGB32)
+            image.setDevicePixelRatio(self._scale)
             background = (self._panels[0].theme if self._panels else SCREEN).background
-            frame = to_pil(fit_image(shot, self.size, background))
+            image.fill(QColor(background))
+            painter = QPainter(image)
+            try:
+                painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+                painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+                _paint_widget(self._target, painter, self._content)
+            finally:
+                painter.end()
+            image.setDevicePixelRatio(1.0)
+            if getattr(self, "_insert_preview", None) is not None:
+                self._insert_preview()
+                self._insert_preview = None
+            if self._preview is not None:
+                self._preview(image)
+            frame = to_pil(image)
             from PIL import Image
 
             self.frames.append(frame.quantize(256, method=Image.Quantize.FASTOCTREE))

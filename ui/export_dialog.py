@@ -48,7 +48,8 @@ from ui.export import (
 
 GROUP = "export"
 PRESET_SIZES = ((1920, 1080, "1920 × 1080 (Full HD slide)"), (3840, 2160, "3840 × 2160 (4K)"))
-GIF_SIZES = ((800, 450, "800 × 450"), (1280, 720, "1280 × 720"), (640, 360, "640 × 360"))
+GIF_SIZES = ((1280, 720, "1280 × 720 (slide, 2/3 of Full HD)"), (1920, 1080, "1920 × 1080 (Full HD)"),
+             (960, 540, "960 × 540"))
 FORMAT_ITEMS = (("PNG image", "png"), ("SVG vector drawing", "svg"))
 THEME_ITEMS = (("Slide: white background, large type", "slide"), ("As on screen", CURRENT))
 
@@ -344,9 +345,9 @@ class GifDialog(_FileDialogBase):
                                read_setting(s, "gif_size", "{}x{}".format(*GIF_SIZE)),
                                "Frame size; the panel is scaled into it, aspect kept. GIFs grow fast: "
                                "stay modest.")
-        self.theme_box = _combo(THEME_ITEMS, read_setting(s, "gif_theme", CURRENT),
-                                "Slide restyles the live panel while recording; as on screen keeps "
-                                "the dark theme.")
+        self.theme_box = _combo(THEME_ITEMS, read_setting(s, "gif_theme", "slide"),
+                                "Slide: the same white, large-type figure as a PNG export. As on "
+                                "screen keeps the dark theme.")
         self.form.addRow("Length", self.seconds_spin)
         self.form.addRow("Frame rate", self.fps_spin)
         self.form.addRow("Size", self.size_box)
