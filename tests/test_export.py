@@ -216,6 +216,36 @@ def test_export_leaves_the_live_window_exactly_as_it_was(qtbot, window, key, wha
     assert changed.sum() == 0, f"{changed.sum()} pixels changed, in {np.argwhere(changed)[[0, -1]]}"
 
 
+def test_window_slide_shows_the_controls_readable_and_whole(window):
+    """Issue 8 #19: the window figure had ~9 px, elided dock text ("moons_dr") beside 29 px panel
+    text. The controls are drawn as on screen (never squeezed), scaled toward the slide type."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QFontInfo
+
+    from ui.export import figure_margin, window_slide_layout
+    from ui.theme import SLIDE
+
+    size = (1920, 1080)
+    pad = figure_margin(1080)
+    content = QRectF(pad, pad, 1920 - 2 * pad, 1080 - caption_height(1080) - pad)
+    dock, panel_rect, f = window_slide_layout(window, content, SLIDE)
+    own_px = QFontInfo(window.controls.font()).pixelSize()
+    slide_px = SLIDE.font_pt * window.logicalDpiY() / 72
+    assert f * own_px >= 0.45 * slide_px, (f, own_px, slide_px)  # was ~0.3 (9 px beside 29 px)
+    assert dock.width() / dock.height() == pytest.approx(
+        window.controls.width() / window.controls.height(), rel=1e-3)  # whole, not cropped
+    assert panel_rect.left() > dock.right() and panel_rect.right() <= content.right() + 1e-6
+    img = rgb(render_widget(window, size, "slide", caption_for(window.latest))).astype(float)
+    live = window.controls.grab().toImage()
+    live.setDevicePixelRatio(1.0)
+    w, h = round(dock.width()), round(dock.height())
+    expected = np.asarray(Image.fromarray(rgb(live)).resize((w, h), Image.Resampling.BILINEAR),
+                          dtype=float)
+    x, y = round(dock.left()), round(dock.top())
+    drawn = img[y:y + h, x:x + w]
+    assert np.abs(drawn - expected).mean() < 12  # the live controls, scaled, not a re-layout
+
+
 # ------------------------------------------------------------------------------------ SVG
 
 

@@ -500,27 +500,23 @@ def _on_stage(widget: QWidget, size: QSize, put_back: Callable[[], None]) -> Ite
 
 @contextmanager
 def _window_at(window: QWidget, size: QSize) -> Iterator[QWidget]:
-    """A top-level window resized to `size`; a hidden one is shown off screen meanwhile, so that its
-    layouts run as they would for a user. Size (and visibility) restored afterwards."""
-    old_size = window.size()
+    """A top-level window as it is: never resized. Resizing the live window to the figure's size
+    and back squeezed the dock (its width is what is left once the panels, laid out with slide
+    fonts, took theirs) and it stayed narrow, with a scroll bar (issue 8 #3). A hidden window (the
+    command line) is shown off screen meanwhile, so that its layouts have run; `_paint_widget`
+    scales it into the figure."""
     hidden = not window.isVisible()
     had_attr = window.testAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
     try:
         if hidden:
             window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
             window.show()
-        window.resize(size)
-        settle()
+            settle()
         yield window
     finally:
         if hidden:
             window.hide()
             window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, had_attr)
-        # The window's minimum size was computed with the slide fonts; recompute it first, or the
-        # resize back is clamped to it and the window stays wide.
-        invalidate_layouts(window)
-        settle()
-        window.resize(old_size)
 
 
 @contextmanager
@@ -640,6 +636,12 @@ def _render_into(widget: QWidget, device: QPaintDevice, size: tuple[int, int], s
     if content.height() < MIN_SIDE / 2:
         raise ValueError(f"height = {h} leaves no room for the figure above its caption")
     layout_size = QSize(max(1, round(content.width())), max(1, round(content.height())))
+    if chosen is not None and is_app_window(widget):
+        try:
+            _render_window_slide(widget, device, full, content, strip, chosen, scale, caption)
+        finally:
+            settle()
+        return
     try:
         _render_laid_out(widget, device, layout_size, full, content, strip, panels, chosen, shown,
                          scale, caption)
@@ -647,6 +649,67 @@ def _render_into(widget: QWidget, device: QPaintDevice, size: tuple[int, int], s
         # Lay the restored widgets out now. Left pending (no event loop in the command line), the
         # layout requests of pyqtgraph's graphics layouts crash the interpreter at exit.
         settle()
+
+
+def is_app_window(widget: QWidget) -> bool:
+    """The main window (its controls and a current panel), as opposed to any other widget."""
+    return widget.isWindow() and isinstance(getattr(widget, "controls", None), QWidget) and callable(
+        getattr(widget, "current_panel", None))
+
+
+def window_slide_layout(window: QWidget, content: QRectF, theme: Theme) -> tuple[QRectF, QRectF, float]:
+    """Where a slide figure of the window puts the controls and the panel, and the controls' scale.
+
+    The controls are drawn as they are on screen (their live layout, never resized, so nothing is
+    truncated that is not truncated live), scaled so that their text comes close to the panels'
+    slide type: at most `theme` font size × 0.8 (labels beside large plot text read as secondary),
+    at most the figure's height, at most a third of its width. The panel gets the rest, laid out at
+    that size like a panel figure. The old window figure was the live window resized to the slide:
+    ~9 px dock text, elided ("moons_dr"), beside 29 px panel text (issue 8 #19).
+    """
+    controls = window.controls
+    cw, ch = max(1, controls.width()), max(1, controls.height())
+    own_px = max(1, QFontInfo(controls.font()).pixelSize())
+    slide_px = theme.font_pt * max(1, window.logicalDpiY()) / 72
+    f = min(0.8 * slide_px / own_px, content.height() / ch, content.width() / 3 / cw)
+    dock = QRectF(content.left(), content.top(), cw * f, ch * f)
+    gap = content.height() * 0.02
+    panel = QRectF(dock.right() + gap, content.top(), content.right() - dock.right() - gap,
+                   content.height())
+    return dock, panel, f
+
+
+def _render_window_slide(window: QWidget, device: QPaintDevice, full: QRectF, content: QRectF,
+                         strip: float, theme: Theme, scale: float, caption: str | None) -> None:
+    """A slide of the window: its controls (scaled, as on screen) beside the current panel (laid
+    out and themed like a panel figure). The live window is not resized."""
+    dock, panel_rect, f = window_slide_layout(window, content, theme)
+    panel = window.current_panel()
+    size = QSize(max(1, round(panel_rect.width())), max(1, round(panel_rect.height())))
+    with (laid_out(panel, size) as target, _themed([panel], theme, scale), _export_mode(panel)):
+        warm_up_axes(target)
+        painter = QPainter(device)
+        if not painter.isActive():
+            raise ValueError("cannot paint the figure (the paint device did not open)")
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.fillRect(full, QColor(theme.background))
+            painter.save()
+            painter.setClipRect(dock)
+            painter.translate(dock.topLeft())
+            painter.scale(f, f)
+            window.controls.render(painter, QPoint(0, 0), QRegion(),
+                                   QWidget.RenderFlag.DrawWindowBackground
+                                   | QWidget.RenderFlag.DrawChildren)
+            painter.restore()
+            _paint_widget(target, painter, panel_rect)
+            if caption:
+                draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
+                             theme)
+        finally:
+            painter.end()
 
 
 def warm_up_axes(widget: QWidget, rounds: int = 2) -> None:
