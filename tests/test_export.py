@@ -168,6 +168,84 @@ def test_window_export_is_restored(qtbot, window, out):
     assert window.current_panel() is current and current.theme == SCREEN
 
 
+def _live_state(window):
+    """A grab of the live window plus every visible widget's geometry and every legend's size."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QWidget
+
+    QGuiApplication.processEvents()
+    geometry = {(type(w).__name__, w.objectName(), i): w.geometry().getRect()
+                for i, w in enumerate(window.findChildren(QWidget)) if w.isVisible()}
+    legends = {}
+    for view in window.current_panel().findChildren(pg.GraphicsView):
+        for j, item in enumerate(view.scene().items()):
+            if isinstance(item, pg.LegendItem | pg.PlotItem):
+                legends[(id(view), j)] = item.boundingRect().getRect()
+    return rgb(window.grab().toImage()), geometry, legends
+
+
+LIVE_KEYS = [pytest.param(k, marks=pytest.mark.xfail(
+    reason="the dropout bar chart's tick-label room keeps settling after its first frames (its "
+    "y-ticks drift, issue 8 #9, fixed in the panel by another branch)", strict=False))
+    if k == "dropout" else k for k in KEYS]
+
+
+@pytest.mark.parametrize("key", LIVE_KEYS)
+@pytest.mark.parametrize("what", ["panel", "window", "svg"])
+def test_export_leaves_the_live_window_exactly_as_it_was(qtbot, window, key, what):
+    """Issue 8 #3: after Ctrl+E the live legends stayed ~40 % larger, the loss surface and dropout
+    plots stayed laid out wider than their views; after Ctrl+Shift+E the dock narrowed. Grab, export,
+    grab: the same pixels, the same widget geometries, the same legend and plot sizes."""
+    window.tabs.setCurrentIndex(KEYS.index(key))
+    window.redraw()
+    qtbot.wait(50)
+    before, geo_before, leg_before = _live_state(window)
+    target = window if what == "window" else window.current_panel()
+    if what == "svg":
+        from ui.export import svg_bytes
+
+        svg_bytes(target, (1920, 1080), "slide", "a caption")
+    else:
+        render_widget(target, (1920, 1080), "slide", "a caption")
+    qtbot.wait(50)
+    window.redraw()
+    after, geo_after, leg_after = _live_state(window)
+    assert geo_after == geo_before
+    assert leg_after == leg_before
+    changed = (after != before).any(axis=2)
+    assert changed.sum() == 0, f"{changed.sum()} pixels changed, in {np.argwhere(changed)[[0, -1]]}"
+
+
+def test_window_slide_shows_the_controls_readable_and_whole(window):
+    """Issue 8 #19: the window figure had ~9 px, elided dock text ("moons_dr") beside 29 px panel
+    text. The controls are drawn as on screen (never squeezed), scaled toward the slide type."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QFontInfo
+
+    from ui.export import figure_margin, window_slide_layout
+    from ui.theme import SLIDE
+
+    size = (1920, 1080)
+    pad = figure_margin(1080)
+    content = QRectF(pad, pad, 1920 - 2 * pad, 1080 - caption_height(1080) - pad)
+    dock, panel_rect, f = window_slide_layout(window, content, SLIDE)
+    own_px = QFontInfo(window.controls.font()).pixelSize()
+    slide_px = SLIDE.font_pt * window.logicalDpiY() / 72
+    assert f * own_px >= 0.45 * slide_px, (f, own_px, slide_px)  # was ~0.3 (9 px beside 29 px)
+    assert dock.width() / dock.height() == pytest.approx(
+        window.controls.width() / window.controls.height(), rel=1e-3)  # whole, not cropped
+    assert panel_rect.left() > dock.right() and panel_rect.right() <= content.right() + 1e-6
+    img = rgb(render_widget(window, size, "slide", caption_for(window.latest))).astype(float)
+    live = window.controls.grab().toImage()
+    live.setDevicePixelRatio(1.0)
+    w, h = round(dock.width()), round(dock.height())
+    expected = np.asarray(Image.fromarray(rgb(live)).resize((w, h), Image.Resampling.BILINEAR),
+                          dtype=float)
+    x, y = round(dock.left()), round(dock.top())
+    drawn = img[y:y + h, x:x + w]
+    assert np.abs(drawn - expected).mean() < 12  # the live controls, scaled, not a re-layout
+
+
 # ------------------------------------------------------------------------------------ SVG
 
 
@@ -185,6 +263,73 @@ def test_svg_has_paths_and_text(window, out):
     assert "AdamW" in texts and "lr = 0.01" in texts and "λ" in texts
     assert listing(out) == ["weights.svg"]
     assert p.theme == SCREEN
+
+
+def _render_svg_with(tool, svg, png, size):
+    import shutil
+    import tempfile
+
+    w, h = size
+    if tool == "chromium":
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        if exe is None:
+            pytest.skip("chromium is not installed (apt-get install chromium)")
+        with tempfile.TemporaryDirectory() as profile:
+            cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                   "--no-first-run", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                   f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={w},{h}",
+                   svg.as_uri()]
+            subprocess.run(cmd, capture_output=True, timeout=120)
+    else:
+        exe = shutil.which("rsvg-convert")
+        if exe is None:
+            pytest.skip("rsvg-convert is not installed (apt-get install librsvg2-bin)")
+        subprocess.run([exe, "-w", str(w), "-h", str(h), "-o", str(png), str(svg)], timeout=120)
+    if not png.exists():
+        pytest.fail(f"{tool} wrote no image")
+    return np.asarray(Image.open(png).convert("RGB"), dtype=float)
+
+
+@pytest.mark.parametrize("tool", ["chromium", "rsvg"])
+@pytest.mark.parametrize("key", ["training", "weights"])
+def test_svg_renders_like_the_png_in_other_renderers(window, out, tool, key):
+    """Issue 8 #18: the SVG named the font "Sans Serif" (no renderer knows it) and drew cosmetic pens
+    as `vector-effect: non-scaling-stroke` under data-unit matrices, which librsvg and Inkscape
+    scale: curves became blobs. Rendered by a browser and by librsvg, the SVG must look like the
+    PNG export of the same state: same ink, lines as thin, text where the PNG has it."""
+    p = panel(window, key)
+    size = (1280, 720)
+    caption = caption_for(window.latest)
+    svg = write_svg(p, out / f"{key}.svg", size, "slide", caption)
+    text = svg.read_text()
+    assert 'font-family="Sans Serif"' not in text and "non-scaling-stroke" not in text
+    from PySide6.QtGui import QFont, QFontInfo
+
+    assert f"font-family=\"'{QFontInfo(QFont()).family()}'," in text  # the family Qt laid out with
+    png = rgb(render_widget(p, size, "slide", caption)).astype(float)
+    other = _render_svg_with(tool, svg, out / f"{key}_{tool}.png", size)
+    assert other.shape == png.shape
+
+    def small(a, f=10):
+        h, w = a.shape[0] // f * f, a.shape[1] // f * f
+        return a[:h, :w].reshape(h // f, f, w // f, f, 3).mean(axis=(1, 3))
+
+    assert np.abs(small(other) - small(png)).mean() < 6  # blobs or a missing layer: > 15
+    ink = lambda a: (a.min(axis=2) < 128).mean()  # noqa: E731  dark pixels: text, axes, curves
+    assert 0.6 < ink(other) / ink(png) < 1.6
+    strip = caption_height(size[1])
+    assert (other[-strip + 4:, :, :].min(axis=2) < 100).any(), "the caption text is there"
+    assert (other[:40, 40:, :].min(axis=2) < 100).any(), "the header text is there"
+
+
+def test_figure_has_a_margin(window):
+    """Issue 8 #18: the header readout sat flush against the left edge of every export."""
+    a = rgb(render_widget(panel(window, "training"), (1280, 720), "slide", None))
+    from ui.export import figure_margin
+
+    m = figure_margin(720)
+    assert m >= 8
+    assert (a[:, :m] == 255).all() and (a[:m, :] == 255).all() and (a[:, -m:] == 255).all()
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -301,6 +446,40 @@ def test_export_panel_action_through_the_dialog(window, out, monkeypatch):
     assert default_filename("window", window.latest, "png") in listing(out)
 
 
+def test_export_names_the_file_by_the_exported_state(window, out, run, monkeypatch):
+    """Issue 8 #14: `…_step3239.png` held step 12 678. Training goes on while the dialog is open:
+    the prefilled name (and the caption) must name the step that is actually rendered."""
+    trainer = run[2]
+    opened_at = window.latest.step
+
+    def fake_exec(dialog):
+        assert f"_step{opened_at}." in dialog.name_edit.text()
+        trainer.step(7)  # snapshots arrive while the user reads the dialog
+        window.on_snapshot(trainer.snapshot())
+        dialog.folder_edit.setText(str(out))
+        dialog.set_custom_size(640, 360)
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(ExportDialog, "exec", fake_exec)
+    window.tabs.setCurrentIndex(1)
+    window.export_panel_action.trigger()
+    step = window.latest.step
+    assert step == opened_at + 7 and window.current_panel().snapshot.step == step
+    assert listing(out) == [default_filename("weights", window.latest, "png")]
+    assert f"_step{step}.png" in listing(out)[0]
+
+    def typed_name(dialog):  # a name the user typed is kept as typed
+        dialog.folder_edit.setText(str(out))
+        dialog.name_edit.setText("mine.png")
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(ExportDialog, "exec", typed_name)
+    window.export_panel_action.trigger()
+    assert "mine.png" in listing(out)
+
+
 def test_export_error_is_reported_not_raised(window, tmp_path):
     options = ExportOptions(format="png", size=(640, 360), theme="slide", caption=True,
                             folder=tmp_path / "gone", filename="x.png")
@@ -375,6 +554,53 @@ def test_gif_recorder_writes_the_frames(qtbot, window, out, run):
     assert p.theme == SCREEN
 
 
+def test_gif_frames_are_slide_figures_without_controls(qtbot, window, out):
+    """Issue 8 #17: GIFs were 800×450 grabs of the live panel (~6 px text) with the Train/Inference
+    buttons in them. Now: a slide-sized default, the frame is the slide figure (the PNG export's
+    layout, theme and hidden controls), the tab shows what is recorded, and afterwards the window
+    is as it was."""
+    from PySide6.QtWidgets import QAbstractButton
+
+
+    window.tabs.setCurrentIndex(KEYS.index("dropout"))
+    window.redraw()
+    p = window.current_panel()
+    buttons = [b for b in p.findChildren(QAbstractButton) if b.isVisibleTo(p)]
+    assert buttons, "the dropout panel has its Train/Inference buttons"
+    index = window.tabs.currentIndex()
+    rec = GifRecorder(p, seconds=0.3, fps=10, path=out / "d.gif")
+    assert rec.size == (1280, 720) and rec.theme.name == "slide"
+    seen = []
+    rec.frame_captured.connect(lambda _n: seen.append(
+        ([b.isVisibleTo(p) for b in buttons], window.tabs.tabText(index),
+         window.tabs.currentWidget() is not p)))
+    with qtbot.waitSignal(rec.finished, timeout=60_000):
+        rec.start()
+    assert seen and all(not any(vis) for vis, _t, _w in seen), "controls hidden in every frame"
+    assert all(t == p.title and preview for _v, t, preview in seen), "the tab shows the preview"
+    with Image.open(out / "d.gif") as gif:
+        assert gif.size == (1280, 720)
+        frame = np.asarray(gif.convert("RGB"), dtype=float)
+    png = rgb(render_widget(p, (1280, 720), "slide", None)).astype(float)
+    assert (frame.min(axis=2) > 240).mean() > 0.3  # the slide's white background
+    # The same figure as the PNG export (the mask grids are redrawn with fresh masks; the header
+    # and titles are not): same text at the same place, up to the 256-colour palette.
+    assert np.abs(frame[:60] - png[:60]).mean() < 4
+    qtbot.wait(50)
+    assert window.tabs.widget(index) is p and window.tabs.currentWidget() is p
+    assert window.tabs.count() == len(KEYS) and p.theme == SCREEN
+    assert all(b.isVisibleTo(p) for b in buttons)
+
+
+def test_gif_dialog_defaults(qtbot, settings):
+    from ui.export_dialog import GifDialog
+
+    dialog = GifDialog(None, settings, "dropout", None)
+    qtbot.addWidget(dialog)
+    opts = dialog.options()
+    assert opts.size == (1280, 720) and opts.theme == "slide"
+
+
 def test_gif_cancel_writes_nothing(qtbot, window, out):
     rec = GifRecorder(window.current_panel(), seconds=3, fps=10, path=out / "x.gif",
                       size=(160, 90), theme="slide")
@@ -442,6 +668,36 @@ def test_cli_export_writes_every_panel_and_metrics(tmp_path):
     assert 0 < metrics["final"]["train_loss"] < 1
 
 
+def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tmp_path):
+    """Issue 8 #20: `--out figs` failed when figs did not exist (the README example); metrics.json
+    said "running" after the run had ended; the dropout figure was written at p = 0."""
+    out = tmp_path / "new" / "figs"
+    lines: list[str] = []
+    argv = ["--preset", "moons_dropout", "--steps", "6", "--out", str(out), "--device", "cpu",
+            "--panels", "all", "--size", "320x180", "--set", "dropout=0",
+            "--set", "input_dropout=0", "--landscape-resolution", "5"]
+    from ui.export_cli import build_parser, export, validate
+
+    assert not out.exists()  # validation alone creates nothing
+    plan = validate(build_parser().parse_args(argv))
+    assert not out.exists()
+    assert export(plan, out=lines.append) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and metrics["final"]["step"] == 6
+    assert not any(name.startswith("dropout_") for name in listing(out))
+    assert "dropout" in metrics["skipped"] and "p = 0" in metrics["skipped"]["dropout"]
+    assert any("skipped the dropout figure" in line for line in lines)
+    assert {n.split("_")[0] for n in listing(out)} == {"training", "weights", "landscape",
+                                                       "metrics.json"}
+    # Asked for by name, it is written (and the log says why it is empty).
+    lines.clear()
+    plan = validate(build_parser().parse_args(argv[:-4] + ["--panels", "dropout", "--set",
+                                                           "dropout=0", "--out", str(out)]))
+    assert export(plan, out=lines.append) == 0
+    assert any(name.startswith("dropout_") for name in listing(out))
+    assert any("note: dropout figure written" in line for line in lines)
+
+
 BAD = [
     (["--panels", "training,foo"],
      "--panels: unknown panel 'foo'; allowed: training, weights, dropout, landscape"),
@@ -468,8 +724,7 @@ def test_cli_bad_folders(capsys, tmp_path):
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("x")
     before = listing(tmp_path)
-    for folder, message in ((tmp_path / "missing", "does not exist"),
-                            (a_file / "sub", "does not exist"),  # a path under a regular file
+    for folder, message in ((a_file / "sub", "is not a folder"),  # a path under a regular file
                             (a_file, "is not a folder")):
         argv = ["--preset", "moons_dropout", "--steps", "3", "--out", str(folder)]
         assert run_export(argv) == 2

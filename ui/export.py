@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,6 +55,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontInfo,
     QFontMetrics,
     QGuiApplication,
     QImage,
@@ -69,6 +70,7 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QGraphicsWidget,
     QLayout,
     QProgressBar,
     QStackedWidget,
@@ -89,7 +91,9 @@ DEFAULT_SIZE = (1920, 1080)  # a Full HD slide
 LAYOUT_HEIGHT = 1080  # figures are laid out this high and scaled to the requested pixels
 FORMATS = ("png", "svg")
 CURRENT = "current"  # theme name meaning "as on screen": keep whatever theme each panel shows now
-GIF_SIZE, GIF_FPS = (800, 450), 10  # modest by default: a GIF is memory-hungry and large on disk
+# A slide: the frames are laid out like a PNG export (1280×720 is that figure at 2/3 scale, text
+# ~20 px); 5 s at 10 fps is ~46 MB of frames in memory. 800×450 gave ~6 px text.
+GIF_SIZE, GIF_FPS = (1280, 720), 10
 GIF_MAX_SECONDS, GIF_MAX_FPS = 60.0, 30
 GIF_MAX_BYTES = 600 * 2**20  # frames are kept in memory (1 byte per pixel) until written
 
@@ -277,6 +281,11 @@ def caption_for(snapshot: Snapshot | HParams | None) -> str:
     return "   ·   ".join(parts)
 
 
+def figure_margin(height: int) -> int:
+    """Pixel margin left, right and above a figure: 1.5 % of its height (16 px at 1080)."""
+    return round(height * 0.015)
+
+
 def caption_height(height: int) -> int:
     """Pixel height of the caption strip: about 4.5 % of the figure, legible at the back of a room."""
     return max(16, round(height * 0.045))
@@ -308,6 +317,91 @@ def invalidate_layouts(widget: QWidget) -> None:
     widget.updateGeometry()
 
 
+def _graphics_views(widget: QWidget) -> list[pg.GraphicsView]:
+    views = widget.findChildren(pg.GraphicsView)
+    if isinstance(widget, pg.GraphicsView):
+        views.append(widget)
+    return [v for v in views if v.scene() is not None]
+
+
+def refit_legend(legend: pg.LegendItem) -> None:
+    """Shrink a legend back to its entries after a restyle.
+
+    `LegendItem.updateSize` adds up the entries' *current* widths, and those are whatever the
+    legend's own grid last gave them: after the slide theme the labels are still laid out at the
+    large font's width, so the legend measured itself at that width again and stayed ~40 % too
+    large on screen, over the data (issue 8 item 3: 158 → 274 px wide on the loss plot). Each entry
+    is first put back at its preferred size (the size a freshly added entry has), then measured.
+    """
+    for row in range(legend.layout.rowCount()):
+        for col in range(legend.layout.columnCount()):
+            item = legend.layout.itemAt(row, col)
+            if item is not None and hasattr(item, "resize"):
+                item.updateGeometry()
+                item.resize(item.effectiveSizeHint(Qt.SizeHint.PreferredSize))
+    legend.updateSize()
+
+
+def refit_graphics(widget: QWidget) -> None:
+    """Re-measure every pyqtgraph scene under `widget` for the theme it has now.
+
+    Qt widget layouts are dropped by `invalidate_layouts`; pyqtgraph's QGraphicsLayouts keep their
+    own caches. Left alone, a graphics layout keeps the minimum width it computed with the slide
+    fonts, the view's central item cannot shrink below it, and the live plot stays laid out wider
+    than its view: the right-hand column of the loss surface and of the dropout panel was cut off
+    after an export (measured: central item 1508 px in a 1015 px view). Axes only shrink their
+    tick-label space when they paint, so they are painted (off screen) first.
+    """
+    _refit_scenes(widget)
+    warm_up_axes(widget, rounds=1)  # at the restored size: the axes see the live ranges
+    _refit_scenes(widget)
+
+
+def _refit_scenes(widget: QWidget) -> None:
+    for view in _graphics_views(widget):
+        items = view.scene().items()
+        for item in items:
+            if isinstance(item, pg.LegendItem):
+                refit_legend(item)
+        for item in items:
+            if isinstance(item, QGraphicsWidget):
+                layout = QGraphicsWidget.layout(item)  # pyqtgraph shadows .layout with an attribute
+                if layout is not None:
+                    layout.invalidate()
+                item.updateGeometry()
+        settle()
+        central = view.centralWidget
+        if central is not None and view.autoPixelRange:
+            central.setGeometry(view.range)
+    settle()
+
+
+def _axis_text_space(panels: list[Panel]) -> list[tuple[pg.AxisItem, float, float]]:
+    """The room every axis keeps for its tick labels now (`textWidth` / `textHeight`)."""
+    return [(item, item.textWidth, item.textHeight) for p in panels for view in _graphics_views(p)
+            for item in view.scene().items() if isinstance(item, pg.AxisItem)]
+
+
+def _restore_axis_text_space(axes: list[tuple[pg.AxisItem, float, float]]) -> None:
+    """Give every axis back the tick-label room it had before the export.
+
+    An axis widens itself for longer labels and narrows only when its labels are more than 10 px
+    shorter (pyqtgraph's hysteresis, so a plot does not jitter). The room it has on screen is
+    therefore a product of its history, not of its labels now: after the slide fonts, the first
+    screen paint re-measured it from scratch, and the plot area came back a few pixels larger, with
+    other ticks. Putting the old value back makes the live plot pixel-identical again.
+    """
+    for axis, width, height in axes:
+        try:
+            axis.textWidth, axis.textHeight = width, height
+            if axis.orientation in ("left", "right"):
+                axis._updateWidth()
+            else:
+                axis._updateHeight()
+        except RuntimeError:  # deleted meanwhile (the window closed)
+            pass
+
+
 @contextmanager
 def _themed(panels: list[Panel], theme: Theme | None, line_scale: float = 1.0) -> Iterator[None]:
     """Panels in `theme` (None: their own) and freshly redrawn; their own themes restored
@@ -318,6 +412,7 @@ def _themed(panels: list[Panel], theme: Theme | None, line_scale: float = 1.0) -
     viewBox scale, and a 4K figure would otherwise have lines half as heavy as its 1080p twin.
     """
     previous = [(p, p.theme) for p in panels]
+    axes = _axis_text_space(panels)
     try:
         for p in panels:
             target = theme if theme is not None else p.theme
@@ -332,6 +427,9 @@ def _themed(panels: list[Panel], theme: Theme | None, line_scale: float = 1.0) -
             if p.theme != old:
                 p.apply_theme(old)
             invalidate_layouts(p)
+        _restore_axis_text_space(axes)
+        for p in panels:
+            refit_graphics(p)
 
 
 def _detach(widget: QWidget) -> Callable[[], None] | None:
@@ -402,27 +500,23 @@ def _on_stage(widget: QWidget, size: QSize, put_back: Callable[[], None]) -> Ite
 
 @contextmanager
 def _window_at(window: QWidget, size: QSize) -> Iterator[QWidget]:
-    """A top-level window resized to `size`; a hidden one is shown off screen meanwhile, so that its
-    layouts run as they would for a user. Size (and visibility) restored afterwards."""
-    old_size = window.size()
+    """A top-level window as it is: never resized. Resizing the live window to the figure's size
+    and back squeezed the dock (its width is what is left once the panels, laid out with slide
+    fonts, took theirs) and it stayed narrow, with a scroll bar (issue 8 #3). A hidden window (the
+    command line) is shown off screen meanwhile, so that its layouts have run; `_paint_widget`
+    scales it into the figure."""
     hidden = not window.isVisible()
     had_attr = window.testAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
     try:
         if hidden:
             window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
             window.show()
-        window.resize(size)
-        settle()
+            settle()
         yield window
     finally:
         if hidden:
             window.hide()
             window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, had_attr)
-        # The window's minimum size was computed with the slide fonts; recompute it first, or the
-        # resize back is clamped to it and the window stays wide.
-        invalidate_layouts(window)
-        settle()
-        window.resize(old_size)
 
 
 @contextmanager
@@ -535,10 +629,19 @@ def _render_into(widget: QWidget, device: QPaintDevice, size: tuple[int, int], s
     shown = chosen or (panels[0].theme if panels else SCREEN)
     strip = caption_height(h) / scale if caption else 0.0
     full = QRectF(0, 0, w / scale, h / scale)
-    content = QRectF(0, 0, full.width(), full.height() - strip)
+    # A margin round the figure: the panels' own layouts start at x = 0, and the header readout
+    # sat flush against the slide's left edge (issue 8 #18).
+    pad = figure_margin(h) / scale
+    content = QRectF(pad, pad, full.width() - 2 * pad, full.height() - strip - pad)
     if content.height() < MIN_SIDE / 2:
         raise ValueError(f"height = {h} leaves no room for the figure above its caption")
     layout_size = QSize(max(1, round(content.width())), max(1, round(content.height())))
+    if chosen is not None and is_app_window(widget):
+        try:
+            _render_window_slide(widget, device, full, content, strip, chosen, scale, caption)
+        finally:
+            settle()
+        return
     try:
         _render_laid_out(widget, device, layout_size, full, content, strip, panels, chosen, shown,
                          scale, caption)
@@ -546,6 +649,67 @@ def _render_into(widget: QWidget, device: QPaintDevice, size: tuple[int, int], s
         # Lay the restored widgets out now. Left pending (no event loop in the command line), the
         # layout requests of pyqtgraph's graphics layouts crash the interpreter at exit.
         settle()
+
+
+def is_app_window(widget: QWidget) -> bool:
+    """The main window (its controls and a current panel), as opposed to any other widget."""
+    return widget.isWindow() and isinstance(getattr(widget, "controls", None), QWidget) and callable(
+        getattr(widget, "current_panel", None))
+
+
+def window_slide_layout(window: QWidget, content: QRectF, theme: Theme) -> tuple[QRectF, QRectF, float]:
+    """Where a slide figure of the window puts the controls and the panel, and the controls' scale.
+
+    The controls are drawn as they are on screen (their live layout, never resized, so nothing is
+    truncated that is not truncated live), scaled so that their text comes close to the panels'
+    slide type: at most `theme` font size × 0.8 (labels beside large plot text read as secondary),
+    at most the figure's height, at most a third of its width. The panel gets the rest, laid out at
+    that size like a panel figure. The old window figure was the live window resized to the slide:
+    ~9 px dock text, elided ("moons_dr"), beside 29 px panel text (issue 8 #19).
+    """
+    controls = window.controls
+    cw, ch = max(1, controls.width()), max(1, controls.height())
+    own_px = max(1, QFontInfo(controls.font()).pixelSize())
+    slide_px = theme.font_pt * max(1, window.logicalDpiY()) / 72
+    f = min(0.8 * slide_px / own_px, content.height() / ch, content.width() / 3 / cw)
+    dock = QRectF(content.left(), content.top(), cw * f, ch * f)
+    gap = content.height() * 0.02
+    panel = QRectF(dock.right() + gap, content.top(), content.right() - dock.right() - gap,
+                   content.height())
+    return dock, panel, f
+
+
+def _render_window_slide(window: QWidget, device: QPaintDevice, full: QRectF, content: QRectF,
+                         strip: float, theme: Theme, scale: float, caption: str | None) -> None:
+    """A slide of the window: its controls (scaled, as on screen) beside the current panel (laid
+    out and themed like a panel figure). The live window is not resized."""
+    dock, panel_rect, f = window_slide_layout(window, content, theme)
+    panel = window.current_panel()
+    size = QSize(max(1, round(panel_rect.width())), max(1, round(panel_rect.height())))
+    with (laid_out(panel, size) as target, _themed([panel], theme, scale), _export_mode(panel)):
+        warm_up_axes(target)
+        painter = QPainter(device)
+        if not painter.isActive():
+            raise ValueError("cannot paint the figure (the paint device did not open)")
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.fillRect(full, QColor(theme.background))
+            painter.save()
+            painter.setClipRect(dock)
+            painter.translate(dock.topLeft())
+            painter.scale(f, f)
+            window.controls.render(painter, QPoint(0, 0), QRegion(),
+                                   QWidget.RenderFlag.DrawWindowBackground
+                                   | QWidget.RenderFlag.DrawChildren)
+            painter.restore()
+            _paint_widget(target, painter, panel_rect)
+            if caption:
+                draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
+                             theme)
+        finally:
+            painter.end()
 
 
 def warm_up_axes(widget: QWidget, rounds: int = 2) -> None:
@@ -629,7 +793,7 @@ def _render_laid_out(widget: QWidget, device: QPaintDevice, layout_size: QSize, 
             painter.fillRect(full, QColor(shown.background))
             _paint_widget(target, painter, content)
             if caption:
-                draw_caption(painter, QRectF(0, content.height(), full.width(), strip), caption,
+                draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
                              shown)
         finally:
             painter.end()
@@ -702,6 +866,7 @@ def svg_bytes(widget: QWidget, size: tuple[int, int] = DEFAULT_SIZE,
     data = bytes(buf.data())
     if b"<svg" not in data:
         raise ValueError("the SVG generator produced no drawing")
+    data = portable_svg(data, scale)
     # QSvgGenerator states the size in millimetres (at its resolution); say it in pixels, the unit
     # the user asked for and the one slide tools place an SVG by.
     start = data.find(b"<svg")
@@ -709,6 +874,78 @@ def svg_bytes(widget: QWidget, size: tuple[int, int] = DEFAULT_SIZE,
     tag = re.sub(rb'\swidth="[^"]*"', b' width="%d"' % w, data[start:end], count=1)
     tag = re.sub(rb'\sheight="[^"]*"', b' height="%d"' % h, tag, count=1)
     return data[:start] + tag + data[end:]
+
+
+FALLBACK_FONTS = ("DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "sans-serif")
+_GROUP = re.compile(rb"<g\b([^>]*)>((?:(?!<g\b|</g>).)*)</g>", re.DOTALL)
+_MATRIX = re.compile(rb'transform="matrix\(([^)]*)\)"')
+_NUMBER_PAIR = re.compile(rb"(-?[0-9.]+(?:e-?[0-9]+)?),(-?[0-9.]+(?:e-?[0-9]+)?)")
+_STROKE_WIDTH = re.compile(rb'stroke-width="([0-9.e-]+)"')
+_NON_SCALING = b' vector-effect="non-scaling-stroke"'
+
+
+def svg_font_families() -> str:
+    """The SVG font-family list: the family Qt really laid the text out with (QFontInfo of the
+    default font: "DejaVu Sans" here), then common look-alikes and the generic family.
+
+    QSvgGenerator writes the *requested* family, Qt's alias "Sans Serif", which no browser or
+    drawing program knows: each falls back to a font of its own with other widths, and labels
+    overflow their boxes.
+    """
+    real = QFontInfo(QFont()).family()
+    names = [real] + [f for f in FALLBACK_FONTS if f != real]
+    return ", ".join(n if n == "sans-serif" else f"'{n}'" for n in names)
+
+
+def _fmt(v: float) -> bytes:
+    return (b"%.6g" % v).replace(b"e+", b"e")
+
+
+def portable_svg(data: bytes, scale: float = 1.0) -> bytes:
+    """QSvgGenerator's output made to render alike everywhere.
+
+    * Fonts: the real family first (see `svg_font_families`), instead of "Sans Serif".
+    * Strokes: pyqtgraph's pens are cosmetic, which QSvgGenerator writes as
+      `vector-effect="non-scaling-stroke"` inside a group whose matrix maps *data* units to the
+      figure (e.g. matrix(9.96, 0, 0, -7.81, …)). SVG Tiny's vector-effect is ignored by librsvg,
+      Inkscape and LibreOffice; they scale the stroke with that matrix, and lines become blobs ten
+      pixels wide. Here the matrix is applied to the path's coordinates instead (the group gets the
+      identity), and the stroke width is stated in figure units, so every renderer draws the same
+      line. Groups holding anything but paths keep their matrix.
+    """
+    families = svg_font_families().encode()
+    data = data.replace(b'font-family="Sans Serif"', b'font-family="' + families + b'"')
+
+    def bake(m: re.Match) -> bytes:
+        head, body = m.group(1), m.group(2)
+        if _NON_SCALING not in body:
+            return m.group(0)
+        mat = _MATRIX.search(head)
+        a, b, c, d, e, f = ((float(x) for x in mat.group(1).split(b",")) if mat else
+                            (1.0, 0.0, 0.0, 1.0, 0.0, 0.0))
+        tags = re.findall(rb"<(\w+)", body)
+        if any(t not in (b"path", b"polyline", b"polygon") for t in tags):
+            if (a, b, c, d) != (1.0, 0.0, 0.0, 1.0):
+                return m.group(0)  # text or images under a scaling matrix: leave it be
+        else:
+            def point(p: re.Match) -> bytes:
+                x, y = float(p.group(1)), float(p.group(2))
+                return _fmt(a * x + c * y + e) + b"," + _fmt(b * x + d * y + f)
+
+            def coords(el: re.Match) -> bytes:
+                return el.group(1) + _NUMBER_PAIR.sub(point, el.group(2)) + el.group(3)
+
+            body = re.sub(rb'(\sd=")([^"]*)(")', coords, body)
+            body = re.sub(rb'(\spoints=")([^"]*)(")', coords, body)
+            if mat:
+                head = head.replace(mat.group(0), b'transform="matrix(1,0,0,1,0,0)"')
+        if abs(scale - 1.0) > 1e-9:  # the widths are device pixels; the drawing is in layout units
+            head = _STROKE_WIDTH.sub(
+                lambda w: b'stroke-width="' + _fmt(float(w.group(1)) / scale) + b'"', head)
+        body = body.replace(_NON_SCALING, b"")
+        return b"<g" + head + b">" + body + b"</g>"
+
+    return _GROUP.sub(bake, data)
 
 
 def write_svg(widget: QWidget, path: str | os.PathLike, size: tuple[int, int] = DEFAULT_SIZE,
@@ -793,7 +1030,7 @@ class GifRecorder(QObject):
 
     def __init__(self, widget: QWidget, seconds: float = 5.0, fps: int = GIF_FPS,
                  path: str | os.PathLike = "", size: tuple[int, int] = GIF_SIZE,
-                 theme: str | Theme | None = None, parent: QObject | None = None) -> None:
+                 theme: str | Theme | None = "slide", parent: QObject | None = None) -> None:
         super().__init__(parent)
         seconds = float(seconds)
         if not (math.isfinite(seconds) and 0 < seconds <= GIF_MAX_SECONDS):
@@ -835,16 +1072,31 @@ class GifRecorder(QObject):
         return self.state in ("recording", "writing")
 
     def start(self) -> None:
-        """Switch the panels to the chosen theme, grab the first frame now and the rest on the timer."""
+        """Lay the panel out as a slide figure (as `render_widget` does), grab the first frame now
+        and the rest on the timer.
+
+        Each frame is the slide figure at the GIF's size: the same layout, theme, margin and hidden
+        controls as a PNG export (the old frames were the live panel scaled down, ~6 px text with
+        the Train/Inference buttons). Meanwhile the panel's tab shows the frames being recorded;
+        the panel goes back, exactly as it was, when the recording ends.
+        """
         if self.state != "idle":
             raise RuntimeError("a GifRecorder records once; make a new one")
         self.state = "recording"
         self._panels = panels_in(self.widget)
-        self._themes = [(p, p.theme) for p in self._panels]
+        w, h = self.size
+        self._scale = layout_scale(self.size)
+        pad = figure_margin(h) / self._scale
+        self._content = QRectF(pad, pad, w / self._scale - 2 * pad, h / self._scale - 2 * pad)
+        layout_size = QSize(max(1, round(self._content.width())),
+                            max(1, round(self._content.height())))
+        self._stack = ExitStack()
         try:
-            for p in self._panels:
-                if self.theme is not None and p.theme != self.theme:
-                    p.apply_theme(self.theme)
+            self._preview = self._preview_tab()
+            self._target = self._stack.enter_context(laid_out(self.widget, layout_size))
+            self._stack.enter_context(_themed(self._panels, self.theme, self._scale))
+            self._stack.enter_context(_export_mode(self.widget))
+            warm_up_axes(self._target)
         except Exception as e:  # any failure must end in `failed`, not a crash
             self._fail(f"cannot prepare the panel: {e}")
             return
@@ -852,6 +1104,49 @@ class GifRecorder(QObject):
         self._grab()
         if self.state == "recording":
             self._timer.start()
+
+    def _preview_tab(self) -> Callable[[QImage], None] | None:
+        """While the panel is on the stage, its tab shows the recorded frames (a label at the same
+        index, with the same title); removed again before the panel goes back."""
+        from PySide6.QtGui import QPixmap
+        from PySide6.QtWidgets import QLabel
+
+        stack = self.widget.parentWidget()
+        tabs = stack.parentWidget() if isinstance(stack, QStackedWidget) else None
+        if not isinstance(tabs, QTabWidget) or tabs.indexOf(self.widget) < 0:
+            return None
+        index, title = tabs.indexOf(self.widget), tabs.tabText(tabs.indexOf(self.widget))
+        label = QLabel("Recording…")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setMinimumSize(1, 1)
+        label.setToolTip("Recording a GIF: this is the figure being recorded")
+
+        def show(image: QImage) -> None:
+            pix = QPixmap.fromImage(image).scaled(label.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation)
+            label.setPixmap(pix)
+
+        def remove() -> None:
+            blocked = tabs.blockSignals(True)
+            try:
+                i = tabs.indexOf(label)
+                if i >= 0:
+                    tabs.removeTab(i)
+            finally:
+                tabs.blockSignals(blocked)
+            label.deleteLater()
+
+        def insert() -> None:
+            blocked = tabs.blockSignals(True)
+            try:
+                tabs.insertTab(index, label, title)
+                tabs.setCurrentIndex(index)
+            finally:
+                tabs.blockSignals(blocked)
+
+        self._stack.callback(remove)  # runs after the panel is back: LIFO, so registered first
+        self._insert_preview = insert
+        return show
 
     def cancel(self) -> None:
         """Stop now; nothing is written. A no-op once the recording has ended."""
@@ -865,14 +1160,14 @@ class GifRecorder(QObject):
             self._cancel.set()  # the writer stops at its next frame; _check_writer reports it
 
     def _restore_theme(self) -> None:
-        themes, self._themes = self._themes, []
-        for p, old in themes:
-            try:
-                if p.theme != old:
-                    p.apply_theme(old)
-                invalidate_layouts(p)
-            except RuntimeError:  # the panel was deleted (window closed): nothing to restore
-                pass
+        """Put the panel back into its tab, in its own theme, exactly as it was."""
+        stack, self._stack = getattr(self, "_stack", None), None
+        if stack is None:
+            return
+        try:
+            stack.close()
+        except RuntimeError:  # the panel was deleted (window closed): nothing to restore
+            pass
         settle()
 
     def _fail(self, message: str) -> None:
@@ -889,11 +1184,26 @@ class GifRecorder(QObject):
         try:
             for p in self._panels:
                 p.redraw()
-            shot = self.widget.grab().toImage()
-            if shot.isNull():
-                raise ValueError("the panel has no pixels (is it visible?)")
+            warm_up_axes(self._target, rounds=1)
+            w, h = self.size
+            image = QImage(w, h, QImage.Format.Format_RGB32)
+            image.setDevicePixelRatio(self._scale)
             background = (self._panels[0].theme if self._panels else SCREEN).background
-            frame = to_pil(fit_image(shot, self.size, background))
+            image.fill(QColor(background))
+            painter = QPainter(image)
+            try:
+                painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+                painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+                _paint_widget(self._target, painter, self._content)
+            finally:
+                painter.end()
+            image.setDevicePixelRatio(1.0)
+            if getattr(self, "_insert_preview", None) is not None:
+                self._insert_preview()
+                self._insert_preview = None
+            if self._preview is not None:
+                self._preview(image)
+            frame = to_pil(image)
             from PIL import Image
 
             self.frames.append(frame.quantize(256, method=Image.Quantize.FASTOCTREE))

@@ -8,6 +8,7 @@ every error becomes a status-bar message plus a non-blocking message box, and tr
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ui.export import (
     GifRecorder,
     caption_for,
     copy_to_clipboard,
+    default_filename,
     export_figure,
     parse_size,
     render_widget,
@@ -88,9 +90,24 @@ def _label(widget: QWidget) -> str:
     return f"the {widget.title} panel" if isinstance(widget, Panel) else "the window"
 
 
+def exported_state(window: MainWindow, widget: QWidget) -> Snapshot | HParams | None:
+    """The state a figure of `widget` shows: the panel's own newest snapshot (the one its redraw
+    renders), or the window's for a window figure."""
+    snap = widget.snapshot if isinstance(widget, Panel) else None
+    return snap if snap is not None else _source(window)
+
+
 def export_to(window: MainWindow, widget: QWidget, options: ExportOptions) -> Path | None:
-    """Write one figure as `options` say; report the outcome. The path, or None on failure."""
-    caption = caption_for(_source(window)) if options.caption else None
+    """Write one figure as `options` say; report the outcome. The path, or None on failure.
+
+    The caption and a prefilled file name are taken from the state rendered now, not from the one
+    the dialog opened with: training runs on while the dialog is open.
+    """
+    state = exported_state(window, widget)
+    if options.auto_name:
+        key = widget.key if isinstance(widget, Panel) else "window"
+        options = dataclasses.replace(options, filename=default_filename(key, state, options.format))
+    caption = caption_for(state) if options.caption else None
     QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
     try:
         path = export_figure(widget, options.path, options.format, options.size, options.theme,
@@ -152,7 +169,8 @@ def copy_panel(window: MainWindow) -> bool:
                  read_setting(s, "custom_height", DEFAULT_SIZE[1]))
                 if size_text == "custom" else parse_size(size_text))
         theme = read_setting(s, "theme", "slide")
-        caption = caption_for(_source(window)) if read_setting(s, "caption", True) else None
+        caption = (caption_for(exported_state(window, panel)) if read_setting(s, "caption", True)
+                   else None)
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             image = render_widget(panel, size, theme, caption)

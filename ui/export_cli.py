@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a setting of the preset (repeatable)")
     p.add_argument("--steps", type=int, default=1000, help="training steps before the figures "
                    "(default 1000)")
-    p.add_argument("--out", required=True, help="existing folder the figures go into")
+    p.add_argument("--out", required=True, help="folder the figures go into (created if missing)")
     p.add_argument("--panels", default="all", help=f"comma-separated: {PANEL_HELP}")
     p.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT in pixels, each in [64, 8192]")
     p.add_argument("--format", default="png", help="comma-separated: png, svg")
@@ -92,7 +92,7 @@ def validate(args: argparse.Namespace) -> Plan:
     allowed. Panel names are checked against the window later, once it exists."""
     from regsim.cli import parse_sets
     from regsim.presets import load_preset
-    from ui.export import FORMATS, check_folder, check_format, parse_size
+    from ui.export import FORMATS, check_format, parse_size
 
     try:
         base = load_preset(args.preset)
@@ -125,7 +125,7 @@ def validate(args: argparse.Namespace) -> Plan:
     if theme not in ("slide", "screen"):
         raise ValueError(f"--theme: {args.theme!r} is not allowed; choose one of: slide, screen")
     try:
-        out = check_folder(args.out)
+        out = check_out_folder(args.out)
     except ValueError as e:
         raise ValueError(f"--out: {e}") from None
     from regsim.trainer import resolve_device  # imports torch: after the cheap checks
@@ -138,6 +138,45 @@ def validate(args: argparse.Namespace) -> Plan:
                 panels=None if "all" in panels else _unique(panels), formats=_unique(formats),
                 size=size, theme=theme, device=device, caption=not args.no_caption,
                 landscape_resolution=args.landscape_resolution)
+
+
+def check_out_folder(folder: str | os.PathLike) -> Path:
+    """The output folder, which need not exist yet (`--out figs` as in the README): an existing one
+    must be a writable folder; a missing one must be creatable, i.e. its nearest existing ancestor
+    is a writable folder. It is created only when the first figure is written, so a run refused
+    later (an unknown panel name) leaves no empty folder behind."""
+    from ui.export import check_folder
+
+    path = Path(folder)
+    if path.exists():
+        return check_folder(path)
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot create folder {str(path)!r}: {str(parent)!r} is not a folder")
+    try:
+        check_folder(parent)
+    except ValueError as e:
+        raise ValueError(f"cannot create folder {str(path)!r}: {e}") from None
+    return path
+
+
+def final_status(snap: Any, steps_done: int, steps: int) -> str:
+    """What the run really ended as: "diverged", or "finished" once the requested steps are done
+    (the trainer still says "running" in its last snapshot: it does not know the CLI stops there)."""
+    if snap.status == "diverged":
+        return "diverged"
+    return "finished" if steps_done >= steps else str(snap.status)
+
+
+def uses_dropout(hparams: Any) -> bool:
+    """True if any unit is dropped: some hidden rate, or the input rate, above 0."""
+    return any(r > 0 for r in hparams.hidden_dropout()) or hparams.input_dropout > 0
+
+
+NO_DROPOUT_NOTE = ("p = 0: no unit is ever dropped, so every mask is all ones and the figure shows "
+                   "nothing about dropout")
 
 
 def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = True,
@@ -185,13 +224,15 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _metrics(plan: Plan, snap: Any, files: list[Path], seconds: float) -> dict:
+def _metrics(plan: Plan, snap: Any, files: list[Path], seconds: float,
+             skipped: dict[str, str] | None = None) -> dict:
     return {
         "preset": plan.preset,
         "hparams": plan.hparams.to_dict(),
         "device": snap.device,
-        "status": snap.status,
+        "status": final_status(snap, snap.step, plan.steps),
         "message": snap.message,
+        "skipped": skipped or {},
         "steps": plan.steps,
         "final": {"step": snap.step, "epoch": _finite(snap.epoch),
                   "train_loss": _finite(snap.train_loss), "val_loss": _finite(snap.val_loss),
@@ -221,6 +262,7 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
     t0 = time.perf_counter()
     build_app()
     written: list[Path] = []
+    created: list[Path] = []  # the output folder, if this run made it
     with tempfile.TemporaryDirectory(prefix="regsim-export-") as tmp:
         # The user's own settings are neither read nor changed by a headless export.
         settings = QSettings(str(Path(tmp) / "regsim.ini"), QSettings.Format.IniFormat)
@@ -248,6 +290,18 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
                                      log=out, resolution=plan.landscape_resolution)
             caption = caption_for(snap) if plan.caption else None
             w, h = plan.size
+            skipped: dict[str, str] = {}
+            if plan.panels is None and not uses_dropout(plan.hparams):
+                # Skipped, not drawn: a slide of all-ones masks looks like a broken panel. Asked
+                # for by name (--panels dropout), it is written, and the note says why it is empty.
+                keys = tuple(k for k in keys if k != "dropout")
+                skipped["dropout"] = NO_DROPOUT_NOTE
+                out(f"skipped the dropout figure: {NO_DROPOUT_NOTE} (ask for it with --panels)")
+            elif "dropout" in keys and not uses_dropout(plan.hparams):
+                out(f"note: dropout figure written although {NO_DROPOUT_NOTE}")
+            if not plan.out.exists():
+                plan.out.mkdir(parents=True)
+                created.append(plan.out)
             for key in keys:
                 for fmt in plan.formats:
                     path = plan.out / default_filename(key, snap, fmt)
@@ -257,13 +311,19 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
                     out(f"wrote {path} ({w}×{h} {fmt.upper()}, {plan.theme} theme, "
                         f"{time.perf_counter() - t1:.2f} s)")
             metrics = plan.out / "metrics.json"
-            write_json_atomic(metrics, _metrics(plan, snap, written, time.perf_counter() - t0))
+            write_json_atomic(metrics, _metrics(plan, snap, written, time.perf_counter() - t0,
+                                                skipped))
             written.append(metrics)
             out(f"wrote {metrics}")
         except ValueError:
             for path in written:  # all or nothing: no folder holds half an export
                 try:
                     path.unlink()
+                except OSError:
+                    pass
+            for folder in created:  # a folder made for a failed export goes again (if empty)
+                try:
+                    folder.rmdir()
                 except OSError:
                     pass
             raise

@@ -48,7 +48,8 @@ from ui.export import (
 
 GROUP = "export"
 PRESET_SIZES = ((1920, 1080, "1920 × 1080 (Full HD slide)"), (3840, 2160, "3840 × 2160 (4K)"))
-GIF_SIZES = ((800, 450, "800 × 450"), (1280, 720, "1280 × 720"), (640, 360, "640 × 360"))
+GIF_SIZES = ((1280, 720, "1280 × 720 (slide, 2/3 of Full HD)"), (1920, 1080, "1920 × 1080 (Full HD)"),
+             (960, 540, "960 × 540"))
 FORMAT_ITEMS = (("PNG image", "png"), ("SVG vector drawing", "svg"))
 THEME_ITEMS = (("Slide: white background, large type", "slide"), ("As on screen", CURRENT))
 
@@ -88,6 +89,9 @@ class ExportOptions:
     caption: bool
     folder: Path
     filename: str
+    # The name is the prefilled one: the export renames it after the state it actually renders
+    # (training goes on while the dialog is open; a name taken at opening named the wrong step).
+    auto_name: bool = False
 
     @property
     def path(self) -> Path:
@@ -238,6 +242,7 @@ class ExportDialog(_FileDialogBase):
         self.form.addRow("", self.caption_check)
         self._finish_layout()
         self.name_edit.setText(default_filename(panel_key, snapshot, self.format()))
+        self._auto_names = {self.name_edit.text()}
         self.format_box.currentIndexChanged.connect(self._format_changed)
         self.size_box.currentIndexChanged.connect(self._size_changed)
         self._size_changed()
@@ -284,11 +289,12 @@ class ExportDialog(_FileDialogBase):
         return self._check_file(self.format())
 
     def options(self) -> ExportOptions:
+        name = self.name_edit.text().strip()
         return ExportOptions(format=self.format(), size=self.pixel_size(),
                              theme=str(self.theme_box.currentData()),
                              caption=self.caption_check.isChecked(),
                              folder=Path(self.folder_edit.text().strip()),
-                             filename=self.name_edit.text().strip())
+                             filename=name, auto_name=name in self._auto_names)
 
     # ---------------------------------------------------------------------------------- reacting
     def _format_changed(self) -> None:
@@ -296,7 +302,10 @@ class ExportDialog(_FileDialogBase):
         name = self.name_edit.text().strip()
         stem, ext = os.path.splitext(name)
         if ext.lower().lstrip(".") in ("png", "svg", "") and stem:
+            auto = name in self._auto_names
             self.name_edit.setText(f"{stem}.{self.format()}")
+            if auto:
+                self._auto_names.add(self.name_edit.text())
 
     def _size_changed(self) -> None:
         on = self.custom()
@@ -336,9 +345,9 @@ class GifDialog(_FileDialogBase):
                                read_setting(s, "gif_size", "{}x{}".format(*GIF_SIZE)),
                                "Frame size; the panel is scaled into it, aspect kept. GIFs grow fast: "
                                "stay modest.")
-        self.theme_box = _combo(THEME_ITEMS, read_setting(s, "gif_theme", CURRENT),
-                                "Slide restyles the live panel while recording; as on screen keeps "
-                                "the dark theme.")
+        self.theme_box = _combo(THEME_ITEMS, read_setting(s, "gif_theme", "slide"),
+                                "Slide: the same white, large-type figure as a PNG export. As on "
+                                "screen keeps the dark theme.")
         self.form.addRow("Length", self.seconds_spin)
         self.form.addRow("Frame rate", self.fps_spin)
         self.form.addRow("Size", self.size_box)

@@ -70,6 +70,12 @@ class WeightsPanel(Panel):
 
         self._plots_key: tuple | None = None  # what the plots show (see Panel.data_key)
         self.layer_box = QComboBox()
+        # A width that does not depend on history: by default Qt caches the size computed while the
+        # box was still empty and recomputes it only at a restyle, so an export moved the live
+        # controls 34 px (issue 8 #3). Layer names are short ("fc1", "input").
+        self.layer_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_box.setMinimumContentsLength(6)
         self.layer_box.setToolTip("The layer whose distribution over time is drawn as bands "
                                   "(and whose histogram is emphasized).")
         self.layer_box.currentIndexChanged.connect(lambda _i: self.redraw())
