@@ -157,9 +157,7 @@ def test_no_dropout_snapshot(panel):
     # Said in words, not shown as all-kept grids with no explanation (issue 8, item 13).
     assert panel.mask_note.text() == OFF_NOTE
     assert all(img.image is None for img in panel.mask_images[:3])
-    assert panel.mask_captions == [f"{s}: dropout is off (p = 0), all {u} kept" for s, u in
-                                   zip(snap.dropout_sites, ("2 units", "64 units", "64 units"),
-                                       strict=True)]
+    assert panel.mask_captions == [f"{s}: p = 0, dropout is off" for s in snap.dropout_sites]
     assert "p = 0 here: no mask, y = h" in panel.explain_label.text()
 
 
@@ -316,7 +314,7 @@ def test_inference_shows_what_inference_computes(panel, qtbot):
     # No mask at inference: every unit of every example kept, nothing rescaled.
     for image, mask in zip(panel.mask_images, snap.dropout_masks, strict=False):
         assert image.image.shape == mask.shape and image.image.all()
-    assert panel.mask_captions[1] == "fc1: inference, no mask: all 64 units kept, ×1"
+    assert panel.mask_captions[1] == "fc1: no mask, all 64 units kept"
     assert panel.mask_note.text() == INFERENCE_NOTE
     explain = panel.explain_label.text()
     assert "no mask" in explain and "nothing is rescaled" in explain and "Bernoulli" not in explain
@@ -361,12 +359,15 @@ def test_empty_states_say_why_instead_of_drawing_a_made_up_range(panel, qtbot):
 
 def test_bar_legend_covers_no_bar(panel, qtbot):
     """Guard (issue 8, item 4): the legend has its own row above the plot, in both modes."""
-    show_on_screen(panel, qtbot, 1366, 768)
+    show_on_screen(panel, qtbot, 1000, 640)  # the panel's size in a 1366×768 window
     panel.ingest(designed_snapshot())
     panel.redraw()
     for mode in ("train", "inference"):
         panel.set_mode(mode)
+        qtbot.wait(20)
         legend = panel.bar_legend.sceneBoundingRect()
         view = panel.bar_plot.getViewBox().sceneBoundingRect()
         assert not legend.intersects(view)
-        assert panel.bar_view.sceneRect().contains(legend)  # not clipped either
+        shown = panel.bar_view.mapToScene(panel.bar_view.viewport().rect()).boundingRect()
+        assert shown.contains(legend) and shown.contains(view)  # neither is clipped
+        assert panel.bar_view.geometry().right() <= panel.width()

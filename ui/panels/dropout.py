@@ -523,10 +523,10 @@ class DropoutPanel(Panel):
                            else f"{site}: no training step yet")
             elif not train:  # what inference computes: no mask, every unit kept, no rescale
                 self._set_mask_image(i, np.ones_like(mask))
-                caption = f"{site}: inference, no mask: all {plural(units, 'unit')} kept, ×1"
+                caption = f"{site}: no mask, all {plural(units, 'unit')} kept"
             elif off:  # say so instead of an unexplained all-kept grid
                 image.clear()
-                caption = f"{site}: dropout is off (p = 0), all {plural(units, 'unit')} kept"
+                caption = f"{site}: p = 0, dropout is off"
             else:
                 dropped = 1.0 - float(mask.mean())
                 self._set_mask_image(i, mask)
@@ -578,7 +578,7 @@ class DropoutPanel(Panel):
         rate, _ = self._site_parts(snap, i) if i >= 0 else (0.0, None)
         for label, text in zip(self.bar_legend.items, (
                 ("h  (before dropout)", "y  (after dropout)") if train else
-                ("h  (inference, no mask)", "y = h  (nothing dropped or rescaled)")), strict=False):
+                ("h  (inference, no mask)", "y = h")), strict=False):
             if label[1].text != text:
                 label[1].setText(text, color=self.theme.foreground, size=f"{self.theme.font_pt}pt")
         if pre.size == 0:
