@@ -157,8 +157,12 @@ def test_no_dropout_snapshot(panel):
     # Said in words, not shown as all-kept grids with no explanation (issue 8, item 13).
     assert panel.mask_note.text() == OFF_NOTE
     assert all(img.image is None for img in panel.mask_images[:3])
+    assert panel.mask_view.isHidden()  # no blank grid area under the note
+    assert panel.site_combo.currentText() == "fc1"  # a hidden layer, not the input, by default
     assert panel.mask_captions == [f"{s}: p = 0, dropout is off" for s in snap.dropout_sites]
     assert "p = 0 here: no mask, y = h" in panel.explain_label.text()
+    panel.set_mode("inference")
+    assert not panel.mask_view.isHidden()  # inference: the all-kept grids are the point
 
 
 def test_site_with_zero_units_and_varying_layer_sizes(panel, qtbot):
@@ -334,12 +338,16 @@ def test_regression_says_1_unit_not_1_units(panel):
     assert not any("1 units" in t for t in ticks)
     assert "32 examples × 1 unit<" in panel.mask_plots[0].titleLabel.text
     assert not any("1 units" in c for c in panel.mask_captions)
+    panel.site_combo.setCurrentIndex(0)  # the single input unit: whole-number ticks only
+    assert panel.bar_plot.getAxis("bottom")._tickLevels == [[(0.0, "0")], []]
 
 
 def test_empty_states_say_why_instead_of_drawing_a_made_up_range(panel, qtbot):
     show_on_screen(panel, qtbot)
     assert panel.bar_empty.isVisible() and "waiting" in panel.bar_empty.toPlainText()
     assert not panel.bar_plot.getAxis("left").isVisible()  # no "−0.4…0.4" nonsense axis
+    assert panel.net_plot.getAxis("bottom")._tickLevels == [[], []]  # no "0.2…0.8" either
+    assert not panel.bar_legend.isVisible()  # a legend for no bars says nothing
     sites = ("input", "fc1", "fc2")
     fresh = dataclasses.replace(
         make_snapshot(0), step=0, dropout_masks=tuple(np.ones((0, 0), bool) for _ in sites),

@@ -154,6 +154,7 @@ class DropoutPanel(Panel):
         self._sites: tuple[str, ...] = ()
         self.mask_captions: list[str] = []  # plain-text caption of each shown mask (tests read it)
         self._bar_axes_shown: bool | None = None
+        self._unit_ticks = -1  # unit count the bar chart's ticks were made for
 
         # --- controls -------------------------------------------------------------------------
         self.train_button = QPushButton("Train")
@@ -191,6 +192,7 @@ class DropoutPanel(Panel):
         self.net_plot.setMenuEnabled(False)
         self.net_plot.hideAxis("left")
         self.net_plot.getAxis("bottom").setStyle(tickLength=0)
+        self.net_plot.getAxis("bottom").setTicks([[], []])  # no made-up 0.2…0.8 before data
         self.edges_on = pg.PlotDataItem(connect="pairs", antialias=True)
         self.edges_off = pg.PlotDataItem(connect="pairs", antialias=True)
         self.neurons = pg.ScatterPlotItem(pxMode=True, antialias=True)
@@ -289,6 +291,9 @@ class DropoutPanel(Panel):
         self._drawn = None
         self._dirty = True
         self.neurons.setData([], [])
+        self._net_key = None
+        self.net_plot.getAxis("bottom").setTicks([[], []])
+        self.mask_view.setVisible(True)
         self.edges_on.setData([], [])
         self.edges_off.setData([], [])
         self.bar_pre.setOpts(x=[], height=[])
@@ -385,7 +390,8 @@ class DropoutPanel(Panel):
         else:  # default: the first hidden site that drops something (input dropout is rare)
             rates = list(snap.dropout_rates) + [0.0] * len(self._sites)
             active = sorted((s == "input", i) for i, s in enumerate(self._sites) if rates[i] > 0)
-            self.site_combo.setCurrentIndex(active[0][1] if active else 0)
+            hidden = [i for i, s in enumerate(self._sites) if s != "input"]
+            self.site_combo.setCurrentIndex(active[0][1] if active else hidden[0] if hidden else 0)
         self.site_combo.blockSignals(False)
 
     @staticmethod
@@ -511,6 +517,9 @@ class DropoutPanel(Panel):
         self.mask_note.setText(INFERENCE_NOTE if not train else OFF_NOTE if off and started
                                else TRAIN_NOTE if started else
                                "Masks appear with the first training step (Space or Run).")
+        hide = train and off and started  # nothing to show but all-kept grids: the note says it
+        if self.mask_view.isHidden() != hide:
+            self.mask_view.setVisible(not hide)
         captions = []
         for i in range(count):
             site = snap.dropout_sites[i]
@@ -555,6 +564,7 @@ class DropoutPanel(Panel):
         self.bar_post.setOpts(x=[], height=[])
         self.bar_dropped.setData([], [])
         self.bar_zero.hide()
+        self.bar_legend.hide()
         self.bar_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.bar_empty.setHtml(f"<div align='center' style='color:{self.theme.foreground}'>"
                                f"{message}</div>")
@@ -613,7 +623,13 @@ class DropoutPanel(Panel):
         margin = 0.04 * (hi - lo)  # room for the × markers sitting on the zero line
         self.bar_plot.setRange(xRange=(-0.7, n - 0.3), yRange=(lo - margin, hi + margin),
                                padding=0)
+        if n != self._unit_ticks:  # units are whole numbers: no "0.5" ticks for 2 units
+            self._unit_ticks = n
+            step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if n / s <= 8)
+            self.bar_plot.getAxis("bottom").setTicks([[(float(u), str(u))
+                                                       for u in range(0, n, step)], []])
         self.bar_zero.show()
+        self.bar_legend.show()
         self._bar_axes(True)
         if not (pre.any() or post.any()):
             self.bar_empty.setHtml(f"<div align='center' style='color:{self.theme.foreground}'>"
@@ -655,8 +671,7 @@ class DropoutPanel(Panel):
         rates = [float(r) for r in snap.dropout_rates]
         on = [(s, r) for s, r in zip(snap.dropout_sites, rates, strict=False) if r > 0]
         if not on:
-            text = ("<b>dropout is off (p = 0)</b> at every site: nothing is dropped and "
-                    "training uses the same network as inference.")
+            text = "<b>dropout is off (p = 0)</b>: nothing dropped, training = inference"
         else:  # runs of sites sharing a rate, so eight hidden layers still fit on one line
             runs: list[tuple[list[str], float]] = []
             for site, rate in zip(snap.dropout_sites, rates, strict=False):
