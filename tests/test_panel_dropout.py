@@ -158,6 +158,7 @@ def test_no_dropout_snapshot(panel):
     assert panel.mask_note.text() == OFF_NOTE
     assert all(img.image is None for img in panel.mask_images[:3])
     assert panel.mask_view.isHidden()  # no blank grid area under the note
+    assert panel._grid.rowStretch(3) == 0
     assert panel.site_combo.currentText() == "fc1"  # a hidden layer, not the input, by default
     assert panel.mask_captions == [f"{s}: p = 0, dropout is off" for s in snap.dropout_sites]
     assert "p = 0 here: no mask, y = h" in panel.explain_label.text()

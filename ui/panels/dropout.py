@@ -252,7 +252,7 @@ class DropoutPanel(Panel):
         self.mask_note.setWordWrap(True)
         self.mask_note.setToolTip(EQUATION_TIP)
 
-        grid = QGridLayout()
+        grid = self._grid = QGridLayout()
         grid.addWidget(self.net_view, 0, 0, 2, 1)
         grid.addWidget(self.bar_view, 0, 1)
         grid.addWidget(self.explain_label, 1, 1)
@@ -294,6 +294,7 @@ class DropoutPanel(Panel):
         self._net_key = None
         self.net_plot.getAxis("bottom").setTicks([[], []])
         self.mask_view.setVisible(True)
+        self._grid.setRowStretch(3, 3)
         self.edges_on.setData([], [])
         self.edges_off.setData([], [])
         self.bar_pre.setOpts(x=[], height=[])
@@ -520,6 +521,7 @@ class DropoutPanel(Panel):
         hide = train and off and started  # nothing to show but all-kept grids: the note says it
         if self.mask_view.isHidden() != hide:
             self.mask_view.setVisible(not hide)
+            self._grid.setRowStretch(3, 0 if hide else 3)  # the network and bars get the room
         captions = []
         for i in range(count):
             site = snap.dropout_sites[i]
