@@ -324,7 +324,7 @@ def test_inference_shows_what_inference_computes(panel, qtbot):
     explain = panel.explain_label.text()
     assert "no mask" in explain and "nothing is rescaled" in explain and "Bernoulli" not in explain
     assert "inference, no mask" in panel.bar_legend.items[0][1].text
-    assert "inference uses no mask" in panel.status_label.text()
+    assert "(training only)" in panel.status_label.text()
     qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
     np.testing.assert_array_equal(panel.mask_images[1].image.astype(bool), snap.dropout_masks[1])
     assert panel.mask_note.text().startswith("Masks of the current batch")
@@ -339,6 +339,9 @@ def test_regression_says_1_unit_not_1_units(panel):
     assert not any("1 units" in t for t in ticks)
     assert "32 examples × 1 unit<" in panel.mask_plots[0].titleLabel.text
     assert not any("1 units" in c for c in panel.mask_captions)
+    panel.set_mode("inference")
+    assert panel.mask_captions[0] == "input: no mask, its 1 unit kept"
+    panel.set_mode("train")
     panel.site_combo.setCurrentIndex(0)  # the single input unit: whole-number ticks only
     assert panel.bar_plot.getAxis("bottom")._tickLevels == [[(0.0, "0")], []]
 

@@ -534,7 +534,8 @@ class DropoutPanel(Panel):
                            else f"{site}: no training step yet")
             elif not train:  # what inference computes: no mask, every unit kept, no rescale
                 self._set_mask_image(i, np.ones_like(mask))
-                caption = f"{site}: no mask, all {plural(units, 'unit')} kept"
+                caption = (f"{site}: no mask, all {units} units kept" if units != 1
+                           else f"{site}: no mask, its 1 unit kept")
             elif off:  # say so instead of an unexplained all-kept grid
                 image.clear()
                 caption = f"{site}: p = 0, dropout is off"
@@ -685,5 +686,5 @@ class DropoutPanel(Panel):
                 (f"{names[0]}…{names[-1]}" if len(names) > 2 else ", ".join(names))
                 + f" p = {r:g}" for names, r in runs if r > 0)
             if self._mode == "inference":
-                text += " (in training; inference uses no mask)"
+                text += " (training only)"
         self.status_label.setText(f"{text} &nbsp; (step {snap.step})")
