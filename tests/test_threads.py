@@ -99,3 +99,18 @@ def test_bench_measures_the_cli_as_run_and_stops_its_busy_loop() -> None:
         rate, used = cli_train_rate(HParams(dataset="moons", hidden=(16,)), 10, "cpu")
     assert spinner.poll() is not None  # stopped and reaped
     assert rate > 0 and used == threads.spare_threads()
+
+
+def test_export_cli_takes_the_same_threads_flag(tmp_path) -> None:
+    """`python main.py export` trains too: same flag, same policy, same message."""
+    pytest.importorskip("PySide6")
+    from ui.export_cli import build_parser, validate
+
+    def plan(*extra: str):
+        return validate(build_parser().parse_args(["--preset", "moons_dropout", "--out",
+                                                   str(tmp_path), "--device", "cpu", *extra]))
+
+    assert plan().threads == threads.spare_threads()
+    assert plan("--threads", "1").threads == 1
+    with pytest.raises(ValueError, match=r"--threads = -1 is out of range; allowed: 0 \(automatic"):
+        plan("--threads", "-1")
