@@ -162,6 +162,7 @@ def test_no_dropout_snapshot(panel):
     assert panel.site_combo.currentText() == "fc1"  # a hidden layer, not the input, by default
     assert panel.mask_captions == [f"{s}: p = 0, dropout is off" for s in snap.dropout_sites]
     assert "p = 0 here: no mask, y = h" in panel.explain_label.text()
+    assert "nothing dropped" in panel.net_plot.titleLabel.text  # not "the sub-network of a mask"
     panel.set_mode("inference")
     assert not panel.mask_view.isHidden()  # inference: the all-kept grids are the point
 

@@ -472,13 +472,14 @@ class DropoutPanel(Panel):
             ex[0::2], ex[1::2] = x[a[sel]], x[b[sel]]
             ey[0::2], ey[1::2] = y[a[sel]], y[b[sel]]
             item.setData(ex, ey)
-        key = (tuple(ticks), train, theme.name, theme.font_pt)
+        off = not any(float(r) > 0 for r in snap.dropout_rates)
+        key = (tuple(ticks), train, off, theme.name, theme.font_pt)
         if key != self._net_key:  # setTicks and titles relayout: only when they change
             self._net_key = key
             self.net_plot.getAxis("bottom").setTicks([ticks, []])
-            _set_title(self.net_plot, "Training: the sub-network of the first example's mask"
-                       if train else "Inference: every neuron active, no mask, weights as trained",
-                       theme)
+            _set_title(self.net_plot, "Inference: every neuron active, no mask, weights as trained"
+                       if not train else "Training with p = 0: the whole network, nothing dropped"
+                       if off else "Training: the sub-network of the first example's mask", theme)
         tallest = max([min(s, MAX_DRAWN_NEURONS) for s in sizes] + [1])
         self.net_plot.setRange(xRange=(-0.6, max(n_layers - 1, 0) + 0.6),
                                yRange=(-tallest / 2.0 - 0.3, tallest / 2.0 + 0.3), padding=0)
