@@ -8,10 +8,14 @@ in ui/bench_gui.py and are added to the same table when Qt is available.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 Row = dict  # {"name", "value", "unit", "target", "ok"}
@@ -218,6 +222,90 @@ def bench_landscape(quick: bool, device: str) -> list[Row]:
     ]
 
 
+@contextlib.contextmanager
+def busy_core() -> Iterator[subprocess.Popen]:
+    """A child process spinning on one core for the duration of the block, stopped (and reaped)
+    afterwards even on error: the "other busy process" of a lecture machine (GUI, recorder)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)  # let it start spinning before anything is timed
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def cli_train_rate(h, steps: int, device: str, threads: int = 0) -> tuple[float, int]:
+    """(steps/s, torch threads) that `python main.py train` reports in its --json for `h`, run as
+    a fresh process exactly as a user runs it (`threads` = 0: the CLI's automatic policy)."""
+    from .presets import save_preset
+
+    root = Path(__file__).resolve().parents[1]  # import this checkout's regsim, not another
+    with tempfile.TemporaryDirectory(prefix="regsim-bench-") as tmp:
+        preset, record = Path(tmp) / "bench.json", Path(tmp) / "run.json"
+        save_preset(h, preset, "bench: CLI train under load")
+        code = "import sys; from regsim.cli import run_cli; sys.exit(run_cli(sys.argv[1:]))"
+        out = subprocess.run(
+            [sys.executable, "-c", code, "train", "--preset", str(preset), "--steps", str(steps),
+             "--device", device, "--threads", str(threads), "--json", str(record)],
+            cwd=root, capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(f"CLI train failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+        data = json.loads(record.read_text("utf-8"))
+    return float(data["steps_per_sec"]), int(data["threads"])
+
+
+def bench_cli_threads(quick: bool, device: str, seconds: float | None = None,
+                      rounds: int | None = None) -> list[Row]:
+    """CLI train against the engine with one core busy (issue 8, item 21).
+
+    Both use the thread policy of regsim.threads (one thread per spare core); before it, the CLI
+    ran on torch's default of one thread per core and made 20–23 steps/s beside a busy process on
+    2 cores, against 454 with one thread. The rates are interleaved (CLI, engine, CLI, …) under
+    the same busy loop; the CLI's rate is the one it reports (its training loop, with its 20 log
+    snapshots, not the interpreter's start-up)."""
+    from .hparams import HParams
+    from .threads import available_cores, engine_threads
+
+    h = HParams(dataset="digits", hidden=(512, 512), train_size=1000, batch_size=64, dropout=0.5,
+                optimizer="adam", decay_mode="decoupled", weight_decay=0.01, lr=1e-3)
+    secs = seconds if seconds is not None else (2.0 if quick else 4.0)
+    n_rounds = rounds if rounds is not None else (2 if quick else 3)
+    threads = engine_threads()
+    with busy_core():
+        first = _engine_rate(h, secs / 2, device, threads=threads)  # sizes the CLI's run
+        steps = max(20, int(first * secs))
+        cli_threads = [0]
+
+        def cli() -> float:
+            rate, cli_threads[0] = cli_train_rate(h, steps, device)
+            return rate
+
+        cli_rate, eng = _interleaved(cli, lambda: _engine_rate(h, secs, device, threads=threads),
+                                     n_rounds)
+        cores = available_cores()
+        default = None
+        if device == "cpu" and cores > threads:
+            # What the CLI did before (torch's default, one thread per core), for comparison; a
+            # tenth of the steps, since beside a busy core it may be 20× slower.
+            default, _ = cli_train_rate(h, max(20, steps // 10), device, threads=cores)
+    ratio = cli_rate / eng
+    rows = [
+        {"name": f"engine, one core busy ({threads} thread{'s' if threads != 1 else ''})",
+         "value": eng, "unit": "steps/s", "target": "", "ok": None},
+        {"name": f"CLI train, one core busy ({cli_threads[0]} thread"
+                 f"{'s' if cli_threads[0] != 1 else ''}, automatic)",
+         "value": cli_rate, "unit": "steps/s", "target": "", "ok": None},
+    ]
+    if default is not None:
+        rows.append({"name": f"CLI train, one core busy, torch default ({cores} threads)",
+                     "value": default, "unit": "steps/s", "target": "", "ok": None})
+    rows.append({"name": "CLI train ÷ engine with one core busy", "value": ratio, "unit": "×",
+                 "target": "≥ 0.9", "ok": ratio >= 0.9})
+    return rows
+
+
 def print_table(rows: list[Row], out=sys.stdout) -> None:
     width = max(len(r["name"]) for r in rows) + 2
     print(f"{'measure':{width}s} {'value':>12s}  {'unit':8s} {'target':10s} ok", file=out)
@@ -238,7 +326,8 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     p.add_argument("--quick", action="store_true", help="shorter runs (about a minute)")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--device", default="auto")
-    p.add_argument("--only", default="", help="comma-separated sections: engine,hist,landscape,gui")
+    p.add_argument("--only", default="",
+                   help="comma-separated sections: engine,hist,landscape,cli,gui")
     p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                    help="run the live app this long, reporting RSS and frame rate over time")
     args = p.parse_args(argv)
@@ -254,14 +343,16 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
             print("regsim: error: --soak needs the desktop app (Qt) installed", file=sys.stderr)
             return 2
         return soak(args.soak, device)
-    sections = set(filter(None, args.only.split(","))) or {"engine", "hist", "landscape", "gui"}
+    sections = (set(filter(None, args.only.split(",")))
+                or {"engine", "hist", "landscape", "cli", "gui"})
     rows: list[Row] = []
     print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
     for name, fn in (("engine", bench_engine_speed), ("hist", bench_histograms),
-                     ("landscape", bench_landscape)):
+                     ("landscape", bench_landscape), ("cli", bench_cli_threads)):
         if name in sections:
-            rows += fn(args.quick, device)
-            print_table(rows[-3:])
+            section = fn(args.quick, device)
+            rows += section
+            print_table(section)
     if "gui" in sections:
         if gui_bench is None:
             print("(GUI measurements skipped: Qt is not available)")

@@ -350,7 +350,7 @@ class Trainer:
             self._last_rate = self._rate_steps / self._train_time
         rate = self._last_rate if self.status == "running" else 0.0
         self._rate_steps, self._train_time = 0, 0.0
-        masks, pre, post = self._dropout_views()
+        masks, pre, post, inference = self._dropout_views()
         events, self._events = tuple(self._events), []
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -364,11 +364,17 @@ class Trainer:
             dropout_sites=self.model.dropout_sites,
             dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
             activation_pre=pre, activation_post=post, data=heavy["data"], events=events,
-            eval_step=heavy["step"])
+            eval_step=heavy["step"], extra={"activation_inference": inference})
 
-    def _dropout_views(self) -> tuple[tuple, tuple, tuple]:
+    def _dropout_views(self) -> tuple[tuple, tuple, tuple, tuple]:
+        """Per dropout site: the batch's masks, and the first example's activations before (h) and
+        after (y = m ⊙ h / (1 − p)) dropout in the last training pass, plus what inference computes
+        for that same example: one eval-mode forward (no mask anywhere, weights as they are) whose
+        input to each site is read with a forward pre-hook. Those differ from the training h beyond
+        the first site, since upstream masks changed it; costs one 1-row forward per snapshot."""
+        modules = self.model.dropout_modules()
         masks, pre, post = [], [], []
-        for d in self.model.dropout_modules():
+        for d in modules:
             if d.last_input is None:  # no training step yet
                 masks.append(np.ones((0, 0), dtype=bool))
                 pre.append(np.zeros(0, dtype=np.float32))
@@ -380,7 +386,24 @@ class Trainer:
             masks.append(mask.cpu().numpy())
             pre.append(d.last_input[0, :ACT_UNITS].float().cpu().numpy())
             post.append(d.last_output[0, :ACT_UNITS].float().cpu().numpy())
-        return tuple(masks), tuple(pre), tuple(post)
+        first = modules[0].last_input
+        if first is None:
+            return tuple(masks), tuple(pre), tuple(post), tuple(np.zeros(0, np.float32)
+                                                               for _ in modules)
+        seen: dict[int, torch.Tensor] = {}
+        hooks = [d.register_forward_pre_hook(lambda _m, args, i=i: seen.setdefault(i, args[0]))
+                 for i, d in enumerate(modules)]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self.model(first[:1])
+        finally:
+            self.model.train(was_training)
+            for hook in hooks:
+                hook.remove()
+        inference = tuple(seen[i][0, :ACT_UNITS].float().cpu().numpy() if i in seen
+                          else np.zeros(0, np.float32) for i in range(len(modules)))
+        return tuple(masks), tuple(pre), tuple(post), inference
 
     @torch.no_grad()
     def _data_view(self) -> DataView:

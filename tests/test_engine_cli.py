@@ -264,3 +264,27 @@ def test_bench_prints_its_table_and_json(tmp_path) -> None:
     names = [r["name"] for r in rows]
     assert "loss surface 51×51, 512 pts, 2-64-64-2" in names
     assert all(isinstance(r["value"], float) and r["value"] > 0 for r in rows)
+
+
+# ------------------------------------------------------------------- dropout views (issue 8, item 9)
+
+
+def test_snapshot_carries_what_inference_computes_for_the_shown_example() -> None:
+    """The Dropout panel's Inference mode shows these: no mask anywhere, weights as they are."""
+    t = Trainer(HParams(dataset="moons", hidden=(32, 32), dropout=0.5, input_dropout=0.2),
+                device="cpu")
+    assert all(a.size == 0 for a in t.snapshot().extra["activation_inference"])  # no step yet
+    t.step(3)
+    snap = t.snapshot()
+    inference = snap.extra["activation_inference"]
+    assert len(inference) == len(snap.dropout_sites) == 3
+    x0 = t.model.input_drop.last_input[:1]  # the shown example, before any dropout
+    with torch.no_grad():
+        h1 = torch.relu(t.model.linears[0](x0))  # independent eval forward: no masks, no scaling
+        h2 = torch.relu(t.model.linears[1](h1))
+    for got, want in zip(inference, (x0, h1, h2), strict=True):
+        np.testing.assert_allclose(got, want[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(inference[0], snap.activation_pre[0])  # the input is the same
+    # Beyond the first site the training pass's h saw upstream masks; inference's did not.
+    assert not np.allclose(inference[2], snap.activation_pre[2])
+    assert t.model.training  # the eval forward left the model in training mode

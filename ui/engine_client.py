@@ -25,22 +25,13 @@ from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal
 
 from regsim.engine import engine_main
 from regsim.hparams import HParams
+from regsim.threads import engine_threads  # the one thread policy, shared with the CLI
 
 POLL_MS = 10  # how often the GUI drains a thread engine's queue (a process's pipe is watched)
 MAX_MESSAGES_PER_POLL = 200  # bound the work per poll so a flood cannot freeze the GUI
 # A child's pipe and sentinel are file descriptors QSocketNotifier can watch, except on Windows
 # (handles there): then the queue is polled every POLL_MS as a thread's is.
 WATCH_PIPES = sys.platform != "win32"
-
-
-def engine_threads(requested: int = 0) -> int:
-    """Torch threads for the engine: all cores but one, leaving one to the GUI.
-
-    Measured on this 2-core machine with one core busy elsewhere: the bare loop ran at 4.8 steps/s
-    with 2 torch threads and at 150 steps/s with 1 (OpenMP's spinning workers fight for the busy
-    core). The GUI is always that other busy process, so the engine must not oversubscribe.
-    """
-    return requested if requested > 0 else max(1, (os.cpu_count() or 2) - 1)
 
 
 class EngineClient(QObject):

@@ -55,6 +55,7 @@ class Plan:
     device: str
     caption: bool
     landscape_resolution: int
+    threads: int = 0  # torch CPU threads (regsim.threads: 0 = one per spare core)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the caption strip with the settings under each figure")
     p.add_argument("--landscape-resolution", type=int, default=51,
                    help="grid points per axis of the loss surface, in [3, 201] (default 51)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="torch CPU threads; 0 (default) = one per spare core, as the app's engine")
     return p
 
 
@@ -128,6 +131,9 @@ def validate(args: argparse.Namespace) -> Plan:
         out = check_out_folder(args.out)
     except ValueError as e:
         raise ValueError(f"--out: {e}") from None
+    from regsim.threads import check_threads
+
+    threads = check_threads(args.threads)  # names --threads and the allowed range
     from regsim.trainer import resolve_device  # imports torch: after the cheap checks
 
     try:
@@ -137,7 +143,7 @@ def validate(args: argparse.Namespace) -> Plan:
     return Plan(preset=str(args.preset), hparams=hparams, steps=args.steps, out=out,
                 panels=None if "all" in panels else _unique(panels), formats=_unique(formats),
                 size=size, theme=theme, device=device, caption=not args.no_caption,
-                landscape_resolution=args.landscape_resolution)
+                landscape_resolution=args.landscape_resolution, threads=threads)
 
 
 def check_out_folder(folder: str | os.PathLike) -> Path:
@@ -279,10 +285,10 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
                 # The app's engine policy: all cores but one. On a small machine with other work
                 # running, OpenMP's spinning threads otherwise fight for the busy core (the engine
                 # measured 4.8 steps/s with 2 threads, 150 with 1, on 2 cores).
+                from regsim.threads import engine_threads
                 from regsim.trainer import set_threads
-                from ui.engine_client import engine_threads
 
-                set_threads(engine_threads())
+                set_threads(engine_threads(plan.threads))
             trainer = Trainer(plan.hparams, plan.device)
             out(f"regsim export: {plan.preset} on {trainer.snapshot().device}, {plan.steps} steps: "
                 f"{plan.hparams.caption()}")

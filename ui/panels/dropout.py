@@ -56,15 +56,75 @@ EQUATION_TIP = (
     "network approximates the geometric mean of all these sub-networks' predictions."
 )
 
+INFERENCE_NOTE = ("Inference: no masks. Every unit of every example is kept and the weights are used "
+                  "as trained: inverted dropout already scaled survivors by 1/(1 − p) in training, "
+                  "so nothing is rescaled now (y = h).")
+TRAIN_NOTE = ("Masks of the current batch: rows = examples, columns = units; coloured = kept, "
+              "grey = dropped.")
+OFF_NOTE = ("Dropout is off (p = 0 at every site): no mask, nothing dropped, and training runs the "
+            "same network as inference. Raise Dropout p to see the masks.")
+NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 
+def plural(n: int, word: str) -> str:
+    """'1 unit', '2 units', '0 units'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def nice_ceil(v: float) -> float:
+    """The smallest 1, 1.5, 2, 3, 4, 5, 6 or 8 × 10^k that is ≥ v (v > 0): round axis limits whose
+    ticks stay put while the data moves under them."""
+    k = math.floor(math.log10(v))
+    for step in NICE_STEPS:
+        # Divide for negative k: 6 / 10 is 0.6 exactly, 6 * 0.1 is not (tick labels would say so).
+        limit = step * 10.0**k if k >= 0 else step / 10.0**-k
+        if limit >= v * (1 - 1e-12):
+            return limit
+    return 10.0 ** (k + 1)
 
 
+class StableScale:
+    """A y-range for bars that change every frame (a new example each snapshot, ~30 Hz).
 
+    Fitting each frame made the axis jump 30 times a second and its ticks never settled. Here the
+    range grows at once (a bar is never cut off), to a round limit with some headroom, and shrinks
+    only after the data has needed less than half of it for SHRINK_AFTER updates in a row (~1 s at
+    30 Hz), so a lull of a few frames does not shrink and re-grow it. Zero is always inside.
+    """
 
+    SHRINK_AFTER = 30
+    HEADROOM = 1.1
 
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.lo = self.hi = 0.0
+        self._fitted = False
+        self._small = 0
+
+    def _target(self, lo: float, hi: float) -> tuple[float, float]:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        if hi <= 0 and lo >= 0:
+            return 0.0, 1.0  # all zero: a unit range, not a collapsed axis
+        return (-nice_ceil(-lo * self.HEADROOM) if lo < 0 else 0.0,
+                nice_ceil(hi * self.HEADROOM) if hi > 0 else 0.0)
+
+    def update(self, lo: float, hi: float) -> tuple[float, float]:
+        """Feed the data's extent, get the range to show (lo ≤ 0 ≤ hi)."""
+        t_lo, t_hi = self._target(lo, hi)
+        if not self._fitted:
+            self.lo, self.hi, self._fitted = t_lo, t_hi, True
+        elif min(lo, 0.0) < self.lo or max(hi, 0.0) > self.hi:
+            self.lo, self.hi = min(self.lo, t_lo), max(self.hi, t_hi)  # grow now
+            self._small = 0
+        elif (t_hi - t_lo) < 0.5 * (self.hi - self.lo):
+            self._small += 1
+            if self._small >= self.SHRINK_AFTER:
+                self.lo, self.hi, self._small = t_lo, t_hi, 0
+        else:
+            self._small = 0
+        return self.lo, self.hi
 
 
 def _pow2_html(n: int) -> str:
@@ -93,6 +153,8 @@ class DropoutPanel(Panel):
         self._mask_count = -1  # how many mask plots are in the layout
         self._sites: tuple[str, ...] = ()
         self.mask_captions: list[str] = []  # plain-text caption of each shown mask (tests read it)
+        self._bar_axes_shown: bool | None = None
+        self._unit_ticks = -1  # unit count the bar chart's ticks were made for
 
         # --- controls -------------------------------------------------------------------------
         self.train_button = QPushButton("Train")
@@ -130,6 +192,7 @@ class DropoutPanel(Panel):
         self.net_plot.setMenuEnabled(False)
         self.net_plot.hideAxis("left")
         self.net_plot.getAxis("bottom").setStyle(tickLength=0)
+        self.net_plot.getAxis("bottom").setTicks([[], []])  # no made-up 0.2…0.8 before data
         self.edges_on = pg.PlotDataItem(connect="pairs", antialias=True)
         self.edges_off = pg.PlotDataItem(connect="pairs", antialias=True)
         self.neurons = pg.ScatterPlotItem(pxMode=True, antialias=True)
@@ -142,6 +205,17 @@ class DropoutPanel(Panel):
         self.bar_plot.setLabel("left", "activation")
         self.bar_plot.setLabel("bottom", "unit")
         self.bar_plot.setMenuEnabled(False)
+        # The range is ours (StableScale), not pyqtgraph's per-frame fit: that fit made the scale
+        # jump at 30 Hz and, applied lazily at paint time, left ticks and bars out of step.
+        self.bar_plot.setMouseEnabled(x=False, y=False)
+        self.bar_plot.hideButtons()
+        self.bar_plot.disableAutoRange()
+        self.bar_scale = StableScale()
+        self._scale_key: tuple | None = None  # (site, units): a new one refits the scale
+        self.bar_zero = pg.InfiniteLine(pos=0.0, angle=0, movable=False)
+        self.bar_plot.addItem(self.bar_zero)
+        self.bar_empty = pg.TextItem(anchor=(0.5, 0.5))  # the empty state's message
+        self.bar_plot.addItem(self.bar_empty, ignoreBounds=True)
         self.bar_pre = pg.BarGraphItem(x=[], height=[], width=0.4)
         self.bar_post = pg.BarGraphItem(x=[], height=[], width=0.4)
         self.bar_dropped = pg.ScatterPlotItem(symbol="x", pxMode=True)
@@ -153,6 +227,7 @@ class DropoutPanel(Panel):
         self.bar_view.addItem(self.bar_plot, row=1, col=0)
         self.bar_legend.addItem(self.bar_pre, "h  (before dropout)")
         self.bar_legend.addItem(self.bar_post, "y  (after dropout)")
+        self._show_bars_empty("waiting for the first snapshot…")
         self.explain_label = LiveLabel()
         self.explain_label.setWordWrap(True)
         self.explain_label.setToolTip(EQUATION_TIP)
@@ -173,11 +248,11 @@ class DropoutPanel(Panel):
             plot.addItem(image)
             self.mask_plots.append(plot)
             self.mask_images.append(image)
-        self.mask_note = QLabel("Masks of the current batch: rows = examples, columns = units; "
-                                "coloured = kept, grey = dropped.")
+        self.mask_note = QLabel(TRAIN_NOTE)
+        self.mask_note.setWordWrap(True)
         self.mask_note.setToolTip(EQUATION_TIP)
 
-        grid = QGridLayout()
+        grid = self._grid = QGridLayout()
         grid.addWidget(self.net_view, 0, 0, 2, 1)
         grid.addWidget(self.bar_view, 0, 1)
         grid.addWidget(self.explain_label, 1, 1)
@@ -216,11 +291,18 @@ class DropoutPanel(Panel):
         self._drawn = None
         self._dirty = True
         self.neurons.setData([], [])
+        self._net_key = None
+        self.net_plot.getAxis("bottom").setTicks([[], []])
+        self.mask_view.setVisible(True)
+        self._grid.setRowStretch(3, 3)
         self.edges_on.setData([], [])
         self.edges_off.setData([], [])
         self.bar_pre.setOpts(x=[], height=[])
         self.bar_post.setOpts(x=[], height=[])
         self.bar_dropped.setData([], [])
+        self.bar_scale.reset()
+        self._scale_key = None
+        self._show_bars_empty("waiting for the first snapshot…")
         for image in self.mask_images:
             image.clear()
         self.mask_captions = []
@@ -252,6 +334,11 @@ class DropoutPanel(Panel):
         self.bar_post.setOpts(brush=pg.mkBrush(theme.train), pen=pg.mkPen(theme.train, width=1))
         self.bar_dropped.setPen(pg.mkPen(theme.val, width=max(1.5, theme.line_width / 2)))
         self.bar_dropped.setSize(theme.font_pt)
+        self.bar_zero.setPen(pg.mkPen(_mix(theme.background, theme.foreground, 0.7), width=1))
+        self.bar_empty.setColor(theme.foreground)
+        empty_font = self.font()
+        empty_font.setPointSize(theme.font_pt)
+        self.bar_empty.setFont(empty_font)
         _style_legend(self.bar_legend, theme)
         # Layer captions under the network are three lines of tick text: make room for them.
         metrics = QFontMetrics(font)
@@ -304,7 +391,8 @@ class DropoutPanel(Panel):
         else:  # default: the first hidden site that drops something (input dropout is rare)
             rates = list(snap.dropout_rates) + [0.0] * len(self._sites)
             active = sorted((s == "input", i) for i, s in enumerate(self._sites) if rates[i] > 0)
-            self.site_combo.setCurrentIndex(active[0][1] if active else 0)
+            hidden = [i for i, s in enumerate(self._sites) if s != "input"]
+            self.site_combo.setCurrentIndex(active[0][1] if active else hidden[0] if hidden else 0)
         self.site_combo.blockSignals(False)
 
     @staticmethod
@@ -350,7 +438,7 @@ class DropoutPanel(Panel):
             name = "input" if k == 0 else (snap.layer_names[k - 1] if k - 1 < len(snap.layer_names)
                                              else f"layer {k}")
             if n_layers <= 6:
-                lines = [name, f"{size} units" if shown == size else f"{shown} of {size} …"]
+                lines = [name, plural(size, "unit") if shown == size else f"{shown} of {size} …"]
                 lines += [f"p = {rate:g}"] if k in masks else []
             else:  # narrow columns: keep every caption line a few characters wide
                 lines = [name, f"{size}" if shown == size else f"{size} …"]
@@ -384,12 +472,14 @@ class DropoutPanel(Panel):
             ex[0::2], ex[1::2] = x[a[sel]], x[b[sel]]
             ey[0::2], ey[1::2] = y[a[sel]], y[b[sel]]
             item.setData(ex, ey)
-        key = (tuple(ticks), train, theme.name, theme.font_pt)
+        off = not any(float(r) > 0 for r in snap.dropout_rates)
+        key = (tuple(ticks), train, off, theme.name, theme.font_pt)
         if key != self._net_key:  # setTicks and titles relayout: only when they change
             self._net_key = key
             self.net_plot.getAxis("bottom").setTicks([ticks, []])
-            _set_title(self.net_plot, "Training: the sub-network of the first example's mask"
-                       if train else "Inference: every neuron active", theme)
+            _set_title(self.net_plot, "Inference: every neuron active, no mask, weights as trained"
+                       if not train else "Training with p = 0: the whole network, nothing dropped"
+                       if off else "Training: the sub-network of the first example's mask", theme)
         tallest = max([min(s, MAX_DRAWN_NEURONS) for s in sizes] + [1])
         self.net_plot.setRange(xRange=(-0.6, max(n_layers - 1, 0) + 0.6),
                                yRange=(-tallest / 2.0 - 0.3, tallest / 2.0 + 0.3), padding=0)
@@ -423,25 +513,41 @@ class DropoutPanel(Panel):
         self._layout_masks(count)
         crowded = count > 4  # narrow tiles: break the caption after the fraction
         title_pt = self.theme.font_pt - (2 if crowded else 0)
+        train = self._mode == "train"
+        off = not any(float(r) > 0 for r in snap.dropout_rates)
+        started = any(np.asarray(m).size for m in snap.dropout_masks)
+        self.mask_note.setText(INFERENCE_NOTE if not train else OFF_NOTE if off and started
+                               else TRAIN_NOTE if started else
+                               "Masks appear with the first training step (Space or Run).")
+        hide = train and off and started  # nothing to show but all-kept grids: the note says it
+        if self.mask_view.isHidden() != hide:
+            self.mask_view.setVisible(not hide)
+            self._grid.setRowStretch(3, 0 if hide else 3)  # the network and bars get the room
         captions = []
         for i in range(count):
             site = snap.dropout_sites[i]
             rate, mask = self._site_parts(snap, i)
             image = self.mask_images[i]
+            rows, units = (mask.shape if mask.ndim == 2 else (0, 0))
             if mask.ndim != 2 or mask.size == 0:
                 image.clear()
-                caption = f"{site}: {mask.shape[-1] if mask.ndim else 0} units, nothing to drop"
+                caption = (f"{site}: {plural(units, 'unit')}, nothing to drop" if rows or units
+                           else f"{site}: no training step yet")
+            elif not train:  # what inference computes: no mask, every unit kept, no rescale
+                self._set_mask_image(i, np.ones_like(mask))
+                caption = (f"{site}: no mask, all {units} units kept" if units != 1
+                           else f"{site}: no mask, its 1 unit kept")
+            elif off:  # say so instead of an unexplained all-kept grid
+                image.clear()
+                caption = f"{site}: p = 0, dropout is off"
             else:
                 dropped = 1.0 - float(mask.mean())
-                image.setImage(mask.astype(np.uint8), autoLevels=False, levels=(0, 1))
-                image.setRect(0, 0, mask.shape[1], mask.shape[0])
-                self.mask_plots[i].setRange(xRange=(0, mask.shape[1]), yRange=(0, mask.shape[0]),
-                                            padding=0)
+                self._set_mask_image(i, mask)
                 caption = f"{site}: dropped {100 * dropped:.1f}% (p = {rate:g})"
-            detail = f"{mask.shape[0]} examples × {mask.shape[1]} units" if mask.ndim == 2 else ""
-            if crowded and mask.ndim == 2:  # two short lines instead of two long ones
-                shown = (caption.replace(" (p", "<br>(p", 1)
-                         + f" · {mask.shape[0]}×{mask.shape[1]}")
+            detail = (f"{plural(rows, 'example')} × {plural(units, 'unit')}" if mask.size else "")
+            if crowded and mask.size:  # two short lines instead of two long ones
+                head = caption.replace(" (p", "<br>(p", 1).replace(": ", ":<br>", 1)
+                shown = f"{head} · {rows}×{units}"
             else:
                 shown = (f"{caption}<br><span style='font-size:{max(title_pt - 2, 7)}pt'>"
                          f"{detail}</span>")
@@ -450,29 +556,92 @@ class DropoutPanel(Panel):
             captions.append(caption)
         self.mask_captions = captions
 
+    def _set_mask_image(self, i: int, mask: np.ndarray) -> None:
+        self.mask_images[i].setImage(mask.astype(np.uint8), autoLevels=False, levels=(0, 1))
+        self.mask_images[i].setRect(0, 0, mask.shape[1], mask.shape[0])
+        self.mask_plots[i].setRange(xRange=(0, mask.shape[1]), yRange=(0, mask.shape[0]),
+                                    padding=0)
+
+    def _show_bars_empty(self, message: str) -> None:
+        """The bar chart's empty state: no axes with a made-up range, one line saying why."""
+        self.bar_pre.setOpts(x=[], height=[])
+        self.bar_post.setOpts(x=[], height=[])
+        self.bar_dropped.setData([], [])
+        self.bar_zero.hide()
+        self.bar_legend.hide()
+        self.bar_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.bar_empty.setHtml(f"<div align='center' style='color:{self.theme.foreground}'>"
+                               f"{message}</div>")
+        self.bar_empty.setPos(0.5, 0.5)
+        self.bar_empty.show()
+        self._bar_axes(False)
+
+    def _bar_axes(self, shown: bool) -> None:
+        if self._bar_axes_shown is shown:
+            return  # showing or hiding an axis relayouts the plot: only on a change
+        self._bar_axes_shown = shown
+        for side in ("left", "bottom"):
+            (self.bar_plot.showAxis if shown else self.bar_plot.hideAxis)(side)
+
     def _draw_bars(self, snap: Snapshot) -> None:
         i = self.site_combo.currentIndex()
-        if i < 0 or i >= len(snap.activation_pre):
-            self.bar_pre.setOpts(x=[], height=[])
-            self.bar_post.setOpts(x=[], height=[])
-            self.bar_dropped.setData([], [])
-            _set_title(self.bar_plot, "no activations recorded", self.theme)
-            self.explain_label.setText(self._explain(snap, None, None, 0.0))
+        train = self._mode == "train"
+        site = (snap.dropout_sites[i] if 0 <= i < len(snap.dropout_sites) else f"site {i}")
+        pre = (np.asarray(snap.activation_pre[i], dtype=np.float64).ravel()
+               if 0 <= i < len(snap.activation_pre) else np.zeros(0))
+        rate, _ = self._site_parts(snap, i) if i >= 0 else (0.0, None)
+        for label, text in zip(self.bar_legend.items, (
+                ("h  (before dropout)", "y  (after dropout)") if train else
+                ("h  (inference, no mask)", "y = h")), strict=False):
+            if label[1].text != text:
+                label[1].setText(text, color=self.theme.foreground, size=f"{self.theme.font_pt}pt")
+        if pre.size == 0:
+            never = not any(np.asarray(a).size for a in snap.activation_pre)
+            self._show_bars_empty("No training step yet:<br>press Space (Run) to train."
+                                  if never else f"{site} has no units to show.")
+            _set_title(self.bar_plot, f"One example at {site}", self.theme)
+            self.explain_label.setText(self._explain(snap, None, None, rate))
             return
-        site = snap.dropout_sites[i] if i < len(snap.dropout_sites) else f"site {i}"
-        rate, _ = self._site_parts(snap, i)
-        pre = np.asarray(snap.activation_pre[i], dtype=np.float64).ravel()
         post = (np.asarray(snap.activation_post[i], dtype=np.float64).ravel()
                 if i < len(snap.activation_post) else pre)
         n = min(pre.size, post.size)
         pre, post = pre[:n], post[:n]
-        if self._mode == "inference":
-            post = pre.copy()  # inverted dropout is the identity at test time
+        if not train:
+            # What inference computes for this example: no mask anywhere upstream either (the
+            # trainer's eval forward); y = h. Older snapshots lack it: then the training h.
+            inference = snap.extra.get("activation_inference", ())
+            h = (np.asarray(inference[i], dtype=np.float64).ravel()[:n]
+                 if i < len(inference) and np.asarray(inference[i]).size >= n else pre)
+            pre, post = h, h.copy()
         units = np.arange(n, dtype=np.float64)
         self.bar_pre.setOpts(x=units - 0.2, height=pre, width=0.4)
         self.bar_post.setOpts(x=units + 0.2, height=post, width=0.4)
-        gone = (post == 0) & (pre != 0) if self._mode == "train" else np.zeros(n, bool)
+        gone = (post == 0) & (pre != 0) if train else np.zeros(n, bool)
         self.bar_dropped.setData(x=units[gone] + 0.2, y=np.zeros(int(gone.sum())))
+        key = (site, n)
+        if key != self._scale_key:  # another site or width: fit it afresh
+            self.bar_scale.reset()
+            self._scale_key = key
+        lo, hi = self.bar_scale.update(float(min(pre.min(), post.min())),
+                                       float(max(pre.max(), post.max())))
+        margin = 0.04 * (hi - lo)  # room for the × markers sitting on the zero line
+        self.bar_plot.setRange(xRange=(-0.7, n - 0.3), yRange=(lo - margin, hi + margin),
+                               padding=0)
+        if n != self._unit_ticks:  # units are whole numbers: no "0.5" ticks for 2 units
+            self._unit_ticks = n
+            step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if n / s <= 8)
+            self.bar_plot.getAxis("bottom").setTicks([[(float(u), str(u))
+                                                       for u in range(0, n, step)], []])
+        self.bar_zero.show()
+        self.bar_legend.show()
+        self._bar_axes(True)
+        if not (pre.any() or post.any()):
+            self.bar_empty.setHtml(f"<div align='center' style='color:{self.theme.foreground}'>"
+                                   f"all {plural(n, 'unit')} are 0 for this example</div>")
+            self.bar_empty.setPos((n - 1) / 2.0, (lo + hi) / 2.0)
+            self.bar_empty.show()
+        else:
+            self.bar_empty.hide()
         _set_label(self.bar_plot, "bottom", f"unit of {site} (first {n})", self.theme)
         _set_title(self.bar_plot, f"One example at {site}", self.theme)
         self.explain_label.setText(self._explain(snap, pre, post, rate))
@@ -485,21 +654,28 @@ class DropoutPanel(Panel):
             text = "<b>Train:</b> y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p) ⇒ E[y] = h."
             if rate > 0:
                 text += f" p = {rate:g}: survivors × {1 / (1 - rate):.3g}, dropped → 0 (×)."
+            else:
+                text += " p = 0 here: no mask, y = h."
+            if pre is not None and post is not None and pre.size:
+                text += (f"<br>Mean h = {pre.mean():.3g}, mean y = {post.mean():.3g} "
+                         "(equal on average over masks, not per example).")
+            text += (f"<br>{plural(hidden, 'hidden unit')} → {_pow2_html(hidden)} sub-networks "
+                     "share these weights.")
         else:
-            text = "<b>Inference:</b> y = h; the scaling already happened in training."
-        if pre is not None and post is not None and pre.size:
-            text += (f"<br>Mean h = {pre.mean():.3g}, mean y = {post.mean():.3g} "
-                     "(equal on average over masks, not per example).")
-        text += (f"<br>{hidden} hidden units → {_pow2_html(hidden)} sub-networks "
-                 "share these weights.")
+            text = ("<b>Inference:</b> no mask, every unit kept: y = h, with the weights as "
+                    "trained. Inverted dropout already scaled survivors by 1/(1 − p) during "
+                    "training, so nothing is rescaled now.")
+            if pre is not None and pre.size:
+                text += f"<br>Mean h = mean y = {pre.mean():.3g} for this example."
+            text += (f"<br>The full network stands in for all {_pow2_html(hidden)} sub-networks "
+                     f"of its {plural(hidden, 'hidden unit')}.")
         return text
 
     def _draw_status(self, snap: Snapshot) -> None:
         rates = [float(r) for r in snap.dropout_rates]
         on = [(s, r) for s, r in zip(snap.dropout_sites, rates, strict=False) if r > 0]
         if not on:
-            text = ("<b>dropout off</b>: p = 0 at every site, masks are all ones and "
-                    "training uses the same network as inference.")
+            text = "<b>dropout is off (p = 0)</b>: nothing dropped, training = inference"
         else:  # runs of sites sharing a rate, so eight hidden layers still fit on one line
             runs: list[tuple[list[str], float]] = []
             for site, rate in zip(snap.dropout_sites, rates, strict=False):
@@ -510,4 +686,6 @@ class DropoutPanel(Panel):
             text = "<b>dropout on</b>: " + "; ".join(
                 (f"{names[0]}…{names[-1]}" if len(names) > 2 else ", ".join(names))
                 + f" p = {r:g}" for names, r in runs if r > 0)
+            if self._mode == "inference":
+                text += " (training only)"
         self.status_label.setText(f"{text} &nbsp; (step {snap.step})")
