@@ -12,7 +12,6 @@ and a finiteness flag for the weights).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 
 from .data import Dataset, make_dataset
 from .divergence import EMA_STEPS, LossMonitor, Verdict, constant_loss
-from .hparams import HParams, coerce
+from .hparams import CHOICE_SHORT, SHORT_LABELS, SYMBOL_FIELDS, HParams, coerce
 from .landscape import LandscapeRequest, compute_landscape
 from .models import MLP
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
@@ -51,8 +50,6 @@ REBUILD_FIELDS = frozenset({"dataset", "hidden", "train_size", "val_size", "nois
 # Settings whose change alters the measured training loss of the same weights (not the weights):
 # the divergence monitor restarts its "best so far" and ignores the transition's spikes.
 LOSS_LEVEL_FIELDS = frozenset({"dropout", "layer_dropout", "input_dropout", "label_smoothing"})
-
-_SYMBOLS = {"weight_decay": "λ", "dropout": "p", "input_dropout": "p_in", "lr": "lr"}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -196,8 +193,7 @@ class Trainer:
         for key in changes:
             a, b = getattr(old, key), getattr(new, key)
             if a != b:
-                self._events.append((self.step_count, f"{_SYMBOLS.get(key, key)} {_fmt(a)} → "
-                                                      f"{_fmt(b)}"))
+                self._events.append((self.step_count, change_text(key, a, b)))
 
     # ----------------------------------------------------------------------------------- training
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,7 +319,8 @@ class Trainer:
         self.message = (f"Training diverged at step {bad_step}: {what}. "
                         f"Restored the weights from step {good['step']} "
                         f"(train loss {restored_loss:.3g}). "
-                        f"Lower lr (now {h.lr:.3g}), e.g. ×0.1 to {h.lr / 10:.3g}, then resume{hint}.")
+                        f"Lower lr (now {_fmt(h.lr)}), e.g. ×0.1 to {_fmt(h.lr / 10)}, then "
+                        f"resume{hint}.")
         self._events.append((good["step"], "diverged: weights restored"))
 
     def resume(self) -> None:
@@ -509,9 +506,27 @@ def _clone_state(state: Any) -> Any:
     return state
 
 
-def _fmt(v: Any) -> str:
+def change_text(key: str, old: Any, new: Any) -> str:
+    """A change event in the controls' words: "λ 0.001 → 0.05", "decay mode: decoupled → L2",
+    "optimizer: Adam → SGD + momentum" (numbers to 3 significant digits)."""
+    name = SHORT_LABELS.get(key, key.replace("_", " "))
+    sep = " " if key in SYMBOL_FIELDS else ": "
+    return f"{name}{sep}{_fmt(old, key)} → {_fmt(new, key)}"
+
+
+def _fmt(v: Any, key: str = "") -> str:
+    """A setting's value as the controls show it: choice labels, on/off, 3 significant digits
+    (0.00123, 1e-5, 0.05)."""
+    if key in CHOICE_SHORT and isinstance(v, str):
+        return CHOICE_SHORT[key].get(v, v)
+    if isinstance(v, bool):
+        return "on" if v else "off"
     if isinstance(v, float):
-        return f"{v:g}"
+        text = "0" if v == 0 else f"{v:.3g}"
+        if "e" in text:  # 1e-05 → 1e-5, 1e+03 → 1e3
+            mant, exp = text.split("e")
+            text = f"{mant}e{int(exp)}"
+        return text
     if isinstance(v, tuple):
         return "(" + ", ".join(_fmt(x) for x in v) + ")"
     return str(v)
