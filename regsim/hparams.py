@@ -93,6 +93,43 @@ class HParams:
                 f"lr={self.lr:g}")
 
 
+# Human words for the settings, as the controls (ui/controls.py) show them, so status texts, change
+# markers and the controls speak the same language. Qt-free: the controls can read these too.
+LABELS = {
+    "dataset": "Dataset", "hidden": "Hidden", "seed": "Seed", "train_size": "Training examples",
+    "val_size": "Validation examples", "noise": "Noise", "activation": "Activation",
+    "layer_norm": "LayerNorm", "dropout": "Dropout p", "layer_dropout": "Dropout p per layer",
+    "input_dropout": "Input dropout", "weight_decay": "Weight decay λ", "decay_mode": "Decay mode",
+    "decay_norms_and_biases": "also decay biases and norms", "optimizer": "Optimizer",
+    "lr": "Learning rate", "momentum": "Momentum μ", "betas": "Adam β1, β2",
+    "batch_size": "Batch size", "schedule": "Schedule", "warmup_steps": "Warm-up steps",
+    "total_steps": "Total steps", "min_lr_ratio": "Min lr ratio", "grad_clip": "Gradient clipping",
+    "label_smoothing": "Label smoothing ε",
+}
+# Short names for change events ("λ 0.001 → 0.05", "decay mode: decoupled → L2"): markers on the
+# plots must stay short. The symbols are the ones in the control labels (λ, p) and the math.
+SHORT_LABELS = {
+    "dropout": "p", "input_dropout": "input p", "layer_dropout": "p per layer", "weight_decay": "λ",
+    "decay_mode": "decay mode", "decay_norms_and_biases": "decay biases and norms",
+    "optimizer": "optimizer", "lr": "lr", "momentum": "momentum μ", "betas": "Adam β1, β2",
+    "batch_size": "batch size", "schedule": "schedule", "warmup_steps": "warm-up steps",
+    "total_steps": "total steps", "min_lr_ratio": "min lr ratio", "grad_clip": "gradient clipping",
+    "label_smoothing": "label smoothing ε",
+}
+SYMBOL_FIELDS = frozenset({"dropout", "weight_decay", "lr"})  # "λ 0.1 → 1", not "λ: 0.1 → 1"
+# The items of the choice controls, and their short forms for change events.
+CHOICE_LABELS = {
+    "decay_mode": {"decoupled": "decoupled (AdamW / SGDW)", "l2": "L2 penalty in the gradient"},
+    "optimizer": {"adam": "Adam", "momentum": "SGD + momentum", "sgd": "SGD"},
+    "schedule": {"constant": "constant", "warmup_cosine": "warm-up + cosine"},
+}
+CHOICE_SHORT = {
+    "decay_mode": {"decoupled": "decoupled", "l2": "L2"},
+    "optimizer": CHOICE_LABELS["optimizer"],
+    "schedule": CHOICE_LABELS["schedule"],
+}
+
+
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(HParams)]
 

@@ -414,3 +414,49 @@ def test_presets_load_and_reject_bad_files(tmp_path) -> None:
         load_preset(bad)
     with pytest.raises(ValueError, match="preset 'nope' not found"):
         load_preset("nope")
+
+
+# ------------------------------------------------------------------------------------ change texts
+
+
+def test_change_events_use_the_controls_words() -> None:
+    """Status texts and change markers say what the controls say, not the field names
+    ("decay_mode decoupled → l2" before), with numbers to 3 significant digits."""
+    from regsim.hparams import CHOICE_LABELS, LABELS, field_names
+
+    t = Trainer(HParams(dataset="moons", optimizer="adam", decay_mode="decoupled", lr=0.01,
+                        weight_decay=0.001, dropout=0.1), device="cpu")
+    t.step(2)
+    t.update(decay_mode="l2", optimizer="momentum", weight_decay=0.0512345, lr=1e-5,
+             dropout=0.733333, batch_size=64, schedule="warmup_cosine", decay_norms_and_biases=True,
+             betas=(0.85, 0.99))
+    t.step(1)
+    texts = {e[1] for e in t.snapshot().events}
+    assert texts == {"decay mode: decoupled → L2", "optimizer: Adam → SGD + momentum",
+                     "λ 0.001 → 0.0512", "lr 0.01 → 1e-5", "p 0.1 → 0.733", "batch size: 32 → 64",
+                     "schedule: constant → warm-up + cosine", "decay biases and norms: off → on",
+                     "Adam β1, β2: (0.9, 0.999) → (0.85, 0.99)"}, texts
+    assert not any("_" in s for s in texts)
+    # every field has a human label, and the choice labels are the controls' combo items
+    assert set(LABELS) == set(field_names())
+    assert CHOICE_LABELS["decay_mode"] == {"decoupled": "decoupled (AdamW / SGDW)",
+                                           "l2": "L2 penalty in the gradient"}
+    assert CHOICE_LABELS["optimizer"] == {"adam": "Adam", "momentum": "SGD + momentum", "sgd": "SGD"}
+
+
+def test_labels_match_the_controls_source() -> None:
+    """The core's labels are the controls' words (read from ui/controls.py as text: no Qt here)."""
+    import re
+    from pathlib import Path
+
+    from regsim.hparams import CHOICE_LABELS, LABELS
+
+    src = (Path(__file__).resolve().parents[1] / "ui" / "controls.py").read_text("utf-8")
+    rows = dict((attr, label) for label, attr in re.findall(r'addRow\("([^"]+)", self\.(\w+)\)', src))
+    for key in ("dropout", "weight_decay", "decay_mode", "optimizer", "lr", "batch_size", "schedule"):
+        assert rows[key] == LABELS[key], key
+    items = dict((value, label) for label, value in re.findall(r'addItem\("([^"]+)", "(\w+)"\)', src))
+    for key in ("decay_mode", "optimizer"):
+        for value, label in CHOICE_LABELS[key].items():
+            assert items[value] == label, (key, value)
+    assert LABELS["decay_norms_and_biases"] in src
