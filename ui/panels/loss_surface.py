@@ -257,8 +257,12 @@ class LossSurfacePanel(Panel):
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         # Legends live in their own layout row under the plots: outside the data, they can never
         # cover the path, the star or a curve (issue 8 #4).
+        # One legend for both plots, spanning both columns: a row per plot, so its width is the
+        # widest entries (two legends side by side forced the map's column wider than its share
+        # and pushed the cross-sections off the right edge at 1600 px).
         self.map_legend = pg.LegendItem(colCount=3)
-        self.view.addItem(self.map_legend, row=1, col=0)
+        self.view.addItem(self.map_legend, row=1, col=0, colspan=2)
+        self.section_legend = self.map_legend
         # Cross-sections through the current point: the basin's width along each direction.
         self.section = self.view.addPlot(row=0, col=1)
         self.section.setLabel("bottom", "α or β")
@@ -269,10 +273,6 @@ class LossSurfacePanel(Panel):
         self.section.addItem(self.section_now)
         self.section_hint = pg.TextItem("cross-sections through ★", anchor=(0.5, 0.5))
         self.section.addItem(self.section_hint)
-        self.section_legend = pg.LegendItem(colCount=1)
-        self.view.addItem(self.section_legend, row=1, col=1)
-        self.section_legend.addItem(self.section_a, "along d₁ (β = 0)")
-        self.section_legend.addItem(self.section_b, "along d₂ (α = 0)")
         self.view.ci.layout.setHorizontalSpacing(24)
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
@@ -395,10 +395,9 @@ class LossSurfacePanel(Panel):
             hint.setFont(QFont(self.font().family(), pt))
         self.section_a.setPen(pg.mkPen(theme.train, width=theme.line_width))
         self.section_b.setPen(pg.mkPen(theme.val, width=theme.line_width))
-        for legend in (self.map_legend, self.section_legend):
-            _style_legend(legend, theme)
-            legend.setBrush(None)  # outside the plots: nothing to stand out from
-            legend.setPen(None)
+        _style_legend(self.map_legend, theme)
+        self.map_legend.setBrush(None)  # outside the plots: nothing to stand out from
+        self.map_legend.setPen(None)
         self.section.showGrid(x=True, y=True, alpha=theme.grid_alpha)
         self._dirty = True
         self.redraw()
@@ -477,7 +476,6 @@ class LossSurfacePanel(Panel):
         self.placeholder.setVisible(empty)
         self.section_hint.setVisible(empty)
         self.colorbar.setVisible(not empty)
-        self.section_legend.setVisible(not empty)
         self.map_legend.setVisible(not empty)
         for plot in (self.plot, self.section):
             for name in ("left", "bottom"):
@@ -559,16 +557,16 @@ class LossSurfacePanel(Panel):
         self.path_start.setData(path[:1, 0], path[:1, 1])
         self.current.setData([0.0], [0.0])
         center = float(result.center_loss)
-        now_text = f"now (step {result.step}): L = {center:.3g}"
+        now_text = f"now, step {result.step}: L {center:.3g}"
         if objective:
-            now_text += f", L + decay = {center + float(result.center_penalty):.3g}"
+            now_text += f", L + decay {center + float(result.center_penalty):.3g}"
         self.map_legend.clear()
         self.map_legend.addItem(self.current, now_text)
-        if len(path):
-            span = (f"steps {int(steps[0])}–{int(steps[-1])}" if len(steps) else
-                    f"{len(path)} points")
-            self.map_legend.addItem(self.path, f"path, {span} (projected)")
-            self.map_legend.addItem(self.path_start, "start")
+        span = (f"steps {int(steps[0])}–{int(steps[-1])}" if len(steps) else f"{len(path)} points")
+        self.map_legend.addItem(self.path, f"path, {span}, projected")
+        self.map_legend.addItem(self.path_start, "path start")
+        self.map_legend.addItem(self.section_a, "right: along d₁ (β = 0)")
+        self.map_legend.addItem(self.section_b, "right: along d₂ (α = 0)")
         _style_legend(self.map_legend, theme)
         self.map_legend.setBrush(None)
         self.map_legend.setPen(None)
@@ -583,7 +581,11 @@ class LossSurfacePanel(Panel):
             y_label = y_label.replace("PC2", f"PC2 ({100 * explained[1]:.0f} %)")
         self.plot.setLabel("bottom", x_label, **label_style)
         self.plot.setLabel("left", y_label, **label_style)
-        _set_title(self.plot, f"{what} on θ + α·d₁ + β·d₂ · {title_dirs}", theme)
+        # Two lines: one long line set the map column's minimum width (a title's label is as wide
+        # as its text) and pushed the cross-sections off the right edge.
+        small = max(theme.title_pt - 2, 7)
+        _set_title(self.plot, f"{what} on θ + α·d₁ + β·d₂<br><span style='font-size:{small}pt'>"
+                   f"{title_dirs}</span>", theme)
         if objective:
             self.objective_label.setText(f"Colour: data loss + {result.objective}. "
                                          f"{result.objective_note}.")
