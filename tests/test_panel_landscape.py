@@ -144,8 +144,9 @@ def test_coarse_preview_then_full_grid(panel, requests):
     panel.on_landscape(dataclasses.replace(partial, loss=loss, center_loss=float("nan"),
                                            done=1000, total=2601))
     assert panel.pending
-    assert panel.progress.value() == round(1000 * 1000 / 2601)
-    assert "1000/2601" in panel.status_label.text()
+    # One progress over the whole request: the 121 preview points, then the full grid's.
+    assert (panel.progress.value(), panel.progress.maximum()) == (121 + 1000, 121 + 2601)
+    assert "1121/2722" in panel.progress.text()
     assert panel.image.image.shape == (11, 11)
     assert panel.note_label.text() == ""  # no "non-finite" warning for unfinished points
     full = dataclasses.replace(make_landscape(300, n=51), elapsed=0.21)
@@ -212,7 +213,7 @@ def test_slide_theme_has_white_plot_background(panel, qtbot):
     x, y = viewbox_pixel(panel, panel.view, panel.plot)
     np.testing.assert_array_equal(to_array(panel.grab().toImage())[y, x], (255, 255, 255))
     assert panel.plot.getAxis("left").style["tickFont"].pointSize() == SLIDE.font_pt
-    assert panel.path.opts["pen"].widthF() == SLIDE.line_width
+    assert panel.path.opts["pen"].widthF() == SLIDE.line_width + 1  # wider than the curves
 
 
 def test_reset_clears_the_result_and_the_pending_request(panel, requests):
@@ -223,3 +224,242 @@ def test_reset_clears_the_result_and_the_pending_request(panel, requests):
     assert panel.image.image is None and not panel.pending and panel.result is None
     panel.ingest(make_snapshot(10))
     assert len(requests) == 2  # nothing in flight any more, so auto asks again
+
+
+# ------------------------------------------------------------ issue 8: objective, path, states
+
+
+def with_penalty(result, scale: float = 0.5):
+    """A synthetic result with a decay term λ/2·‖θ + α·d₁ + β·d₂‖²-like bowl off the centre."""
+    aa, bb = np.meshgrid(result.alphas, result.betas)
+    penalty = scale * ((aa + 0.4) ** 2 + (bb - 0.3) ** 2)
+    return dataclasses.replace(result, penalty=penalty, center_penalty=scale * 0.25,
+                               objective="λ/2·‖θ_decay‖²", objective_note="L2 mode: test note",
+                               path_residual=np.linspace(0.5, 0.0, len(result.path)),
+                               path_captured=0.8, pca_explained=(0.7, 0.2))
+
+
+def test_objective_toggle_colours_by_loss_plus_decay_term(panel):
+    result = with_penalty(make_landscape(200, n=21))
+    panel.on_landscape(result)
+    assert panel.objective_check.isChecked() and panel.objective_check.isEnabled()
+    np.testing.assert_allclose(panel.image.image, np.log10(result.loss + result.penalty))
+    np.testing.assert_allclose(panel.section_a.getData()[1], np.log10(result.loss + result.penalty)[10])
+    assert "λ/2·‖θ_decay‖²" in panel.plot.titleLabel.text
+    assert "test note" in panel.objective_label.text()
+    assert "L + decay 0.425" in panel.map_legend.items[0][1].text
+    panel.objective_check.setChecked(False)
+    np.testing.assert_allclose(panel.image.image, np.log10(result.loss))
+    assert "data loss" in panel.plot.titleLabel.text
+    assert "data loss only" in panel.objective_label.text()
+    # Nothing decayed (λ = 0): no term to add, the box says so by being disabled.
+    panel.objective_check.setChecked(True)
+    panel.on_landscape(dataclasses.replace(make_landscape(300, n=21), objective_note="λ = 0"))
+    assert not panel.objective_check.isEnabled()
+    np.testing.assert_allclose(panel.image.image, np.log10(make_landscape(300, n=21).loss))
+
+
+def test_title_and_axes_name_the_same_directions(panel):
+    pca = with_penalty(make_landscape(200, n=11))
+    panel.on_landscape(pca)
+    title = panel.plot.titleLabel.text
+    bottom, left = panel.plot.getAxis("bottom").labelText, panel.plot.getAxis("left").labelText
+    assert "PCA" in title and "filter-normalized" in title
+    assert "PC1 (70 % of path)" in bottom and "filter-normalized" in bottom
+    assert "PC2 (20 %)" in left
+    panel.on_landscape(dataclasses.replace(pca, step=300, directions="random (trajectory too short)",
+                                           pca_explained=()))
+    title = panel.plot.titleLabel.text
+    bottom, left = panel.plot.getAxis("bottom").labelText, panel.plot.getAxis("left").labelText
+    assert "random directions" in title and "PCA of the path" not in title and "too short" in title
+    assert "random" in bottom and "random" in left and "PC" not in bottom + left
+
+
+def test_path_residual_readout(panel):
+    result = with_penalty(make_landscape(200, n=11))
+    panel.on_landscape(result)
+    text = panel.path_label.text()
+    assert "off this plane" in text and "up to 0.5" in text
+    assert f"median {np.median(result.path_residual):.2g}" in text
+    assert "holds 80 %" in text and "PC1 + PC2 explain 90 %" in text
+
+
+def test_preview_never_replaces_a_full_grid_and_progress_agrees_with_its_text(panel, requests):
+    """Auto mode: request, preview, partials, full; again and again. Once a full grid is shown, a
+    preview never replaces it (the flicker), and the bar's value/range are the numbers its text
+    states at every message (it said 100 % beside 2120/2601)."""
+    import re
+
+    def check_bar() -> None:
+        text = panel.progress.text()
+        nums = re.search(r"(\d+)/(\d+) points · (\d+)%", text)
+        if nums:
+            done, total, pct = (int(v) for v in nums.groups())
+            assert (done, total) == (panel.progress.value(), panel.progress.maximum())
+            assert pct == int(100 * done / total)  # Qt's %p truncates
+            assert done < total  # never "100 %" before the full grid is done
+
+    shown = []
+    for k, step in enumerate((100, 600, 1100)):
+        panel.request_landscape()
+        check_bar()
+        coarse = make_landscape(step, n=11, coarse=True)
+        panel.on_landscape(coarse)
+        check_bar()
+        if k == 0:
+            assert panel.image.image.shape == (11, 11)  # nothing better to show yet
+        else:
+            assert panel.image.image.shape == (51, 51) and panel.result.step == shown[-1]
+        full = make_landscape(step, n=51)
+        for done in (500, 1500, 2120):
+            loss = full.loss.copy()
+            loss.ravel()[done:] = np.nan
+            panel.on_landscape(dataclasses.replace(full, loss=loss, done=done, total=2601))
+            check_bar()
+            assert panel.progress.value() == 121 + done
+            assert "2722" in panel.progress.text()
+            assert panel.image.image.shape == ((11, 11) if k == 0 else (51, 51))
+        panel.on_landscape(full)
+        assert panel.progress.value() == panel.progress.maximum() and "done" in panel.progress.text()
+        assert panel.result.step == step and panel.image.image.shape == (51, 51)
+        shown.append(step)
+    assert len(requests) == 3
+
+
+def test_empty_state_is_a_hint_not_empty_axes(panel, qtbot):
+    show_on_screen(panel, qtbot)
+    assert panel.placeholder.isVisible() and "Press L" in panel.placeholder.toPlainText()
+    for plot in (panel.plot, panel.section):
+        assert not plot.getAxis("left").isVisible() and not plot.getAxis("bottom").isVisible()
+    assert not panel.colorbar.isVisible()
+    panel.on_landscape(make_landscape(100, n=11))
+    assert not panel.placeholder.isVisible()
+    for plot in (panel.plot, panel.section):
+        assert plot.getAxis("left").isVisible() and plot.getAxis("bottom").isVisible()
+    panel.reset()
+    assert panel.placeholder.isVisible() and not panel.plot.getAxis("left").isVisible()
+
+
+def test_legends_and_labels_do_not_cover_the_data(panel, qtbot):
+    show_on_screen(panel, qtbot)
+    panel.on_landscape(with_penalty(make_landscape(100, n=31)))
+    qtbot.wait(50)
+    for legend, plot in ((panel.map_legend, panel.plot), (panel.section_legend, panel.section)):
+        assert legend.isVisible() and len(legend.items) == 5
+        box = legend.sceneBoundingRect()
+        assert box.height() > 0
+        assert not box.intersects(plot.getViewBox().sceneBoundingRect())
+    # No text item drawn on the map besides the (hidden) empty-state hint.
+    import pyqtgraph as pg
+    texts = [i for i in panel.plot.getViewBox().addedItems if isinstance(i, pg.TextItem)]
+    assert all(not t.isVisible() for t in texts)
+
+
+def test_help_is_a_button_with_an_explanation(panel, qtbot):
+    from PySide6.QtWidgets import QAbstractButton
+    assert isinstance(panel.help_button, QAbstractButton)
+    assert panel.help_button.toolTip()
+    qtbot.mouseClick(panel.help_button, Qt.MouseButton.LeftButton)
+    assert panel.help_dialog is not None and panel.help_dialog.isVisible()
+    text = panel.help_dialog.findChild(type(panel.status_label).__mro__[1]).text()
+    assert "filter-normalized" in text and "λ/2·‖θ‖²" in text and "PCA" in text
+    assert "course" not in text.lower() and "course" not in panel.help_button.toolTip().lower()
+    panel.help_dialog.close()
+
+
+# ------------------------------------------------------------ the engine side: independent checks
+
+
+def _twin_objective(t, d1, d2, a, b, coefs):
+    """Data loss + ½·Σ c·θ² of a deep copy of the model moved by a·d₁ + b·d₂, by hand."""
+    import copy
+
+    import torch
+    twin = copy.deepcopy(t.model).eval()
+    with torch.no_grad():
+        for p, u, v in zip(twin.parameters(), d1, d2):
+            p.add_(a * u + b * v)
+        x, y = t.x_train[:512], t.y_train[:512]
+        data = torch.nn.functional.cross_entropy(twin(x), y).item()
+        pen = sum(0.5 * float((c * p.double() ** 2).sum())
+                  for p, c in zip(twin.parameters(), coefs) if c is not None)
+    return data, pen
+
+
+@pytest.mark.parametrize("mode,opt,decay_all", [
+    ("l2", "adam", False), ("l2", "sgd", True), ("decoupled", "sgd", False),
+    ("decoupled", "momentum", False), ("decoupled", "adam", False)])
+def test_regularized_surface_matches_an_independent_computation(mode, opt, decay_all):
+    import torch
+
+    from regsim.hparams import HParams
+    from regsim.landscape import LandscapeRequest, make_directions
+    from regsim.trainer import Trainer
+
+    lam = 0.05
+    t = Trainer(HParams(dataset="moons", hidden=(16, 16), train_size=128, weight_decay=lam,
+                        decay_mode=mode, optimizer=opt, decay_norms_and_biases=decay_all,
+                        lr=0.05 if opt != "adam" else 0.01), device="cpu")
+    t.step(150)
+    res = t.landscape(LandscapeRequest(resolution=5, span=0.5, preview=0, directions="random"))[-1]
+    params = list(t.model.parameters())
+    d1, d2, _ = make_directions(params, [], "random", 0)
+    # Which parameters pay, and at what rate, worked out here from the settings (not the optimizer).
+    coefs = []
+    for p in params:
+        if p.dim() < 2 and not decay_all:
+            coefs.append(None)
+        elif mode == "l2" or opt == "sgd":
+            coefs.append(lam)
+        elif opt == "momentum":
+            coefs.append((1 - 0.9) * lam)  # SGDW: fixed points of L + (1−μ)·λ/2·‖θ‖²
+        else:  # AdamW: λ·(√v̂ + ε), v̂ = v / (1 − β₂ᵗ)
+            st = t.optimizer.state[p]
+            vhat = st["exp_avg_sq"].double() / (1 - 0.999 ** float(st["step"]))
+            coefs.append(lam * (vhat.sqrt() + 1e-8))
+    assert res.penalty is not None and res.objective
+    for i, j in ((2, 2), (0, 0), (4, 1), (1, 3), (3, 4)):
+        data, pen = _twin_objective(t, d1, d2, float(res.alphas[j]), float(res.betas[i]), coefs)
+        assert res.loss[i, j] == pytest.approx(data, rel=1e-4, abs=1e-6)
+        assert res.penalty[i, j] == pytest.approx(pen, rel=1e-6)
+    assert res.center_penalty == pytest.approx(_twin_objective(t, d1, d2, 0.0, 0.0, coefs)[1], rel=1e-6)
+    assert torch.is_grad_enabled()
+
+
+def test_no_decay_gives_no_penalty():
+    from regsim.hparams import HParams
+    from regsim.landscape import LandscapeRequest
+    from regsim.trainer import Trainer
+    t = Trainer(HParams(dataset="moons", hidden=(8,), train_size=64, weight_decay=0.0), device="cpu")
+    t.step(20)
+    res = t.landscape(LandscapeRequest(resolution=3, preview=0))[-1]
+    assert res.penalty is None and res.objective == "" and "λ = 0" in res.objective_note
+
+
+def test_path_residual_matches_an_independent_projection():
+    from regsim.hparams import HParams
+    from regsim.landscape import LandscapeRequest, make_directions
+    from regsim.trainer import Trainer
+
+    t = Trainer(HParams(dataset="moons", hidden=(16, 16), weight_decay=0.01, decay_mode="l2"),
+                device="cpu")
+    for _ in range(15):
+        t.step(20)
+    res = t.landscape(LandscapeRequest(resolution=5, preview=0))[-1]
+    params = list(t.model.parameters())
+    path = [v for _, v in t.history_path()]
+    d1, d2, used = make_directions(params, path, "pca", 0)
+    assert used == "pca" == res.directions
+    theta = np.concatenate([p.detach().numpy().ravel() for p in params]).astype(np.float64)
+    basis = np.stack([np.concatenate([u.numpy().ravel() for u in d]) for d in (d1, d2)], 1)
+    delta = np.stack([v.numpy() for v in path]).astype(np.float64) - theta  # (P, n)
+    coef, *_ = np.linalg.lstsq(basis.astype(np.float64), delta.T, rcond=None)
+    resid = delta - (basis @ coef).T
+    expected = np.linalg.norm(resid, axis=1) / np.linalg.norm(basis[:, 0])
+    np.testing.assert_allclose(res.path_residual, expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(res.path, coef.T, rtol=1e-4, atol=1e-6)
+    captured = 1 - (resid ** 2).sum() / (delta ** 2).sum()
+    assert res.path_captured == pytest.approx(captured, rel=1e-5)
+    sv = np.linalg.svd(delta, compute_uv=False) ** 2
+    np.testing.assert_allclose(res.pca_explained, sv[:2] / sv.sum(), rtol=1e-3)
+    assert expected.max() > 1e-3  # the path really does leave the plane

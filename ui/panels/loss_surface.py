@@ -16,16 +16,19 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
+    QDialog,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -42,28 +45,37 @@ CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as g
 PENDING_TIMEOUT_S = 300.0  # a request unanswered this long is presumed lost, so auto mode resumes
 
 SURFACE_TIP = (
-    "Loss on a 2-D slice through the current weights θ:  L(θ + α·d₁ + β·d₂).\n"
-    "d₁ and d₂ are the top two principal directions of the recent trajectory (or random ones when\n"
-    "the trajectory is too short), with filter normalization (Li et al. 2018): each direction's\n"
-    "rows are rescaled to the norm of the matching weight rows, so α = 1 means a step as large as\n"
-    "the weights themselves, and the slice's scale is comparable across networks and across\n"
-    "regularization settings.\n\n"
-    "Weight decay adds (λ/2)·‖θ‖² to the loss (gradient λθ), so every step shrinks each weight,\n"
-    "θ ← (1 − ηλ)·θ − η·∇L: the optimum becomes the best fit inside a sphere around the origin\n"
-    "(a smaller sphere for larger λ). Along directions the loss is insensitive to, decay shrinks\n"
-    "weights hard; along directions that matter, barely (Goodfellow et al. 2016). The course\n"
-    "text makes no claim about how weight decay changes the width or flatness of this basin:\n"
-    "compare runs with and without it and see.\n\n"
-    "The line is the optimizer's recent path projected onto (d₁, d₂), ending at the current\n"
-    "weights (0, 0). The real weights also moved off this plane (least with trajectory\n"
-    "directions, most with random ones), so the path need not follow the slice's valleys."
+    "A slice through the network's loss around its current weights θ: the colour at (α, β) is\n"
+    "the objective at θ + α·d₁ + β·d₂, a plane through θ spanned by two directions d₁, d₂.\n"
+    "Click for the full explanation."
 )
 
-
-
-
-
-
+HELP_HTML = """
+<h3>What this slice shows</h3>
+<p>The network has thousands of weights, so its loss lives in thousands of dimensions. The map shows
+a 2-D plane through the current weights θ (the ★): the colour at (α, β) is the objective at
+<b>θ + α·d₁ + β·d₂</b>, measured on up to 512 training examples with dropout off.</p>
+<p><b>Directions.</b> <i>PCA</i>: d₁, d₂ are the top two principal directions of the recent weight
+path (the last ≤ 300 recorded weights, relative to θ), so the plane follows where training went.
+<i>Random</i>: Gaussian directions (used while the path is too short for PCA).
+Both are <b>filter-normalized</b> (Li et al. 2018): each row of a direction (one neuron's incoming
+weights) is rescaled to the norm of the same row of θ; biases and norm parameters get no direction.
+So α = 1 is a step as large as the weights themselves, in every layer, and slices of networks with
+and without decay are on the same scale.</p>
+<p><b>Objective.</b> With weight decay the optimizer does not minimize the data loss L, so ★ need not
+sit at a minimum of L. Tick <i>+ decay term</i> to colour by the objective it does minimize:
+in L2 mode <b>L(θ) + λ/2·‖θ‖²</b> over exactly the parameters the optimizer decays (the weight
+matrices; biases and norms only with “also decay biases and norms”). Decoupled decay is no term of the loss:
+with plain SGD it is the same update as L2, so the same objective is shown; with momentum μ (SGDW) its
+fixed points are those of L + (1−μ)·λ/2·‖θ‖²; with Adam (AdamW) those of L + λ/2·Σ(√v̂ᵢ+ε)θᵢ², with
+Adam's current second moments v̂ held fixed. The panel says which one is shown.</p>
+<p><b>Path.</b> The line is the optimizer's recent path projected onto the plane, ending at ★. The
+real path also moves off the plane (always in the biases, which have no direction): the readout gives
+its distance from the plane, in units of the α axis, and the share of the path the plane holds.
+So the path need not follow the slice's valleys.</p>
+<p><b>Cross-sections</b> (right): the same values along β = 0 and α = 0, the basin's width along
+each direction. Colours are log₁₀ by default, because a slice spans orders of magnitude.</p>
+"""
 
 
 def display_values(loss: np.ndarray, log: bool) -> tuple[np.ndarray, int]:
@@ -102,19 +114,43 @@ def _pixel_rect(alphas: np.ndarray, betas: np.ndarray) -> QRectF:
     return QRectF(x0, y0, w, h)
 
 
+def _wrapped() -> QLabel:
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
+
+
+def direction_words(directions: str) -> tuple[str, str, str]:
+    """(title part, α-axis label, β-axis label) for how d₁, d₂ were chosen, so the title and the
+    axes always name the same directions."""
+    kind = (directions or "pca").split(" ")[0]
+    if kind == "pca":
+        return ("PCA of the path, filter-normalized", "α along d₁ = PC1 of the path (filter-normalized)",
+                "β along d₂ = PC2 (filter-normalized)")
+    why = " (path too short for PCA)" if "short" in directions else ""
+    return (f"random directions{why}, filter-normalized", "α along d₁ (random, filter-normalized)",
+            "β along d₂ (random, filter-normalized)")
+
+
 class LossSurfacePanel(Panel):
     """Colour map, contours and optimizer path on a filter-normalized 2-D slice of the loss."""
 
     key = "landscape"
     title = "Loss surface"
 
+    EMPTY_HINT = "Press L (or Compute) to compute the loss surface\naround the current weights."
+
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
-        self.result: LandscapeResult | None = None
+        self.result: LandscapeResult | None = None  # the grid shown (a preview until a full one)
         self.pending = False  # a request is in flight (until a full result arrives)
         self._pending_since = 0.0
         self._last_request_step: int | None = None
+        self._expected_total = 0  # grid points of the full grid asked for (0: unknown)
+        self._preview_total = 0  # grid points of the finished preview of the request in flight
         self._dirty = False
+        self.help_dialog: QDialog | None = None
 
         # --- controls -------------------------------------------------------------------------
         self.compute_button = QPushButton("Compute (L)")
@@ -135,8 +171,9 @@ class LossSurfacePanel(Panel):
         self.span_spin.setToolTip("α and β run from −span to +span, in units of the "
                                   "filter-normalized directions (1 = the weights' own scale)")
         self.auto_check = QCheckBox("auto every")
-        self.auto_check.setToolTip("Recompute automatically as training advances "
-                                   "(never more than one request in flight)")
+        self.auto_check.setToolTip("Recompute automatically as training advances (never more than "
+                                   "one request in flight; the last full grid stays on screen "
+                                   "until the next one is complete)")
         self.auto_steps = QSpinBox()
         self.auto_steps.setRange(10, 1_000_000)
         self.auto_steps.setSingleStep(100)
@@ -146,16 +183,35 @@ class LossSurfacePanel(Panel):
         self.log_check.setChecked(True)
         self.log_check.setToolTip("Colour by log₁₀ loss: a slice's losses span orders of magnitude")
         self.log_check.toggled.connect(self._on_log_toggled)
+        self.objective_check = QCheckBox("+ decay term")
+        self.objective_check.setChecked(True)
+        self.objective_check.setToolTip(
+            "Colour by the objective the optimizer minimizes, data loss + decay term (L2 mode:\n"
+            "L(θ) + λ/2·‖θ‖² over the decayed parameters), instead of the data loss alone.\n"
+            "With decay, the current weights sit near a minimum of the objective, not of the data "
+            "loss.")
+        self.objective_check.toggled.connect(self._on_log_toggled)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
+        self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("idle")
+        self.progress.setMinimumWidth(260)
+        self.progress.setMaximumWidth(320)
+        self.progress.setToolTip("The request in flight: the coarse preview, then the full grid")
         self.status_label = LiveLabel("no landscape yet: press Compute (L)")
-        self.note_label = LiveLabel("")  # warnings about the shown result (non-finite, path off-slice)
-        self.help_label = QLabel("(?) what is this slice")
-        self.help_label.setProperty("export_hidden", True)
-        self.help_label.setToolTip(SURFACE_TIP)
+        # Texts that change once per result, not per frame: plain word-wrapped labels, so a long
+        # sentence takes a second line instead of widening the window (issue 8 #1, #15).
+        self.note_label = _wrapped()  # warnings about the shown result (non-finite, path off-slice)
+        self.objective_label = _wrapped()  # what the colours show, in words
+        self.path_label = _wrapped()  # how far the path lies off the plane
+        self.help_button = QToolButton()
+        self.help_button.setText("? What is this slice")
+        self.help_button.setProperty("export_hidden", True)
+        self.help_button.setToolTip(SURFACE_TIP)
+        self.help_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.help_button.clicked.connect(self.show_help)
+        self.help_label = self.help_button  # the old name, for callers that hide it on export
 
         controls = QHBoxLayout()
         for w in (self.compute_button, self.resolution_spin, self.span_spin):
@@ -165,11 +221,12 @@ class LossSurfacePanel(Panel):
         controls.addWidget(self.auto_steps)
         controls.addSpacing(12)
         controls.addWidget(self.log_check)
+        controls.addWidget(self.objective_check)
         controls.addStretch(1)
-        controls.addWidget(self.help_label)
+        controls.addWidget(self.help_button)
         status_row = QHBoxLayout()
         status_row.addWidget(self.progress)
-        status_row.addWidget(self.status_label)
+        status_row.addWidget(self.status_label, 1)
         status_row.addSpacing(12)
         status_row.addWidget(self.note_label, 1)
 
@@ -177,8 +234,6 @@ class LossSurfacePanel(Panel):
         self.view = pg.GraphicsLayoutWidget()
         self.view.setToolTip(SURFACE_TIP)
         self.plot = self.view.addPlot(row=0, col=0)
-        self.plot.setLabel("bottom", "direction 1 (filter-normalized)")
-        self.plot.setLabel("left", "direction 2")
         self.plot.setAspectLocked(True)  # filter-normalized α and β share a scale
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
@@ -189,29 +244,35 @@ class LossSurfacePanel(Panel):
             iso.setZValue(5)
         self.path = pg.PlotDataItem(antialias=True)
         self.path.setZValue(10)
+        self.path_start = pg.ScatterPlotItem(symbol="o", pxMode=True)
+        self.path_start.setZValue(11)
         self.current = pg.ScatterPlotItem(symbol="star", pxMode=True)
-        self.current.setZValue(11)
+        self.current.setZValue(12)
         self.path_marks = pg.ScatterPlotItem(symbol="o", pxMode=True)
         self.path_marks.setZValue(11)
-        self.plot.addItem(self.path_marks)
-        self.current_text = pg.TextItem(anchor=(-0.08, 1.1))
-        self.current_text.setZValue(12)
-        self.placeholder = pg.TextItem("No landscape yet.\nPress Compute (L),\nor turn on auto.",
-                                       anchor=(0.5, 0.5))
-        for item in (self.path, self.current, self.current_text, self.placeholder):
+        self.placeholder = pg.TextItem(self.EMPTY_HINT, anchor=(0.5, 0.5))
+        for item in (self.path_marks, self.path, self.path_start, self.current, self.placeholder):
             self.plot.addItem(item)
-        self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
         self.colorbar = pg.ColorBarItem(interactive=False, width=18)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        # Legends live in their own layout row under the plots: outside the data, they can never
+        # cover the path, the star or a curve (issue 8 #4).
+        # One legend for both plots, spanning both columns: a row per plot, so its width is the
+        # widest entries (two legends side by side forced the map's column wider than its share
+        # and pushed the cross-sections off the right edge at 1600 px).
+        self.map_legend = pg.LegendItem(colCount=3)
+        self.view.addItem(self.map_legend, row=1, col=0, colspan=2)
+        self.section_legend = self.map_legend
         # Cross-sections through the current point: the basin's width along each direction.
         self.section = self.view.addPlot(row=0, col=1)
         self.section.setLabel("bottom", "α or β")
-        self.section.setLabel("left", "log₁₀ loss")
         self.section.showGrid(x=True, y=True)
-        self.section.addLegend(offset=(10, 10))
-        self.section_a = self.section.plot(name="along direction 1 (β = 0)", antialias=True)
-        self.section_b = self.section.plot(name="along direction 2 (α = 0)", antialias=True)
-        self.section.setRange(xRange=(-1, 1), yRange=(0, 1))
+        self.section_a = self.section.plot(antialias=True)
+        self.section_b = self.section.plot(antialias=True)
+        self.section_now = pg.ScatterPlotItem(symbol="star", pxMode=True)
+        self.section.addItem(self.section_now)
+        self.section_hint = pg.TextItem("cross-sections through ★", anchor=(0.5, 0.5))
+        self.section.addItem(self.section_hint)
         self.view.ci.layout.setHorizontalSpacing(24)
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
@@ -219,7 +280,10 @@ class LossSurfacePanel(Panel):
         root = QVBoxLayout(self)
         root.addLayout(controls)
         root.addLayout(status_row)
+        root.addWidget(self.objective_label)
+        root.addWidget(self.path_label)
         root.addWidget(self.view, 1)
+        self._show_empty(True)
         self.apply_theme(self.theme)
 
     # ---------------------------------------------------------------------------- Panel contract
@@ -247,25 +311,23 @@ class LossSurfacePanel(Panel):
                                           + f" · {behind} steps old")
 
     def on_landscape(self, result: LandscapeResult) -> None:
-        """Draw each finished grid as soon as it arrives: the coarse preview, then the full one.
+        """Take one message of a request: a partial grid, the finished preview, or the full grid.
 
-        The engine also sends partial grids (done < total, unfinished points NaN) while a grid
-        fills; they only move the progress bar, since their NaNs are not diverged losses. The
-        request ends with the finished full grid.
+        Partial grids (done < total, unfinished points NaN) only move the progress bar. The
+        preview is drawn only while no full grid is on screen: in auto mode a new preview every
+        few steps would otherwise replace the last full grid, then be replaced by the next full
+        one (the flicker of issue 8 #16). The full grid always replaces what is shown. The bar and
+        its text come from one pair of numbers (`_show_progress`), over preview and full grid.
         """
         total, done = int(result.total), int(result.done)
         finished = total <= 0 or done >= total
-        self.progress.setValue(1000 if total <= 0 else round(1000 * min(max(done / total, 0), 1)))
+        self._update_progress(result, done, total, finished)
         if not finished:
-            b, a = np.shape(result.loss)
-            kind = "preview" if result.coarse else "full"
-            self.status_label.setText(f"computing {kind} {a}×{b}: {done}/{total} points")
             return
-        if (result.coarse and self.result is not None and not self.result.coarse
-                and self.result.step >= result.step and not self.pending):
-            return  # a late preview of a grid already shown in full
         if not result.coarse:
             self.pending = False
+        elif self.result is not None and not self.result.coarse:
+            return  # keep the full grid on screen until the next full one is complete
         self.result = result
         self._draw_result()
         self.status_label.setText(self._result_text(result))
@@ -276,20 +338,20 @@ class LossSurfacePanel(Panel):
         self.result = None
         self.pending = False
         self._last_request_step = None
+        self._expected_total = self._preview_total = 0
         self.image.clear()
         for iso in self.contours:
             iso.setData(None)
         for item in (self.path, self.section_a, self.section_b):
             item.setData([], [])
-        self.current.setData([], [])
-        self.path_marks.setData([], [])
-        self.current_text.setText("")
-        self.placeholder.setVisible(True)
-        self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
-        self.section.setRange(xRange=(-1, 1), yRange=(0, 1))
-        self.progress.setValue(0)
+        for item in (self.current, self.path_marks, self.path_start, self.section_now):
+            item.setData([], [])
+        self._show_empty(True)
+        self._show_progress(0, 1, "idle")
         self.status_label.setText("no landscape yet: press Compute (L)")
-        self.note_label.setText("")
+        for label in (self.note_label, self.objective_label, self.path_label):
+            label.setText("")
+        self.map_legend.clear()
 
     def apply_theme(self, theme: Theme) -> None:
         """Restyle backgrounds, axes, fonts, pens and the colour map, then redraw."""
@@ -313,25 +375,29 @@ class LossSurfacePanel(Panel):
         line.setAlpha(150)
         for iso in self.contours:
             iso.setPen(pg.mkPen(line, width=max(1.0, theme.line_width / 2)))
-        shadow = pg.mkPen(theme.background, width=theme.line_width + 3)
-        self.path.setPen(pg.mkPen(theme.accent, width=theme.line_width))
-        self.path.setShadowPen(shadow)
+        # The path: an accent line a little wider than the curves, on a wide halo in the
+        # background colour, so it reads on every colour of the map.
+        self.path.setPen(pg.mkPen(theme.accent, width=theme.line_width + 1))
+        self.path.setShadowPen(pg.mkPen(theme.background, width=theme.line_width + 5))
         self.path_marks.setBrush(pg.mkBrush(theme.accent))
         self.path_marks.setPen(pg.mkPen(theme.background, width=1))
         self.path_marks.setSize(theme.font_pt * 0.8)
-        self.current.setBrush(pg.mkBrush(theme.accent))
-        self.current.setPen(pg.mkPen(theme.background, width=2))
+        self.path_start.setBrush(pg.mkBrush(theme.background))
+        self.path_start.setPen(pg.mkPen(theme.accent, width=max(2.0, theme.line_width)))
+        self.path_start.setSize(theme.font_pt * 1.4)
+        for star in (self.current, self.section_now):
+            star.setBrush(pg.mkBrush(theme.accent))
+            star.setPen(pg.mkPen(theme.background, width=2))
         self.current.setSize(3 * theme.font_pt)
-        self.current_text.setColor(theme.foreground)  # on a half-opaque plate: readable on any colour
-        self.current_text.fill = pg.mkBrush(pg.mkColor(theme.background).red(),
-                                            pg.mkColor(theme.background).green(),
-                                            pg.mkColor(theme.background).blue(), 200)
-        self.current_text.setFont(QFont(self.font().family(), theme.font_pt, QFont.Weight.Bold))
-        self.placeholder.setColor(theme.foreground)
-        self.placeholder.setFont(QFont(self.font().family(), theme.title_pt))
+        self.section_now.setSize(2 * theme.font_pt)
+        for hint, pt in ((self.placeholder, theme.title_pt), (self.section_hint, theme.font_pt)):
+            hint.setColor(theme.foreground)
+            hint.setFont(QFont(self.font().family(), pt))
         self.section_a.setPen(pg.mkPen(theme.train, width=theme.line_width))
         self.section_b.setPen(pg.mkPen(theme.val, width=theme.line_width))
-        _style_legend(self.section.legend, theme)
+        _style_legend(self.map_legend, theme)
+        self.map_legend.setBrush(None)  # outside the plots: nothing to stand out from
+        self.map_legend.setPen(None)
         self.section.showGrid(x=True, y=True, alpha=theme.grid_alpha)
         self._dirty = True
         self.redraw()
@@ -344,15 +410,88 @@ class LossSurfacePanel(Panel):
         self.pending = True
         self._pending_since = time.monotonic()
         self._last_request_step = self.snapshot.step if self.snapshot is not None else None
-        self.progress.setValue(0)
-        self.status_label.setText(f"computing {args['resolution']}×{args['resolution']} "
-                                  f"slice, span ±{args['span']:g}…")
+        self._expected_total = args["resolution"] ** 2
+        self._preview_total = 0
+        self._show_progress(0, self._expected_total,
+                            f"computing {args['resolution']}×{args['resolution']}, "
+                            f"span ±{args['span']:g}")
         self.request.emit("landscape", args)
 
+    def show_help(self) -> None:
+        """Open (or raise) a short explanation of the slice: directions, axes, objective, path."""
+        if self.help_dialog is None:
+            dialog = QDialog(self)
+            dialog.setWindowTitle("What is this slice?")
+            text = QLabel(HELP_HTML)
+            text.setWordWrap(True)
+            text.setTextFormat(Qt.TextFormat.RichText)
+            close = QPushButton("Close")
+            close.clicked.connect(dialog.close)
+            layout = QVBoxLayout(dialog)
+            layout.addWidget(text)
+            layout.addWidget(close, 0, Qt.AlignmentFlag.AlignRight)
+            dialog.resize(640, 560)
+            self.help_dialog = dialog
+        self.help_dialog.show()
+        self.help_dialog.raise_()
+
+    def cleanup(self) -> None:
+        if self.help_dialog is not None:
+            self.help_dialog.close()
+
     # ------------------------------------------------------------------------------- internals
+    def _show_progress(self, done: int, total: int, text: str) -> None:
+        """The one place the bar is set: its value, range and text come from the same numbers."""
+        total = max(1, int(total))
+        self.progress.setRange(0, total)
+        self.progress.setValue(min(max(int(done), 0), total))
+        self.progress.setFormat(text.replace("%", "%%"))
+
+    def _update_progress(self, result: LandscapeResult, done: int, total: int,
+                         finished: bool) -> None:
+        """Progress over the whole request: preview points, then full-grid points."""
+        b, a = np.shape(result.loss)
+        if result.coarse:
+            full = self._expected_total or total
+            if finished:
+                self._preview_total = total
+            self._show_progress(done, total + full, f"preview {a}×{b} · {done}/{total + full} "
+                                "points · %p%")
+            return
+        before = self._preview_total
+        if finished:
+            self._show_progress(1, 1, f"done · {result.elapsed:.2f} s")
+            self._preview_total = 0
+            self._expected_total = 0
+            return
+        self._show_progress(before + done, before + total,
+                            f"full {a}×{b} · {before + done}/{before + total} points · %p%")
+
     def _on_log_toggled(self, _checked: bool) -> None:
         self._dirty = True
         self.redraw()
+
+    def _show_empty(self, empty: bool) -> None:
+        """Before the first result: a hint instead of axes with a meaningless range."""
+        self.placeholder.setVisible(empty)
+        self.section_hint.setVisible(empty)
+        self.colorbar.setVisible(not empty)
+        self.map_legend.setVisible(not empty)
+        for plot in (self.plot, self.section):
+            for name in ("left", "bottom"):
+                plot.showAxis(name, not empty)
+            plot.showGrid(x=not empty, y=not empty, alpha=self.theme.grid_alpha)
+        if empty:
+            self.placeholder.setPos(0.0, 0.0)
+            self.section_hint.setPos(0.0, 0.0)
+            self.plot.setTitle(None)
+            self.section.setTitle(None)
+            self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+            self.section.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+
+    def _shows_objective(self, result: LandscapeResult) -> bool:
+        return (self.objective_check.isChecked() and result.penalty is not None
+                and np.shape(result.penalty) == np.shape(result.loss))
 
     @staticmethod
     def _result_text(result: LandscapeResult) -> str:
@@ -368,16 +507,25 @@ class LossSurfacePanel(Panel):
             return
         theme = self.theme
         log = self.log_check.isChecked()
-        values, bad = display_values(result.loss, log)
-        label = "log₁₀ loss" if log else "loss"
+        objective = self._shows_objective(result)
+        self.objective_check.setEnabled(result.penalty is not None)
+        self.objective_check.setToolTip(self.objective_check.toolTip().split("\n\n")[0] + (
+            "" if result.penalty is not None else "\n\n" + (result.objective_note or
+                                                          "nothing is decayed")))
+        raw = np.asarray(result.loss, dtype=np.float64)
+        if objective:
+            raw = raw + np.asarray(result.penalty, dtype=np.float64)
+        values, bad = display_values(raw, log)
+        what = f"L + {result.objective}" if objective else "data loss L"
+        label = f"log₁₀ ({what})" if log else what
         if values.ndim != 2 or values.size == 0:
             self.image.clear()
             return
+        self._show_empty(False)
         lo, hi = float(values.min()), float(values.max())
         if hi <= lo:
             hi = lo + 1e-9
         self.image.setImage(values, autoLevels=False, levels=(lo, hi))
-        self.placeholder.setVisible(False)
         alphas = np.asarray(result.alphas, dtype=np.float64)
         betas = np.asarray(result.betas, dtype=np.float64)
         rect = _pixel_rect(alphas, betas)
@@ -396,31 +544,69 @@ class LossSurfacePanel(Panel):
         self.plot.setRange(rect=rect, padding=0)
         # The path, ending at the current weights (the slice's centre by construction).
         path = np.asarray(result.path, dtype=np.float64).reshape(-1, 2)
-        path = path[np.isfinite(path).all(axis=1)]
+        finite = np.isfinite(path).all(axis=1)
+        path = path[finite]
+        steps = np.asarray(result.path_steps).reshape(-1)
+        steps = steps[finite] if len(steps) == len(finite) else steps[:0]
         # The line keeps every point; markers only on ~24 of them, so the direction of travel stays
         # readable when hundreds of points crowd together.
         self.path.setData(path[:, 0], path[:, 1])
         every = max(1, len(path) // 24)
         marks = path[::-every][::-1]  # counted back from the newest point
         self.path_marks.setData(marks[:, 0], marks[:, 1])
+        self.path_start.setData(path[:1, 0], path[:1, 1])
         self.current.setData([0.0], [0.0])
-        self.current_text.setText(f"now · loss {result.center_loss:.3g}")
-        self.current_text.setPos(0.0, 0.0)
-        # Put the label beyond the star along the path's last step, so it never covers the path.
-        last = path[-1] - path[-2] if len(path) >= 2 else np.array([1.0, 1.0])
-        self.current_text.setAnchor((-0.08 if last[0] >= 0 else 1.08,
-                                     1.1 if last[1] >= 0 else -0.1))
+        center = float(result.center_loss)
+        now_text = f"now, step {result.step}: L {center:.3g}"
+        if objective:
+            now_text += f", L + decay {center + float(result.center_penalty):.3g}"
+        self.map_legend.clear()
+        self.map_legend.addItem(self.current, now_text)
+        span = (f"steps {int(steps[0])}–{int(steps[-1])}" if len(steps) else f"{len(path)} points")
+        self.map_legend.addItem(self.path, f"path, {span}, projected")
+        self.map_legend.addItem(self.path_start, "path start")
+        self.map_legend.addItem(self.section_a, "right: along d₁ (β = 0)")
+        self.map_legend.addItem(self.section_b, "right: along d₂ (α = 0)")
+        _style_legend(self.map_legend, theme)
+        self.map_legend.setBrush(None)
+        self.map_legend.setPen(None)
         inside = ((path[:, 0] >= rect.left()) & (path[:, 0] <= rect.right())
                   & (path[:, 1] >= rect.top()) & (path[:, 1] <= rect.bottom()))
         outside = int((~inside).sum())
-        kind = str(getattr(result, "directions", "") or "").split(" ")[0]
-        _set_title(self.plot, f"L(θ + α·d₁ + β·d₂) at step {result.step}"
-                   + (f" · {kind} directions" if kind else ""), theme)
+        title_dirs, x_label, y_label = direction_words(result.directions)
+        label_style = {"color": theme.foreground, "font-size": f"{theme.font_pt}pt"}
+        explained = tuple(result.pca_explained or ())
+        if len(explained) == 2 and title_dirs.startswith("PCA"):
+            x_label = x_label.replace("PC1 of the path", f"PC1 ({100 * explained[0]:.0f} % of path)")
+            y_label = y_label.replace("PC2", f"PC2 ({100 * explained[1]:.0f} %)")
+        self.plot.setLabel("bottom", x_label, **label_style)
+        self.plot.setLabel("left", y_label, **label_style)
+        # Two lines: one long line set the map column's minimum width (a title's label is as wide
+        # as its text) and pushed the cross-sections off the right edge.
+        small = max(theme.title_pt - 2, 7)
+        _set_title(self.plot, f"{what} on θ + α·d₁ + β·d₂<br><span style='font-size:{small}pt'>"
+                   f"{title_dirs}</span>", theme)
+        if objective:
+            self.objective_label.setText(f"Colour: data loss + {result.objective}. "
+                                         f"{result.objective_note}.")
+        elif result.penalty is not None:
+            self.objective_label.setText(f"Colour: data loss only (the optimizer minimizes data loss "
+                                         f"+ {result.objective}: tick “+ decay term”).")
+        else:
+            self.objective_label.setText("Colour: data loss"
+                                         + (f" ({result.objective_note})." if result.objective_note
+                                            else "."))
+        self.path_label.setText(self._path_text(result))
         notes = []
         if bad:
             notes.append(f"{bad} non-finite losses (diverged) shown as the worst finite one")
         if outside:
             notes.append(f"{outside} of {len(path)} path points lie off the slice: raise the span")
+        reach = float(np.abs(path).max()) if len(path) else 0.0
+        window = min(rect.width(), rect.height()) / 2
+        if len(path) >= 2 and 0 < reach < 0.1 * window:
+            notes.append(f"the path spans only ±{reach:.2g} of the ±{window:.2g} window: lower the "
+                         "span or zoom in (mouse wheel) to see it")
         self.note_label.setText(" · ".join(notes))
         # Cross-sections through the point of the grid nearest (0, 0).
         row = int(np.argmin(np.abs(betas))) if betas.size else 0
@@ -428,7 +614,25 @@ class LossSurfacePanel(Panel):
         if alphas.size == values.shape[1] and betas.size == values.shape[0]:
             self.section_a.setData(alphas, values[row, :])
             self.section_b.setData(betas, values[:, col])
+            self.section_now.setData([0.0], [float(values[row, col])])
             self.section.enableAutoRange()
-        self.section.setLabel("left", label, color=theme.foreground,
-                              **{"font-size": f"{theme.font_pt}pt"})
-        _set_title(self.section, "Slices through now", theme)
+        self.section.setLabel("left", label, **label_style)
+        _set_title(self.section, "Cross-sections through ★", theme)
+
+    @staticmethod
+    def _path_text(result: LandscapeResult) -> str:
+        """How far the path lies off the plotted plane (Li et al. 2018: a projection of ℝⁿ)."""
+        residual = np.asarray(result.path_residual, dtype=np.float64).reshape(-1)
+        residual = residual[np.isfinite(residual)]
+        if residual.size == 0:
+            return ""
+        captured = float(result.path_captured)
+        text = (f"The path lies off this plane: distance from it up to {residual.max():.2g} "
+                f"(median {np.median(residual):.2g}) in α units")
+        if np.isfinite(captured):
+            text += f"; the plane holds {100 * captured:.0f} % of the path's squared distance from ★"
+        explained = tuple(result.pca_explained or ())
+        if len(explained) == 2:
+            text += (f" (PC1 + PC2 explain {100 * sum(explained):.0f} % of it before filter "
+                     "normalization)")
+        return text + "."
