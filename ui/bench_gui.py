@@ -248,14 +248,33 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
     return rows
 
 
+def _slope_mb_per_min(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope (MB/min) of (minute, MB) points; NaN for fewer than two."""
+    if len(points) < 2:
+        return float("nan")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+
+
 def soak(minutes: float, device: str) -> int:
-    """Run the live app for `minutes`, printing RSS (GUI + engine) and frame rate every 30 s
-    (more often on short runs), visiting every panel in turn."""
+    """Run the live app for `minutes`, printing RSS per process (GUI, engine) and frame rate every
+    30 s (more often on short runs), visiting every panel in turn; at the end the growth since the
+    first report and the slope after warm-up (the first two minutes, or the first third of a
+    shorter run: caches, pyqtgraph's item pools and torch's allocator fill up there).
+
+    With REGSIM_SOAK_DIAG=1 the GUI process also traces its Python allocations (tracemalloc) and
+    counts live objects by type, and prints what grew between the end of warm-up and the end."""
+    import gc
+    import tracemalloc
+
     import psutil
     from PySide6.QtCore import QSettings
 
     from ui.main_window import MainWindow
 
+    diag = os.environ.get("REGSIM_SOAK_DIAG") == "1"
     app = _app()
     settings = QSettings(str(Path(os.environ.get("TMPDIR", "/tmp")) / "regsim-soak.ini"),
                          QSettings.Format.IniFormat)
@@ -269,31 +288,67 @@ def soak(minutes: float, device: str) -> int:
     frames = [0]
     w.panels_redrawn.connect(lambda: frames.__setitem__(0, frames[0] + 1))
     me = psutil.Process()
+    engine = psutil.Process(w.client._worker.pid)
 
-    def rss_mb() -> float:
-        procs = [me, *me.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+    def rss(proc: psutil.Process) -> float:
+        try:
+            return proc.memory_info().rss / 2**20
+        except psutil.Error:
+            return float("nan")
 
-    print(f"{'minute':>7s} {'step':>10s} {'RSS MB':>9s} {'fps':>6s} {'tab':>10s}", flush=True)
+    def type_counts() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for o in gc.get_objects():
+            name = type(o).__qualname__
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    print(f"{'minute':>7s} {'step':>10s} {'GUI MB':>8s} {'engine MB':>10s} {'total MB':>9s} {'fps':>6s} "
+          f"{'tab':>10s}", flush=True)
     start = time.monotonic()
-    first_rss = None
-    interval = min(30.0, minutes * 60 / 4)  # at least four reports
+    warmup = min(2.0, minutes / 3)
+    points: dict[str, list[tuple[float, float]]] = {"gui": [], "engine": [], "total": []}
+    interval = min(30.0, minutes * 60 / 6)  # at least six reports
     next_report = start + interval
     tab = 0
+    trace_start = counts_start = None
     while time.monotonic() - start < minutes * 60:
         run_event_loop(max(0.0, next_report - time.monotonic()))
         now = time.monotonic()
         if now >= next_report:
-            rss = rss_mb()
-            first_rss = first_rss or rss
-            print(f"{(now - start) / 60:7.1f} {w.latest.step:10d} {rss:9.1f} {frames[0] / interval:6.1f} "
-                  f"{w.current_panel().key:>10s}", flush=True)
+            minute = (now - start) / 60
+            gui, eng = rss(me), rss(engine)
+            for key, value in (("gui", gui), ("engine", eng), ("total", gui + eng)):
+                points[key].append((minute, value))
+            print(f"{minute:7.1f} {w.latest.step:10d} {gui:8.1f} {eng:10.1f} {gui + eng:9.1f} "
+                  f"{frames[0] / interval:6.1f} {w.current_panel().key:>10s}", flush=True)
+            if diag and trace_start is None and minute >= warmup:
+                tracemalloc.start(8)
+                trace_start, counts_start = tracemalloc.take_snapshot(), type_counts()
             frames[0] = 0
             next_report = now + interval
             tab = (tab + 1) % w.tabs.count()  # visit every panel over the run
             w.tabs.setCurrentIndex(tab)
-    rss = rss_mb()
-    print(f"RSS growth: {rss - (first_rss or rss):+.1f} MB (target < 50 MB)")
+    for key in ("gui", "engine", "total"):
+        series = points[key]
+        after = [p for p in series if p[0] >= warmup]
+        growth = series[-1][1] - series[0][1] if series else float("nan")
+        print(f"{key:>6s} RSS growth: {growth:+.1f} MB; slope after {warmup:.1f} min warm-up: "
+              f"{_slope_mb_per_min(after):+.2f} MB/min")
+    total = points["total"]
+    growth = total[-1][1] - total[0][1] if total else float("nan")
+    print(f"RSS growth: {growth:+.1f} MB (target < 50 MB)")
+    if diag and trace_start is not None:
+        stats = tracemalloc.take_snapshot().compare_to(trace_start, "traceback")
+        print("GUI: Python allocations grown since warm-up (top 12):")
+        for stat in stats[:12]:
+            print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} objects")
+            for line in stat.traceback.format()[-6:]:
+                print("     " + line)
+        counts = type_counts()
+        grown = sorted(((counts.get(k, 0) - counts_start.get(k, 0), k) for k in counts), reverse=True)
+        print("GUI: live objects by type, grown since warm-up:",
+              ", ".join(f"{k} {d:+d}" for d, k in grown[:15] if d > 0))
     w.close()
     app.processEvents()
     return 0
