@@ -25,6 +25,69 @@ def build_app():
     return app
 
 
+STATE_MS = 500  # how often REGSIM_STATE_FILE is rewritten
+
+
+def write_state(window, path: str) -> None:
+    """Write what a user sees and what the engine does to `path` (JSON, replaced atomically), for
+    scripts that drive the real window from outside (tests/test_real_window.py): the Run/Pause
+    button's text next to the engine's own status (issue 8: they disagreed), the step, the banner,
+    the window's frame on screen, and where the controls a script clicks or drags are, in screen
+    pixels. Set REGSIM_STATE_FILE to enable; it costs ~0.2 ms per write."""
+    import json
+
+    def rect(widget) -> list[int] | None:
+        if widget is None or not widget.isVisible():
+            return None
+        top_left = widget.mapToGlobal(widget.rect().topLeft())
+        return [top_left.x(), top_left.y(), widget.width(), widget.height()]
+
+    def handle(widget) -> list[int] | None:
+        """The slider handle of `widget` (a QSlider or a widget holding one), where a drag starts."""
+        from PySide6.QtWidgets import QSlider, QStyle, QStyleOptionSlider
+
+        slider = widget if isinstance(widget, QSlider) else widget.findChild(QSlider)
+        if slider is None or not slider.isVisible():
+            return None
+        opt = QStyleOptionSlider()
+        slider.initStyleOption(opt)
+        r = slider.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                          QStyle.SubControl.SC_SliderHandle, slider)
+        top_left = slider.mapToGlobal(r.topLeft())
+        groove = slider.mapToGlobal(slider.rect().topLeft())
+        return [top_left.x(), top_left.y(), r.width(), r.height(), groove.x(), slider.width()]
+
+    snap = window.latest
+    controls = window.controls
+    frame = window.frameGeometry()
+    state = {
+        "pid": os.getpid(),
+        "button": controls.run_btn.text(),
+        "ui_running": bool(window.running),
+        "engine_status": snap.status if snap is not None else None,
+        "step": snap.step if snap is not None else 0,
+        "lr": snap.hparams.lr if snap is not None else None,
+        "dropout": snap.hparams.dropout if snap is not None else None,
+        "banner_visible": window.banner.isVisible(),
+        "banner_text": window.banner.label.text() if window.banner.isVisible() else "",
+        "banner_action": window.banner.action.text() if window.banner.isVisible() else "",
+        "frame": [frame.x(), frame.y(), frame.width(), frame.height()],
+        "widgets": {"run": rect(controls.run_btn), "dropout": rect(controls.dropout),
+                    "lr": rect(controls.lr.slider), "banner_action": rect(window.banner.action)},
+        # [x, y, w, h, slider_x, slider_width]: press on the handle, move along the slider
+        "handles": {"dropout": handle(controls.dropout), "lr": handle(controls.lr.slider),
+                    "weight_decay": handle(controls.weight_decay.slider)},
+        "status_bar": window.statusBar().currentMessage(),
+    }
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 XCB_DESTROY_NOTIFY = 17  # X11 event code (xproto.h); the top bit of response_type marks SendEvent
 
 
@@ -115,6 +178,11 @@ def run_app(argv: list[str]) -> int:
         print(f"regsim: panels drawn after {time.perf_counter() - t0:.2f} s", flush=True)
 
     watcher = watch_for_window_loss(app, window)  # noqa: F841  (kept alive until exit)
+    state_file = os.environ.get("REGSIM_STATE_FILE")
+    if state_file:
+        state_timer = QTimer(window)
+        state_timer.timeout.connect(lambda: write_state(window, state_file))
+        state_timer.start(STATE_MS)
     QTimer.singleShot(0, build_panels)
     QTimer.singleShot(0, window.start_engine)
     # SIGTERM / Ctrl+C close the window properly (engine stopped, settings saved). Python only sees
