@@ -58,6 +58,41 @@ def measure_startup() -> tuple[float, float, float]:
     return visible, panels, first
 
 
+def measure_close(busy: bool, settle: float = 2.0) -> float:
+    """Seconds from a close request to the process having exited (engine included), the app
+    training. The request is SIGTERM, which ui.app turns into window.close() — the same path as a
+    window manager's close (tests/test_real_window.py times that one on a real X server). With
+    `busy`, a spinning process keeps one core busy throughout, as another program would."""
+    import signal
+
+    import psutil
+
+    spinner = (subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1",
+               XDG_CONFIG_HOME=str(Path(os.environ.get("TMPDIR", "/tmp")) / "regsim-bench-close"))
+    proc = subprocess.Popen([sys.executable, "main.py", "--device", "cpu", "--run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if "first step" in line:
+                break
+        time.sleep(settle)  # training, every panel built
+        children = psutil.Process(proc.pid).children(recursive=True)
+        t0 = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        elapsed = time.perf_counter() - t0
+        _, alive = psutil.wait_procs(children, timeout=3)
+        return float("inf") if alive else elapsed
+    except subprocess.TimeoutExpired:
+        return float("inf")
+    finally:
+        for p in (proc, spinner):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(5)
+
+
 def run_event_loop(seconds: float, until=None) -> None:
     """Run Qt's event loop for `seconds` (or until `until()` is true, checked every 50 ms), the
     way app.exec() runs it: blocking on events, not polling, so the GUI's CPU use is the app's."""
@@ -204,6 +239,10 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
         {"name": "first training step after launch", "value": first, "unit": "s", "target": "≤ 4",
          "ok": first <= 4.0},
     ]
+    for busy in (False, True):
+        closed = measure_close(busy)
+        rows.append({"name": f"close request → process exited ({'one core busy' if busy else 'idle'})",
+                     "value": closed, "unit": "s", "target": "≤ 2", "ok": closed <= 2.0})
     default_threads = set_threads(0)  # just reads the count
     live = measure_live(2.0 if quick else 4.0, 1.5 if quick else 3.0, device)
     spread = f"{min(live['ratios']):.2f}–{max(live['ratios']):.2f}"
