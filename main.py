@@ -4,6 +4,7 @@
     python main.py train --preset NAME [--set key=value ...] [--steps N] [--device D] [--json PATH]
     python main.py presets              list presets
     python main.py bench [--quick] [--json PATH] [--soak MINUTES]
+    python main.py bench --gui-check    the real-window lecture check (needs Xvfb, openbox, xdotool)
     python main.py export --preset NAME --out DIR [...]   figures without a display
 """
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_export(argv[1:])
     if command == "bench":
+        if "--gui-check" in argv:
+            return _gui_check()
         from regsim.bench import run_bench
 
         try:
@@ -39,6 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     from regsim.cli import run_cli
 
     return run_cli(argv)
+
+
+def _gui_check() -> int:
+    """Run tests/test_real_window.py's checks outside pytest (it lives with the tests: it drives the
+    app from outside, as they do)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "tests" / "test_real_window.py"
+    spec = importlib.util.spec_from_file_location("regsim_gui_check", path)
+    if spec is None or spec.loader is None or not path.exists():
+        print(f"regsim: error: {path} is missing", file=sys.stderr)
+        return 2
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.run_gui_check()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import time
 import traceback
 from typing import Any
@@ -54,6 +55,28 @@ def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = 
         out.put(("error", traceback.format_exc()))
     finally:
         out.put(("stopped", None))
+    if parent_pid:
+        _exit_child(out)
+
+
+def _exit_child(out: Any) -> None:
+    """End the engine's process now that "stopped" is on its way, skipping the interpreter's
+    teardown. A normal exit finalizes torch and every module (measured: ~0.5–1.5 s of a 2-core
+    machine's time, with a core busy, all of it after the window has asked us to stop); the engine
+    owns no files, so nothing is lost. The output queue is flushed first (its feeder thread writes
+    what was put), so the window still reads "stopped"; if nobody reads any more, that flush is
+    bounded by the window's own stop timeout, after which it kills us."""
+    for flush in ("close", "join_thread"):
+        try:
+            getattr(out, flush, lambda: None)()
+        except (OSError, ValueError, AssertionError):
+            pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(0)
 
 
 class _Loop:

@@ -328,3 +328,99 @@ def test_engine_exits_when_the_app_is_killed(tmp_path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# ----------------------------------------------------------------------------- lifecycle (issue 8)
+
+
+@pytest.mark.slow
+def test_close_kills_an_engine_that_does_not_answer(qtbot, settings) -> None:
+    """A hung engine (here: stopped with SIGSTOP, so it can neither read "stop" nor die of SIGTERM)
+    must not hold the window's close: close() gives up waiting and kills it."""
+    import signal
+
+    w = make_window(qtbot, settings, mode="process")
+    child = psutil.Process(w.client._worker.pid)
+    os.kill(child.pid, signal.SIGSTOP)
+    try:
+        w.close()
+        gone, alive = psutil.wait_procs([child], timeout=5)
+        assert not alive, "close() left a hung engine running"
+        assert not _engine_children()
+    finally:
+        if child.is_running():
+            child.kill()
+
+
+@pytest.mark.slow
+def test_engine_process_exits_by_itself_on_stop(qtbot, settings) -> None:
+    """A healthy engine ends on "stop" with exit code 0 (it exits without the interpreter's
+    teardown, but after flushing "stopped"), so close() never needs to terminate it."""
+    w = make_window(qtbot, settings, mode="process")
+    w.toggle_run()
+    wait_step_beyond(qtbot, w, 5, timeout=60_000)
+    worker = w.client._worker
+    stopped = []
+    w.client.stopped.connect(lambda: stopped.append(True))
+    w.client.send("stop")
+    qtbot.waitUntil(lambda: not worker.is_alive(), timeout=10_000)
+    assert worker.exitcode == 0  # not -15 / -9: it was not terminated
+    qtbot.waitUntil(lambda: bool(stopped), timeout=5_000)
+    w.close()
+
+
+def test_close_hides_first_and_saves_settings_once(qtbot, settings) -> None:
+    """The window is off screen before the engine is stopped, and the settings written on close
+    are the shown window's (a hidden window's geometry is not saved over them)."""
+    w = make_window(qtbot, settings)
+    seen = []
+    original = w.client.close
+
+    def close_spy(*a, **k):
+        seen.append(w.isVisible())
+        return original(*a, **k)
+
+    w.client.close = close_spy
+    w.resize(1234, 800)
+    qtbot.wait(50)
+    w.close()
+    assert seen and seen[0] is False, "the engine was stopped while the window was still shown"
+    assert settings.value("geometry") is not None
+    w.shutdown()  # a second call changes nothing and does not fail
+
+
+def _engine_with_exit_marker(commands, out, hparams, marker) -> None:  # runs in a child process
+    import atexit
+    from pathlib import Path
+
+    from regsim.engine import engine_main
+
+    atexit.register(lambda: Path(marker).write_text("interpreter teardown ran"))
+    engine_main(commands, out, hparams, "cpu", 30.0, 1, os.getppid())
+
+
+@pytest.mark.slow
+def test_engine_process_skips_interpreter_teardown(tmp_path) -> None:
+    """After "stop" the engine's process ends at once (os._exit after flushing its queue): the
+    interpreter's teardown (torch's and every module's finalizers) took most of the close time.
+    An atexit hook in the child shows whether teardown ran; "stopped" must still arrive."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    commands, out = ctx.Queue(), ctx.Queue()
+    marker = tmp_path / "teardown.txt"
+    proc = ctx.Process(target=_engine_with_exit_marker,
+                       args=(commands, out, SMALL.to_dict(), str(marker)), daemon=True)
+    proc.start()
+    try:
+        kinds = [out.get(timeout=120)[0]]
+        commands.put(("stop", None))
+        while kinds[-1] != "stopped":
+            kinds.append(out.get(timeout=30)[0])
+        proc.join(30)
+        assert proc.exitcode == 0
+        assert "ready" in kinds and kinds[-1] == "stopped"
+        assert not marker.exists(), "the engine ran the interpreter's teardown on stop"
+    finally:
+        if proc.is_alive():
+            proc.kill()

@@ -58,6 +58,41 @@ def measure_startup() -> tuple[float, float, float]:
     return visible, panels, first
 
 
+def measure_close(busy: bool, settle: float = 2.0) -> float:
+    """Seconds from a close request to the process having exited (engine included), the app
+    training. The request is SIGTERM, which ui.app turns into window.close() — the same path as a
+    window manager's close (tests/test_real_window.py times that one on a real X server). With
+    `busy`, a spinning process keeps one core busy throughout, as another program would."""
+    import signal
+
+    import psutil
+
+    spinner = (subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1",
+               XDG_CONFIG_HOME=str(Path(os.environ.get("TMPDIR", "/tmp")) / "regsim-bench-close"))
+    proc = subprocess.Popen([sys.executable, "main.py", "--device", "cpu", "--run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if "first step" in line:
+                break
+        time.sleep(settle)  # training, every panel built
+        children = psutil.Process(proc.pid).children(recursive=True)
+        t0 = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        elapsed = time.perf_counter() - t0
+        _, alive = psutil.wait_procs(children, timeout=3)
+        return float("inf") if alive else elapsed
+    except subprocess.TimeoutExpired:
+        return float("inf")
+    finally:
+        for p in (proc, spinner):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(5)
+
+
 def run_event_loop(seconds: float, until=None) -> None:
     """Run Qt's event loop for `seconds` (or until `until()` is true, checked every 50 ms), the
     way app.exec() runs it: blocking on events, not polling, so the GUI's CPU use is the app's."""
@@ -204,6 +239,10 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
         {"name": "first training step after launch", "value": first, "unit": "s", "target": "≤ 4",
          "ok": first <= 4.0},
     ]
+    for busy in (False, True):
+        closed = measure_close(busy)
+        rows.append({"name": f"close request → process exited ({'one core busy' if busy else 'idle'})",
+                     "value": closed, "unit": "s", "target": "≤ 2", "ok": closed <= 2.0})
     default_threads = set_threads(0)  # just reads the count
     live = measure_live(2.0 if quick else 4.0, 1.5 if quick else 3.0, device)
     spread = f"{min(live['ratios']):.2f}–{max(live['ratios']):.2f}"
@@ -248,14 +287,33 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
     return rows
 
 
+def _slope_mb_per_min(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope (MB/min) of (minute, MB) points; NaN for fewer than two."""
+    if len(points) < 2:
+        return float("nan")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+
+
 def soak(minutes: float, device: str) -> int:
-    """Run the live app for `minutes`, printing RSS (GUI + engine) and frame rate every 30 s
-    (more often on short runs), visiting every panel in turn."""
+    """Run the live app for `minutes`, printing RSS per process (GUI, engine) and frame rate every
+    30 s (more often on short runs), visiting every panel in turn; at the end the growth since the
+    first report and the slope after warm-up (the first two minutes, or the first third of a
+    shorter run: caches, pyqtgraph's item pools and torch's allocator fill up there).
+
+    With REGSIM_SOAK_DIAG=1 the GUI process also traces its Python allocations (tracemalloc) and
+    counts live objects by type, and prints what grew between the end of warm-up and the end."""
+    import gc
+    import tracemalloc
+
     import psutil
     from PySide6.QtCore import QSettings
 
     from ui.main_window import MainWindow
 
+    diag = os.environ.get("REGSIM_SOAK_DIAG") == "1"
     app = _app()
     settings = QSettings(str(Path(os.environ.get("TMPDIR", "/tmp")) / "regsim-soak.ini"),
                          QSettings.Format.IniFormat)
@@ -269,31 +327,67 @@ def soak(minutes: float, device: str) -> int:
     frames = [0]
     w.panels_redrawn.connect(lambda: frames.__setitem__(0, frames[0] + 1))
     me = psutil.Process()
+    engine = psutil.Process(w.client._worker.pid)
 
-    def rss_mb() -> float:
-        procs = [me, *me.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+    def rss(proc: psutil.Process) -> float:
+        try:
+            return proc.memory_info().rss / 2**20
+        except psutil.Error:
+            return float("nan")
 
-    print(f"{'minute':>7s} {'step':>10s} {'RSS MB':>9s} {'fps':>6s} {'tab':>10s}", flush=True)
+    def type_counts() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for o in gc.get_objects():
+            name = type(o).__qualname__
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    print(f"{'minute':>7s} {'step':>10s} {'GUI MB':>8s} {'engine MB':>10s} {'total MB':>9s} {'fps':>6s} "
+          f"{'tab':>10s}", flush=True)
     start = time.monotonic()
-    first_rss = None
-    interval = min(30.0, minutes * 60 / 4)  # at least four reports
+    warmup = min(2.0, minutes / 3)
+    points: dict[str, list[tuple[float, float]]] = {"gui": [], "engine": [], "total": []}
+    interval = min(30.0, minutes * 60 / 6)  # at least six reports
     next_report = start + interval
     tab = 0
+    trace_start = counts_start = None
     while time.monotonic() - start < minutes * 60:
         run_event_loop(max(0.0, next_report - time.monotonic()))
         now = time.monotonic()
         if now >= next_report:
-            rss = rss_mb()
-            first_rss = first_rss or rss
-            print(f"{(now - start) / 60:7.1f} {w.latest.step:10d} {rss:9.1f} {frames[0] / interval:6.1f} "
-                  f"{w.current_panel().key:>10s}", flush=True)
+            minute = (now - start) / 60
+            gui, eng = rss(me), rss(engine)
+            for key, value in (("gui", gui), ("engine", eng), ("total", gui + eng)):
+                points[key].append((minute, value))
+            print(f"{minute:7.1f} {w.latest.step:10d} {gui:8.1f} {eng:10.1f} {gui + eng:9.1f} "
+                  f"{frames[0] / interval:6.1f} {w.current_panel().key:>10s}", flush=True)
+            if diag and trace_start is None and minute >= warmup:
+                tracemalloc.start(8)
+                trace_start, counts_start = tracemalloc.take_snapshot(), type_counts()
             frames[0] = 0
             next_report = now + interval
             tab = (tab + 1) % w.tabs.count()  # visit every panel over the run
             w.tabs.setCurrentIndex(tab)
-    rss = rss_mb()
-    print(f"RSS growth: {rss - (first_rss or rss):+.1f} MB (target < 50 MB)")
+    for key in ("gui", "engine", "total"):
+        series = points[key]
+        after = [p for p in series if p[0] >= warmup]
+        growth = series[-1][1] - series[0][1] if series else float("nan")
+        print(f"{key:>6s} RSS growth: {growth:+.1f} MB; slope after {warmup:.1f} min warm-up: "
+              f"{_slope_mb_per_min(after):+.2f} MB/min")
+    total = points["total"]
+    growth = total[-1][1] - total[0][1] if total else float("nan")
+    print(f"RSS growth: {growth:+.1f} MB (target < 50 MB)")
+    if diag and trace_start is not None:
+        stats = tracemalloc.take_snapshot().compare_to(trace_start, "traceback")
+        print("GUI: Python allocations grown since warm-up (top 12):")
+        for stat in stats[:12]:
+            print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} objects")
+            for line in stat.traceback.format()[-6:]:
+                print("     " + line)
+        counts = type_counts()
+        grown = sorted(((counts.get(k, 0) - counts_start.get(k, 0), k) for k in counts), reverse=True)
+        print("GUI: live objects by type, grown since warm-up:",
+              ", ".join(f"{k} {d:+d}" for d, k in grown[:15] if d > 0))
     w.close()
     app.processEvents()
     return 0
