@@ -131,12 +131,12 @@ def test_event_markers_match_events(panel, history):
     shown = [m for m in panel.markers if m.isVisible()]
     assert len(shown) == len(history.events) == 3
     assert [m.value() for m in shown] == [200, 500, 800]
-    assert shown[1].label.toPlainText() == "lr → 500"
+    assert panel.change_markers.shown[1][1] == "lr → 500"
     # Two changes at one step share a line; braces in the text are not format fields.
     feed(panel, history, [make_snapshot(step=1000, events=[(1000, "p {0.5}"), (1000, "λ 0.1")])])
     shown = [m for m in panel.markers if m.isVisible()]
     assert len(shown) == 4
-    assert shown[-1].label.toPlainText() == "p {0.5}; λ 0.1"
+    assert panel.change_markers.shown[-1][1] == "p {0.5}; λ 0.1"
 
 
 def test_event_markers_are_bounded_to_the_latest(panel, history):
@@ -294,3 +294,89 @@ def test_storm_of_redraws(panel, history, qtbot):
             panel.apply_theme(SLIDE)
     np.testing.assert_array_equal(panel.train_curve.yData, history.series("train_loss"))
     assert sum(m.isVisible() for m in panel.markers) <= MAX_MARKERS
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_one_slider_gesture_is_one_rounded_marker(qtbot):
+    """A drag sends λ 0.001 → 0.0012 → … → 0.05 within a second: one marker, first old value to
+    the last new one, 3 significant digits; a change 3 s later (or of another setting) is a new one."""
+    clock = FakeClock()
+    history = History(clock=clock)
+    panel = TrainingPanel(history)
+    qtbot.addWidget(panel)
+    values = [0.001, 0.0012, 0.0031622, 0.012345, 0.05]
+    snaps = []
+    for i, (a, b) in enumerate(zip(values, values[1:], strict=False)):
+        clock.t = 0.1 * i
+        snaps.append(make_snapshot(step=100 + i, events=[(100 + i, f"λ {a:g} → {b:g}")]))
+        feed(panel, history, snaps[-1:])
+    assert history.events == [(100, "λ 0.001 → 0.05")]
+    assert sum(m.isVisible() for m in panel.markers) == 1
+    clock.t = 3.0  # a later gesture of the same setting
+    feed(panel, history, [make_snapshot(step=200, events=[(200, "λ 0.05 → 0.0123456")])])
+    clock.t = 3.1  # another setting in between ends a gesture
+    feed(panel, history, [make_snapshot(step=201, events=[(201, "p 0.5 → 0.3")])])
+    clock.t = 3.2
+    feed(panel, history, [make_snapshot(step=202, events=[(202, "λ 0.0123456 → 0.02")])])
+    assert [e[1] for e in history.events] == ["λ 0.001 → 0.05", "λ 0.05 → 0.0123456",
+                                              "p 0.5 → 0.3", "λ 0.0123456 → 0.02"]
+    assert [t for _, t in panel.change_markers.shown][1] == "λ 0.05 → 0.0123"
+    # A drag that comes back to where it started leaves no marker.
+    clock.t = 5.0
+    feed(panel, history, [make_snapshot(step=300, events=[(300, "lr 0.01 → 0.02")])])
+    clock.t = 5.2
+    feed(panel, history, [make_snapshot(step=301, events=[(301, "lr 0.02 → 0.01")])])
+    assert sum(m.isVisible() for m in panel.markers) == 4
+    panel.cleanup()
+
+
+def test_marker_labels_never_overlap_or_leave_the_plot(panel, history, qtbot):
+    """Changes a few steps apart (labels would collide) and one at the very last step (its label
+    would be clipped at the right edge)."""
+    steps = list(range(0, 1000, 10))
+    names = dict(zip((400, 410, 420, 430, 980), ("λ", "p", "lr", "p_in", "λ"), strict=True))
+    events = {s: [(s, f"{n} {s / 1e4:.4f} → {s / 1e4 + 0.0123:.4f}")] for s, n in names.items()}
+    feed(panel, history, [make_snapshot(step=s, events=events.get(s, [])) for s in steps])
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    panel.change_markers.relayout()
+    rects = panel.change_markers.label_rects()
+    assert len(rects) == 5
+    box = panel.loss_plot.getViewBox().sceneBoundingRect()
+    for i, r in enumerate(rects):
+        assert box.contains(r), (r, box)
+        for other in rects[i + 1:]:
+            assert not r.intersects(other), (r, other)
+    labels = [t for _, t in panel.change_markers.shown]
+    assert labels[0] == "λ 0.04 → 0.0523"  # 3 significant digits
+
+
+def _points_in_scene(plot, curve) -> list:
+    x, y = curve.getData()
+    vb = plot.getViewBox()
+    return [vb.mapViewToScene(QPointF(float(a), float(b))) for a, b in zip(x, y, strict=True)
+            if np.isfinite(a) and np.isfinite(b)]
+
+
+def test_loss_legend_covers_no_data(panel, history, qtbot):
+    """The newest val loss peaks in the top right corner, where the legend used to sit."""
+    snaps = []
+    for s in range(0, 2000, 20):
+        snap = make_snapshot(step=s)
+        snaps.append(dataclasses.replace(snap, val_loss=0.3 + (2.0 if s >= 1900 else 0.0)))
+    feed(panel, history, snaps)
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    legend = panel.loss_legend.mapRectToScene(panel.loss_legend.boundingRect())
+    assert legend.width() > 20 and legend.height() > 5
+    points = _points_in_scene(panel.loss_plot, panel.val_curve) + \
+        _points_in_scene(panel.loss_plot, panel.train_curve)
+    assert points and not any(legend.contains(p) for p in points)
+    assert not legend.intersects(panel.loss_plot.getViewBox().sceneBoundingRect())

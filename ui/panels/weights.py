@@ -20,6 +20,7 @@ from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import (
     FastFillBetween,
+    LegendRow,
     color,
     fill_background,
     style_legend,
@@ -84,7 +85,7 @@ class WeightsPanel(Panel):
         # Live histograms, all layers overlaid; the legend names them.
         self.hist_widget = pg.PlotWidget()
         self.hist_plot = self.hist_widget.getPlotItem()
-        self.hist_legend = self.hist_plot.addLegend(offset=(-10, 10))
+        self.hist_legend = LegendRow(self.hist_plot, columns=5)  # above the plot: covers no data
         self.hist_items: list[pg.PlotDataItem] = []
         for _ in range(MAX_LAYERS):
             item = pg.PlotDataItem(stepMode="center", fillLevel=0, antialias=True)
@@ -114,7 +115,7 @@ class WeightsPanel(Panel):
         # Norms over time, per layer and in total.
         self.norm_widget = pg.PlotWidget()
         self.norm_plot = self.norm_widget.getPlotItem()
-        self.norm_legend = self.norm_plot.addLegend(offset=(-10, 10))
+        self.norm_legend = LegendRow(self.norm_plot, columns=5)
         self.norm_items: list[pg.PlotDataItem] = []
         for _ in range(MAX_LAYERS):
             item = pg.PlotDataItem(antialias=True)
