@@ -77,6 +77,10 @@ class Snapshot:
     # refreshed within a compute budget while training, so they may lag `step` a little.
     eval_step: int = -1
     extra: dict = field(default_factory=dict)  # room for analyses that come later
+    # Per layer: counts over a range locked when the run started (or was reset), widened only if a
+    # weight grows past it (see trainer.locked_histograms): the Weights panel's fixed axis.
+    weight_hist_fixed: tuple[np.ndarray, ...] = ()
+    weight_hist_fixed_edges: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,10 @@ class Trainer:
         self._path: deque[tuple[int, torch.Tensor]] = deque(
             maxlen=max(8, min(PATH_POINTS, PATH_MEMORY_BYTES // (4 * n_params))))
         self._grid = self._make_grid()
+        # The fixed histogram axis: locked at each layer's max|w| when the run starts (here, and at
+        # every reset), so a higher λ shows the weights compressing toward zero on a steady axis.
+        self._hist_lock = np.asarray([float(lin.weight.detach().abs().max())
+                                      for lin in self.model.weight_layers()], dtype=np.float64)
 
     def _make_grid(self) -> torch.Tensor | None:
         x0, x1, y0, y1 = self.data.bounds
@@ -335,8 +339,12 @@ class Trainer:
                    and since * max(max_overhead, EARLY_POINTS_OVERHEAD) >= self._heavy_cost))
         if due and (heavy is None or heavy["step"] != self.step_count or max_overhead is None):
             layers = self.model.weight_layers()
-            hists, edges, norms, amax = weight_histograms([lin.weight for lin in layers])
+            weights = [lin.weight for lin in layers]
+            hists, edges, norms, amax = weight_histograms(weights)
+            self._hist_lock = np.maximum(self._hist_lock, amax)  # never hide a weight (see below)
+            fixed, fixed_edges = locked_histograms(weights, self._hist_lock)
             heavy = {"step": self.step_count, "eval": self.evaluate(), "hists": hists,
+                     "fixed": fixed, "fixed_edges": fixed_edges,
                      "edges": edges, "norms": norms, "amax": amax, "data": self._data_view()}
             self._heavy = heavy
             done = time.perf_counter()
@@ -361,6 +369,7 @@ class Trainer:
             layer_names=self.model.layer_names, layer_sizes=self.model.sizes,
             weight_hist=heavy["hists"], weight_hist_edges=heavy["edges"],
             weight_norms=heavy["norms"], weight_abs_max=heavy["amax"],
+            weight_hist_fixed=heavy["fixed"], weight_hist_fixed_edges=heavy["fixed_edges"],
             dropout_sites=self.model.dropout_sites,
             dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
             activation_pre=pre, activation_post=post, data=heavy["data"], events=events,
@@ -429,6 +438,38 @@ def weight_histograms(weights: list[torch.Tensor]) -> tuple[tuple, tuple, np.nda
     edges = tuple(np.linspace(-m, m, HIST_BINS + 1) for m in amax_h)
     return (tuple(c.astype(np.int64) for c in counts), edges, norms.cpu().numpy().astype(np.float64),
             amax.cpu().numpy().astype(np.float64))
+
+
+def locked_histograms(weights: list[torch.Tensor], ranges: np.ndarray) -> tuple[tuple, tuple]:
+    """Per-matrix histograms with HIST_BINS bins over a given symmetric range [−r, r] per layer.
+
+    For the panel's fixed axis: the ranges are locked when training starts (and at every reset),
+    so when λ goes up the same bins fill toward the centre and the picture compresses, instead of
+    the bins shrinking with the weights (which makes the shape look *wider*). Binned here, on the
+    engine side, because re-binning a 64-bin adaptive histogram onto a wider axis would leave one
+    or two coarse bars once the weights have shrunk.
+
+    A weight beyond its locked range is not clamped into the outer bin (that would draw a false
+    spike at the edge): the caller widens the range instead (Trainer keeps the running maximum of
+    max|w|), so the axis only ever grows, which is rare (weights grow past their initial scale only
+    without decay) and still shows compression after it. Counts are exact for the returned edges:
+    bin k holds the weights with edges[k] ≤ w < edges[k + 1], the last bin closed, as numpy does.
+    """
+    counts, edges = [], []
+    for w, r in zip(weights, ranges, strict=True):
+        r = max(float(r), 1e-12)
+        e = np.linspace(-r, r, HIST_BINS + 1)
+        x = w.detach().reshape(-1).double()
+        idx = torch.floor((x + r) * (HIST_BINS / (2 * r))).long().clamp_(0, HIST_BINS - 1)
+        # Rounding can put a value next to an edge in the neighbouring bin: compare with the
+        # edges themselves, as numpy.histogram does.
+        et = torch.as_tensor(e, dtype=torch.float64, device=x.device)
+        idx = idx - (x < et[idx]).long()
+        idx = idx + ((x >= et[idx + 1]) & (idx < HIST_BINS - 1)).long()
+        counts.append(torch.bincount(idx.clamp_(0, HIST_BINS - 1), minlength=HIST_BINS))
+        edges.append(e)
+    host = torch.stack(counts).cpu().numpy().astype(np.int64)  # one sync for all layers
+    return tuple(host), tuple(edges)
 
 
 def _clone_state(state: Any) -> Any:

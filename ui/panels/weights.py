@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QL
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import (
+    ChangeMarkers,
     FastFillBetween,
     LegendRow,
     color,
@@ -30,6 +31,7 @@ from ui.panels.style import (
 from ui.theme import Theme
 from ui.widgets import LiveLabel
 
+MAX_MARKERS = 30  # settings-change markers per plot (the most recent steps)
 MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
 # Distinct colours per layer (Tableau 10), readable on the dark screen and on a white slide.
 LAYER_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -81,6 +83,13 @@ class WeightsPanel(Panel):
         self.density.setToolTip("Draw each layer's histogram as a density (area 1), so a small "
                                 "layer is as visible as a large one. Off: raw counts.")
         self.density.toggled.connect(lambda _on: self.redraw())
+        self.fixed_axis = QCheckBox("fixed axis")
+        self.fixed_axis.setChecked(True)
+        self.fixed_axis.setToolTip("Keep the histogram's weight axis where it was when training "
+                                   "started (or at the last reset),\nso raising λ shows the "
+                                   "weights compressing toward 0. Off: the axis follows ±max|w|.")
+        self.fixed_axis.toggled.connect(self._on_fixed_toggled)
+        self._fixed_range: float | None = None  # the ±range the histogram x-axis is locked to
 
         # Live histograms, all layers overlaid; the legend names them.
         self.hist_widget = pg.PlotWidget()
@@ -123,6 +132,9 @@ class WeightsPanel(Panel):
             self.norm_items.append(item)
         self.total_norm = pg.PlotDataItem(antialias=True)
         self.norm_plot.addItem(self.total_norm)
+        # Settings changes (λ above all) on both plots over time, as in the Training panel.
+        self.norm_markers = ChangeMarkers(self.norm_plot, MAX_MARKERS)
+        self.band_markers = ChangeMarkers(self.band_plot, MAX_MARKERS)
         self.norm_widget.setToolTip("Frobenius norm ‖W‖ = √(Σ w²) of each weight matrix, and the "
                                     "total √(Σ‖W‖²).\n\n" + DECOUPLED_TIP + "\n\n" + L2_TIP)
 
@@ -137,6 +149,8 @@ class WeightsPanel(Panel):
         controls.addWidget(self.layer_box)
         controls.addSpacing(20)
         controls.addWidget(self.density)
+        controls.addSpacing(20)
+        controls.addWidget(self.fixed_axis)
         controls.addStretch(1)
         grid = QGridLayout(self)
         grid.addLayout(controls, 0, 0, 1, 2)
@@ -160,13 +174,17 @@ class WeightsPanel(Panel):
         if names != self._names:
             self._set_layers(names)
             self._plots_key = None
-        key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked())
+        key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked(),
+               self.fixed_axis.isChecked())
         if key == self._plots_key:
             return  # histograms, bands and norms are what is on screen already
         self._plots_key = key
         self._draw_histograms(snap)
         self._draw_bands()
         self._draw_norms()
+        events = self.history.visible_events()
+        self.norm_markers.set_events(events)
+        self.band_markers.set_events(events)
         self.readout.setText(self._readout_html(snap))
 
     def reset(self) -> None:
@@ -179,6 +197,9 @@ class WeightsPanel(Panel):
         for lo, hi in self.band_edges:
             lo.setData([], [])
             hi.setData([], [])
+        self.norm_markers.set_events([])
+        self.band_markers.set_events([])
+        self._fixed_range = None
         self.readout.setText("waiting for the first snapshot")
 
     def apply_theme(self, theme: Theme) -> None:
@@ -187,7 +208,9 @@ class WeightsPanel(Panel):
         self._plots_key = None
         t = theme
         fill_background(self, t)
-        for w in (self.layer_label, self.density, self.readout):
+        self.norm_markers.set_style(t)
+        self.band_markers.set_style(t)
+        for w in (self.layer_label, self.density, self.fixed_axis, self.readout):
             style_text(w, t)
         self.layer_box.setStyleSheet(f"font-size: {t.font_pt}pt;")
         style_plot(self.hist_widget, t, "Weight histograms (now)", self._hist_ylabel(),
@@ -238,13 +261,17 @@ class WeightsPanel(Panel):
         self._style_histograms()
 
     def _draw_histograms(self, snap: Snapshot | None) -> None:
+        """Each layer's histogram; on the fixed axis, the counts binned over the locked range."""
         n = len(self._names)
         if snap is None or not n:
             return
         density = self.density.isChecked()
+        fixed = self.fixed_axis.isChecked() and len(snap.weight_hist_fixed) >= n
+        hists = snap.weight_hist_fixed if fixed else snap.weight_hist
+        all_edges = snap.weight_hist_fixed_edges if fixed else snap.weight_hist_edges
         for i in range(n):
-            counts = np.asarray(snap.weight_hist[i], dtype=np.float64)
-            edges = np.asarray(snap.weight_hist_edges[i], dtype=np.float64)
+            counts = np.asarray(hists[i], dtype=np.float64)
+            edges = np.asarray(all_edges[i], dtype=np.float64)
             if density:
                 area = float(np.sum(counts * np.diff(edges)))
                 counts = counts / area if area > 0 else counts
@@ -253,6 +280,21 @@ class WeightsPanel(Panel):
             self._density_shown = density
             style_plot(self.hist_widget, self.theme, None, self._hist_ylabel())
             self.hist_plot.enableAutoRange()
+            self._fixed_range = None
+        if fixed:
+            r = max(float(np.max(np.abs(e))) for e in all_edges[:n])
+            if r != self._fixed_range:
+                self._fixed_range = r
+                self.hist_plot.enableAutoRange(axis="y")
+                self.hist_plot.setXRange(-r, r, padding=0.02)  # also stops x auto-range
+        elif self._fixed_range is not None:
+            self._fixed_range = None
+            self.hist_plot.enableAutoRange()
+
+    def _on_fixed_toggled(self, _on: bool) -> None:
+        self._fixed_range = None
+        self.hist_plot.enableAutoRange()
+        self.redraw()
 
     def _draw_bands(self) -> None:
         steps, bands = self._percentiles()
