@@ -31,7 +31,10 @@ from .snapshot import DataView, LandscapeResult, Snapshot
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
 ACT_UNITS = 64  # units of one example's activations sent per site
-GRID = 64  # decision-boundary grid resolution for 2-D data
+GRID = 64  # decision map: coarse cells per side for 2-D data (see _decision_map)
+GRID_FINE = 4  # each refined cell is evaluated on GRID_FINE × GRID_FINE points
+GRID_MAX_REFINED = 300  # cap on refined cells per snapshot (300 × 16 = 4 800 extra points)
+GRID_MARGIN = 0.08  # the map spans the data plus this share of its extent on each side
 PATH_MEMORY_BYTES = 64 * 2**20  # cap on the weight trajectory kept for the loss-surface path
 PATH_POINTS = 300
 PATH_EVERY = 10  # steps between recorded trajectory points
@@ -135,18 +138,76 @@ class Trainer:
                                       for lin in self.model.weight_layers()], dtype=np.float64)
 
     def _make_grid(self) -> torch.Tensor | None:
+        """Points where the model is drawn: the decision map's coarse grid (2-D) or the curve (1-D).
+
+        The 2-D map spans the data (train and val points) plus GRID_MARGIN of its extent, not the
+        dataset's padded bounds, so no resolution is spent on empty space. It is GRID × GRID
+        coarse cells of GRID_FINE × GRID_FINE pixels each; the coarse grid is evaluated at the cell
+        centres and refined where it matters (see _decision_map).
+        """
         x0, x1, y0, y1 = self.data.bounds
         if self.data.view == "2d":
-            gx, gy = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
-            self._grid_axes = (gx, gy)
-            xx, yy = np.meshgrid(gx, gy)  # rows = y
-            pts = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
-            return torch.as_tensor(pts, device=self.device)  # (G*G, 2)
+            pts = np.concatenate([self.data.x_train, self.data.x_val])[:, :2].astype(np.float64)
+            lo, hi = pts.min(0), pts.max(0)
+            span = np.maximum(hi - lo, 1e-3)
+            lo, hi = lo - GRID_MARGIN * span, hi + GRID_MARGIN * span
+            n = GRID * GRID_FINE
+            fx, fy = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)  # pixel centres
+            self._grid_axes = (fx, fy)
+            cx, cy = fx.reshape(GRID, GRID_FINE).mean(1), fy.reshape(GRID, GRID_FINE).mean(1)
+            xx, yy = np.meshgrid(cx, cy)  # rows = y
+            # The coarse cells holding a training point: always refined, so the map is right where
+            # the points are drawn (memorised noise points sit in islands smaller than a cell).
+            tr = self.data.x_train[:, :2].astype(np.float64)
+            col = np.clip(np.searchsorted(fx, tr[:, 0]) // GRID_FINE, 0, GRID - 1)
+            row = np.clip(np.searchsorted(fy, tr[:, 1]) // GRID_FINE, 0, GRID - 1)
+            self._data_cells = np.zeros((GRID, GRID), dtype=bool)
+            self._data_cells[row, col] = True
+            coarse = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
+            return torch.as_tensor(coarse, device=self.device)  # (G*G, 2)
         if self.data.view == "1d":
             cx = np.linspace(x0, x1, 200).astype(np.float32)
             self._grid_axes = (cx, cx)
             return torch.as_tensor(cx[:, None], device=self.device)  # (200, 1)
         return None
+
+    def _decision_map(self) -> np.ndarray:
+        """P(class 1) on the fine grid (rows = y), evaluated adaptively.
+
+        The coarse GRID × GRID grid is evaluated at cell centres and repeated into each cell's
+        pixels; then the cells that hold a training point, and the cells on the coarse 0.5
+        boundary (a neighbour on the other side), are evaluated at all their GRID_FINE² pixels.
+        A uniform 64² grid showed an almost straight boundary for a net at 100 % train accuracy:
+        the islands around memorised noise points are smaller than its cells (2 % of the training
+        points fell in a cell of the wrong class). Refined cells are capped at GRID_MAX_REFINED
+        (training-point cells first), which bounds the cost.
+
+        Cost (no_regularization, 128-128 MLP, one CPU thread, shared 2-core machine): the old
+        uniform 64² map 11 ms; a uniform 128² map 38 ms, 256² 265 ms; this map ~4096 + ≤ 14 400
+        points, measured in tests/test_panel_training.py's note (see the report numbers).
+        """
+        f = GRID_FINE
+        prob = torch.softmax(self.model(self._grid), dim=1)[:, 1].reshape(GRID, GRID).cpu().numpy()
+        side = prob > 0.5
+        edge = np.zeros_like(side)
+        edge[:-1, :] |= side[:-1, :] != side[1:, :]
+        edge[1:, :] |= side[:-1, :] != side[1:, :]
+        edge[:, :-1] |= side[:, :-1] != side[:, 1:]
+        edge[:, 1:] |= side[:, :-1] != side[:, 1:]
+        rows, cols = np.nonzero(self._data_cells)
+        er, ec = np.nonzero(edge & ~self._data_cells)
+        keep = max(0, GRID_MAX_REFINED - len(rows))
+        rows, cols = np.concatenate([rows, er[:keep]]), np.concatenate([cols, ec[:keep]])
+        image = np.repeat(np.repeat(prob, f, axis=0), f, axis=1)
+        if len(rows):
+            fx, fy = self._grid_axes
+            o = np.arange(f)
+            xi = np.broadcast_to(cols[:, None, None] * f + o[None, None, :], (len(cols), f, f))
+            yi = np.broadcast_to(rows[:, None, None] * f + o[None, :, None], (len(rows), f, f))
+            pts = np.stack([fx[xi].ravel(), fy[yi].ravel()], 1).astype(np.float32)
+            fine = torch.softmax(self.model(torch.as_tensor(pts, device=self.device)), dim=1)[:, 1]
+            image[yi.ravel(), xi.ravel()] = fine.cpu().numpy()
+        return image
 
     def reset(self, hparams: HParams | None = None) -> None:
         """Start over (new data, new weights) with `hparams` or the current settings."""
@@ -399,10 +460,9 @@ class Trainer:
         self.model.eval()
         try:
             if d.view == "2d":
-                prob = torch.softmax(self.model(self._grid), dim=1)[:, 1]
                 gx, gy = self._grid_axes
-                return DataView(kind="2d", grid_x=gx, grid_y=gy,
-                                grid_prob=prob.reshape(GRID, GRID).cpu().numpy(), **common)
+                return DataView(kind="2d", grid_x=gx, grid_y=gy, grid_prob=self._decision_map(),
+                                **common)
             if d.view == "1d":
                 curve = self.model(self._grid)[:, 0].cpu().numpy()
                 return DataView(kind="1d", curve_x=self._grid_axes[0], curve_y=curve, **common)

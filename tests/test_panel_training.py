@@ -380,3 +380,45 @@ def test_loss_legend_covers_no_data(panel, history, qtbot):
         _points_in_scene(panel.loss_plot, panel.train_curve)
     assert points and not any(legend.contains(p) for p in points)
     assert not legend.intersects(panel.loss_plot.getViewBox().sceneBoundingRect())
+
+
+def test_decision_map_resolves_memorisation_and_fits_the_data(panel, history, qtbot):
+    """no_regularization memorises its noisy moons (100 % train accuracy): the map's class in
+    every training point's pixel must be the model's own prediction at that point, and the map
+    (and the view) must span the data plus a small margin, not −5…5."""
+    import torch
+
+    from regsim import Trainer
+    from regsim.presets import load_preset
+    from regsim.trainer import GRID_MARGIN
+
+    trainer = Trainer(load_preset("no_regularization"), "cpu")
+    for _ in range(40):
+        trainer.step(250)
+        if trainer.evaluate()[2] >= 1.0:
+            break
+    assert trainer.evaluate()[2] == 1.0
+    snap = trainer.snapshot()
+    d = snap.data
+    with torch.no_grad():
+        trainer.model.eval()
+        pred = trainer.model(torch.as_tensor(d.x_train)).argmax(1).numpy()
+    gx, gy = d.grid_x, d.grid_y
+    col = np.clip(np.round((d.x_train[:, 0] - gx[0]) / (gx[1] - gx[0])).astype(int), 0, len(gx) - 1)
+    row = np.clip(np.round((d.x_train[:, 1] - gy[0]) / (gy[1] - gy[0])).astype(int), 0, len(gy) - 1)
+    map_class = (d.grid_prob[row, col] > 0.5).astype(int)
+    np.testing.assert_array_equal(map_class, pred)
+    np.testing.assert_array_equal(pred, d.y_train)  # memorised: the map shows every label
+    pts = np.concatenate([d.x_train, d.x_val])
+    lo, hi = pts.min(0), pts.max(0)
+    margin = (GRID_MARGIN + 0.02) * (hi - lo)
+    assert gx[0] >= lo[0] - margin[0] and gx[-1] <= hi[0] + margin[0]
+    assert gy[0] >= lo[1] - margin[1] and gy[-1] <= hi[1] + margin[1]
+    assert gx[0] < lo[0] and gx[-1] > hi[0] and gy[0] < lo[1] and gy[-1] > hi[1]
+    feed(panel, history, [snap])
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    (vx0, vx1), (vy0, vy1) = panel.data_plot.getViewBox().viewRange()
+    slack = 2 * margin + 0.05 * (hi - lo)
+    assert vx0 >= lo[0] - slack[0] and vx1 <= hi[0] + slack[0]
+    assert vy0 >= lo[1] - slack[1] and vy1 <= hi[1] + slack[1]
