@@ -422,3 +422,41 @@ def test_decision_map_resolves_memorisation_and_fits_the_data(panel, history, qt
     slack = 2 * margin + 0.05 * (hi - lo)
     assert vx0 >= lo[0] - slack[0] and vx1 <= hi[0] + slack[0]
     assert vy0 >= lo[1] - slack[1] and vy1 <= hi[1] + slack[1]
+
+
+def _ranges(plot):
+    return plot.getViewBox().viewRange()
+
+
+def test_empty_state_and_single_point_ranges(panel, history, qtbot):
+    """Before data and after a reset: steps 0…500, loss and accuracy 0…1 and a hint; one point
+    never gives a degenerate range (was step −0.4…0.4, accuracy 0.140–0.148)."""
+    show_on_screen(panel, qtbot, 1366, 768)
+    panel.redraw()
+    qtbot.wait(20)
+
+    def assert_empty():
+        (x0, x1), (y0, y1) = _ranges(panel.loss_plot)
+        assert x0 <= 0 <= 10 and 450 <= x1 <= 600 and y0 <= 0.0 and 0.9 <= y1 <= 1.2
+        (_, _), (a0, a1) = _ranges(panel.acc_plot)
+        assert a0 <= 0.0 and a1 >= 1.0
+        assert panel.loss_plot._regsim_hint.isVisible()
+        assert "Space" in panel.loss_plot._regsim_hint.toPlainText()
+
+    assert_empty()
+    snap = dataclasses.replace(make_snapshot(step=0), train_acc=0.144, val_acc=0.146)
+    feed(panel, history, [snap])
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = _ranges(panel.loss_plot)
+    assert x1 - x0 >= 49 and x0 > -50 and y1 - y0 >= 0.019
+    (_, _), (a0, a1) = _ranges(panel.acc_plot)
+    assert a1 - a0 >= 0.099 and a0 >= -0.03 and a1 <= 1.03
+    assert not panel.loss_plot._regsim_hint.isVisible()
+    feed(panel, history, [make_snapshot(step=s) for s in range(100, 3000, 100)])
+    qtbot.wait(20)
+    assert _ranges(panel.loss_plot)[0][1] > 2500  # auto-range again with data
+    panel.reset()
+    history.clear()
+    panel.redraw()
+    qtbot.wait(20)
+    assert_empty()

@@ -293,3 +293,24 @@ def test_locked_histograms_match_numpy():
     trainer.reset()
     assert trainer.snapshot().weight_hist_fixed_edges[0][-1] == pytest.approx(
         float(np.abs(trainer.model.weight_layers()[0].weight.detach().numpy()).max()))
+
+
+def test_empty_state_has_sensible_ranges(panel, history, qtbot):
+    show_on_screen(panel, qtbot, 1366, 768)
+    panel.redraw()
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = panel.norm_plot.getViewBox().viewRange()
+    assert x0 <= 0 and 450 <= x1 <= 600 and y0 <= 0 and 0.9 <= y1 <= 1.2
+    assert panel.norm_plot._regsim_hint.isVisible()
+    (hx0, hx1), _ = panel.hist_plot.getViewBox().viewRange()
+    assert hx0 == pytest.approx(-1.04, abs=0.05) and hx1 == pytest.approx(1.04, abs=0.05)
+    feed(panel, history, [make_snapshot(step=0)])
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = panel.norm_plot.getViewBox().viewRange()
+    assert x1 - x0 >= 49 and y1 - y0 >= 0.019
+    assert not panel.norm_plot._regsim_hint.isVisible()
+    panel.reset()
+    history.clear()
+    panel.redraw()
+    qtbot.wait(20)
+    assert panel.norm_plot._regsim_hint.isVisible()

@@ -342,3 +342,45 @@ class ChangeMarkers:
         """Scene rectangles of the labels on screen (for tests and layout checks)."""
         return [label.mapRectToScene(label.boundingRect()) for label in self.labels
                 if label.scene() is not None and label.isVisible()]
+
+
+EMPTY_STEPS = 500  # the step axis of an empty plot: a few hundred steps, where a run begins
+HINT = "press Space to train"
+
+
+def show_empty(plot: pg.PlotItem, empty: bool, x: tuple[float, float] = (0.0, EMPTY_STEPS),
+               y: tuple[float, float] = (0.0, 1.0), hint: str = HINT,
+               theme: Theme | None = None) -> None:
+    """A sensible empty state: fixed ranges (a step axis from 0, losses and accuracies 0–1) and
+    a hint in the middle, instead of pyqtgraph's ±0.4 around nothing. With data the plot is
+    auto-ranged again. Cheap to call every frame: it acts only when the state flips."""
+    item = getattr(plot, "_regsim_hint", None)
+    if item is None:
+        item = pg.TextItem(hint, anchor=(0.5, 0.5))
+        plot.addItem(item, ignoreBounds=True)
+        plot._regsim_hint = item  # type: ignore[attr-defined]
+        plot._regsim_empty = None  # type: ignore[attr-defined]
+    if theme is not None:
+        item.setColor(mix(theme.foreground, theme.background, 0.35))
+        font = QFont()
+        font.setPointSize(theme.font_pt)
+        item.setFont(font)
+    if plot._regsim_empty == empty:  # type: ignore[attr-defined]
+        return
+    plot._regsim_empty = empty  # type: ignore[attr-defined]
+    item.setVisible(empty)
+    if empty:
+        plot.setRange(xRange=x, yRange=y, padding=0.02)  # also turns auto-range off
+        item.setPos((x[0] + x[1]) / 2, (y[0] + y[1]) / 2)
+    else:
+        plot.enableAutoRange()
+
+
+def limit_degenerate(plot: pg.PlotItem, min_x: float = 50.0, min_y: float = 0.02,
+                     y_bounds: tuple[float, float] | None = None) -> None:
+    """Minimum spans, so one point (or a flat curve) never gets a ±0.4 or 0.140–0.148 range; a
+    step axis that never goes far below 0; `y_bounds` for quantities with a range (accuracy)."""
+    limits = dict(minXRange=min_x, minYRange=min_y, xMin=-0.05 * EMPTY_STEPS)
+    if y_bounds is not None:
+        limits.update(yMin=y_bounds[0], yMax=y_bounds[1])
+    plot.getViewBox().setLimits(**limits)

@@ -37,6 +37,8 @@ from ui.panels.style import (
     color,
     fill_background,
     is_light,
+    limit_degenerate,
+    show_empty,
     style_legend,
     style_plot,
     style_text,
@@ -178,6 +180,10 @@ class TrainingPanel(Panel):
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
 
+        # No degenerate ranges: a single point or a flat curve still gets a readable span.
+        limit_degenerate(self.loss_plot, min_y=0.02)
+        limit_degenerate(self.acc_plot, min_y=0.1, y_bounds=(-0.02, 1.02))
+
         self._set_kind(None)
         self.apply_theme(self.theme)
 
@@ -202,6 +208,8 @@ class TrainingPanel(Panel):
         for curve in (self.train_curve, self.val_curve, self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
         self.change_markers.set_events([])
+        show_empty(self.loss_plot, True)
+        show_empty(self.acc_plot, True, hint="")
         self._set_kind(None)
         self.readout.setText("waiting for the first snapshot")
 
@@ -215,6 +223,7 @@ class TrainingPanel(Panel):
         style_text(self.log_y, t)
         style_plot(self.loss_widget, t, "Loss (eval mode)", "loss", "step")
         style_plot(self.acc_widget, t, "Accuracy", "accuracy", "step")
+        show_empty(self.loss_plot, len(self.history) == 0, theme=t)
         style_plot(self.data_widget, t, self._data_title(), *self._data_labels)
         style_plot(self.digit_widget, t, "Validation digits: prediction (true label)")
         for legend in (self.loss_legend, self.data_legend):
@@ -255,6 +264,9 @@ class TrainingPanel(Panel):
     def _draw_curves(self) -> None:
         h = self.history
         steps = h.series("step")
+        empty = len(h) == 0
+        show_empty(self.loss_plot, empty, theme=self.theme)
+        show_empty(self.acc_plot, empty, hint="")
         self.train_curve.setData(steps, h.series("train_loss"))
         self.val_curve.setData(steps, h.series("val_loss"))
         train_acc, val_acc = h.series("train_acc"), h.series("val_acc")

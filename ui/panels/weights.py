@@ -24,6 +24,8 @@ from ui.panels.style import (
     LegendRow,
     color,
     fill_background,
+    limit_degenerate,
+    show_empty,
     style_legend,
     style_plot,
     style_text,
@@ -163,6 +165,8 @@ class WeightsPanel(Panel):
         grid.setRowStretch(1, 1)
         grid.setRowStretch(2, 1)
 
+        for plot in (self.band_plot, self.norm_plot):
+            limit_degenerate(plot, min_y=0.02)
         self.apply_theme(self.theme)
 
     # ------------------------------------------------------------------------------ Panel contract
@@ -179,6 +183,13 @@ class WeightsPanel(Panel):
         if key == self._plots_key:
             return  # histograms, bands and norms are what is on screen already
         self._plots_key = key
+        empty = len(self.history) == 0
+        show_empty(self.norm_plot, empty, theme=self.theme)
+        show_empty(self.band_plot, empty, y=(-1.0, 1.0), hint="")
+        show_empty(self.hist_plot, snap is None, x=(-1.0, 1.0), y=(0.0, 1.0), hint="",
+                   theme=self.theme)
+        if snap is None:
+            self._fixed_range = None
         self._draw_histograms(snap)
         self._draw_bands()
         self._draw_norms()
@@ -200,6 +211,9 @@ class WeightsPanel(Panel):
         self.norm_markers.set_events([])
         self.band_markers.set_events([])
         self._fixed_range = None
+        show_empty(self.norm_plot, True)
+        show_empty(self.band_plot, True, y=(-1.0, 1.0), hint="")
+        show_empty(self.hist_plot, True, x=(-1.0, 1.0), y=(0.0, 1.0), hint="")
         self.readout.setText("waiting for the first snapshot")
 
     def apply_theme(self, theme: Theme) -> None:
@@ -217,6 +231,7 @@ class WeightsPanel(Panel):
                    "weight value")
         style_plot(self.band_widget, t, self._band_title(), "weight value", "step")
         style_plot(self.norm_widget, t, "Weight norms ‖W‖", "‖W‖", "step")
+        show_empty(self.norm_plot, len(self.history) == 0, theme=t)
         for legend in (self.hist_legend, self.norm_legend):
             style_legend(legend, t)
         for i, item in enumerate(self.norm_items):
