@@ -6,6 +6,9 @@ they cross a thread or a process boundary unchanged. No torch import here.
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +77,10 @@ class Snapshot:
     # refreshed within a compute budget while training, so they may lag `step` a little.
     eval_step: int = -1
     extra: dict = field(default_factory=dict)  # room for analyses that come later
+    # Per layer: counts over a range locked when the run started (or was reset), widened only if a
+    # weight grows past it (see trainer.locked_histograms): the Weights panel's fixed axis.
+    weight_hist_fixed: tuple[np.ndarray, ...] = ()
+    weight_hist_fixed_edges: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,14 @@ class History:
     SERIES = ("step", "train_loss", "val_loss", "train_acc", "val_acc", "batch_loss", "lr",
               "grad_norm", "weight_norm")
 
-    def __init__(self, capacity: int = 4000, percentile_capacity: int = 400) -> None:
+    MERGE_S = 1.5  # changes of one setting this close together (wall clock) are one gesture
+
+    def __init__(self, capacity: int = 4000, percentile_capacity: int = 400,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
         self.percentile_capacity = percentile_capacity
+        self.clock = clock
+        self.events_revision = 0  # bumped whenever `events` changes (a merge keeps its length)
         self.clear()
 
     def clear(self) -> None:
@@ -134,6 +146,8 @@ class History:
         self._pct_steps: list[int] = []
         self._pct: list[np.ndarray] = []  # each (L, len(PERCENTILES))
         self._last_step = -1
+        self._gesture: tuple[str, str, float] | None = None  # (setting, first old value, time)
+        self.events_revision += 1
 
     PERCENTILES = (0.0, 7.0, 16.0, 31.0, 50.0, 69.0, 84.0, 93.0, 100.0)  # TensorBoard's bands
 
@@ -144,7 +158,8 @@ class History:
         if snap.step < self._last_step or (
                 self.layer_norms and len(self.layer_norms[-1]) != len(snap.weight_norms)):
             self.clear()  # a reset or a new network: start a new run
-        self.events.extend(snap.events)
+        for step, text in snap.events:
+            self._add_event(int(step), str(text))
         point = snap.eval_step if snap.eval_step >= 0 else snap.step
         if point == self._last_step and self._n:
             return  # measured already (a paused engine re-sends, or metrics were reused)
@@ -170,6 +185,39 @@ class History:
         self._pct.append(np.stack([histogram_percentiles(c, e, self.PERCENTILES)
                                    for c, e in zip(snap.weight_hist, snap.weight_hist_edges)]))
 
+    def _add_event(self, step: int, text: str) -> None:
+        """Record one settings change; one slider gesture becomes one event.
+
+        A drag sends a change every ~50 ms ("λ 0.001 → 0.0012", "λ 0.0012 → 0.0015", …). A change of
+        the same setting that arrives within MERGE_S seconds of the previous one, with no other
+        change in between, extends that event instead: "λ 0.001 → 0.05", from the first old value
+        to the last new one, at the step where the gesture began. A gesture that ends where it
+        started changed nothing and leaves no event.
+        """
+        now = self.clock()
+        self.events_revision += 1
+        parsed = parse_change(text)
+        g = self._gesture
+        if parsed is not None and g is not None and self.events and g[0] == parsed[0] \
+                and now - g[2] <= self.MERGE_S:
+            name, first_old = g[0], g[1]
+            start = self.events[-1][0]
+            self.events.pop()
+            self._gesture = (name, first_old, now)
+            if first_old != parsed[2]:
+                self.events.append((start, f"{name} {first_old} → {parsed[2]}"))
+            else:  # back where it started: keep the gesture open, with no marker for now
+                self.events.append((start, f"{name} {first_old} → {first_old}"))
+            return
+        if g is not None and self.events and _is_noop(self.events[-1][1]):
+            self.events.pop()  # the previous gesture came back to its start: nothing changed
+        self.events.append((step, text))
+        self._gesture = (parsed[0], parsed[1], now) if parsed is not None else None
+
+    def visible_events(self) -> list[tuple[int, str]]:
+        """`events` without a gesture in progress that is back at its starting value."""
+        return [e for e in self.events if not _is_noop(e[1])]
+
     def series(self, name: str) -> np.ndarray:
         """A read-only view of one series' filled part."""
         view = self._data[name][: self._n]
@@ -188,6 +236,20 @@ class History:
         if not self._pct:
             return np.zeros(0), np.zeros((0, 0, len(self.PERCENTILES)))
         return np.asarray(self._pct_steps, dtype=np.float64), np.stack(self._pct)
+
+
+_CHANGE = re.compile(r"^(?P<name>.+) (?P<old>\S+) → (?P<new>\S.*)$")
+
+
+def parse_change(text: str) -> tuple[str, str, str] | None:
+    """("λ", "0.001", "0.05") from "λ 0.001 → 0.05"; None for other events ("diverged: …")."""
+    m = _CHANGE.match(text)
+    return (m["name"], m["old"], m["new"]) if m else None
+
+
+def _is_noop(text: str) -> bool:
+    parsed = parse_change(text)
+    return parsed is not None and parsed[1] == parsed[2]
 
 
 def histogram_percentiles(counts: np.ndarray, edges: np.ndarray,

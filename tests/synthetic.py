@@ -22,11 +22,16 @@ def make_snapshot(step: int = 100, dataset: str = "moons", weight_decay: float =
     names = ("fc1", "fc2", "out")
     scale = 1.0 / (1.0 + weight_decay * step / 100)
     hists, edges, norms, amax = [], [], [], []
+    fixed, fixed_edges = [], []
     for i in range(3):
         w = rng.normal(0, 0.5 * scale, size=sizes[i] * sizes[i + 1])
         m = float(np.abs(w).max())
         c, e = np.histogram(w, bins=64, range=(-m, m))
         hists.append(c.astype(np.int64))
+        lock = max(2.5, m)  # like the engine: a range locked at the start, widened only if needed
+        fc, fe = np.histogram(w, bins=64, range=(-lock, lock))
+        fixed.append(fc.astype(np.int64))
+        fixed_edges.append(fe)
         edges.append(e)
         norms.append(float(np.linalg.norm(w)))
         amax.append(m)
@@ -61,7 +66,8 @@ def make_snapshot(step: int = 100, dataset: str = "moons", weight_decay: float =
         weight_hist_edges=tuple(edges), weight_norms=np.asarray(norms),
         weight_abs_max=np.asarray(amax), dropout_sites=("input", "fc1", "fc2"),
         dropout_rates=rates, dropout_masks=masks, activation_pre=pre,
-        activation_post=post, data=data, events=tuple(events))
+        activation_post=post, data=data, events=tuple(events), weight_hist_fixed=tuple(fixed),
+        weight_hist_fixed_edges=tuple(fixed_edges))
 
 
 def make_landscape(step: int = 100, n: int = 51, coarse: bool = False) -> LandscapeResult:

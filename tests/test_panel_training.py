@@ -131,12 +131,12 @@ def test_event_markers_match_events(panel, history):
     shown = [m for m in panel.markers if m.isVisible()]
     assert len(shown) == len(history.events) == 3
     assert [m.value() for m in shown] == [200, 500, 800]
-    assert shown[1].label.toPlainText() == "lr → 500"
+    assert panel.change_markers.shown[1][1] == "lr → 500"
     # Two changes at one step share a line; braces in the text are not format fields.
     feed(panel, history, [make_snapshot(step=1000, events=[(1000, "p {0.5}"), (1000, "λ 0.1")])])
     shown = [m for m in panel.markers if m.isVisible()]
     assert len(shown) == 4
-    assert shown[-1].label.toPlainText() == "p {0.5}; λ 0.1"
+    assert panel.change_markers.shown[-1][1] == "p {0.5}; λ 0.1"
 
 
 def test_event_markers_are_bounded_to_the_latest(panel, history):
@@ -294,3 +294,169 @@ def test_storm_of_redraws(panel, history, qtbot):
             panel.apply_theme(SLIDE)
     np.testing.assert_array_equal(panel.train_curve.yData, history.series("train_loss"))
     assert sum(m.isVisible() for m in panel.markers) <= MAX_MARKERS
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_one_slider_gesture_is_one_rounded_marker(qtbot):
+    """A drag sends λ 0.001 → 0.0012 → … → 0.05 within a second: one marker, first old value to
+    the last new one, 3 significant digits; a change 3 s later (or of another setting) is a new one."""
+    clock = FakeClock()
+    history = History(clock=clock)
+    panel = TrainingPanel(history)
+    qtbot.addWidget(panel)
+    values = [0.001, 0.0012, 0.0031622, 0.012345, 0.05]
+    snaps = []
+    for i, (a, b) in enumerate(zip(values, values[1:], strict=False)):
+        clock.t = 0.1 * i
+        snaps.append(make_snapshot(step=100 + i, events=[(100 + i, f"λ {a:g} → {b:g}")]))
+        feed(panel, history, snaps[-1:])
+    assert history.events == [(100, "λ 0.001 → 0.05")]
+    assert sum(m.isVisible() for m in panel.markers) == 1
+    clock.t = 3.0  # a later gesture of the same setting
+    feed(panel, history, [make_snapshot(step=200, events=[(200, "λ 0.05 → 0.0123456")])])
+    clock.t = 3.1  # another setting in between ends a gesture
+    feed(panel, history, [make_snapshot(step=201, events=[(201, "p 0.5 → 0.3")])])
+    clock.t = 3.2
+    feed(panel, history, [make_snapshot(step=202, events=[(202, "λ 0.0123456 → 0.02")])])
+    assert [e[1] for e in history.events] == ["λ 0.001 → 0.05", "λ 0.05 → 0.0123456",
+                                              "p 0.5 → 0.3", "λ 0.0123456 → 0.02"]
+    assert [t for _, t in panel.change_markers.shown][1] == "λ 0.05 → 0.0123"
+    # A drag that comes back to where it started leaves no marker.
+    clock.t = 5.0
+    feed(panel, history, [make_snapshot(step=300, events=[(300, "lr 0.01 → 0.02")])])
+    clock.t = 5.2
+    feed(panel, history, [make_snapshot(step=301, events=[(301, "lr 0.02 → 0.01")])])
+    assert sum(m.isVisible() for m in panel.markers) == 4
+    panel.cleanup()
+
+
+def test_marker_labels_never_overlap_or_leave_the_plot(panel, history, qtbot):
+    """Changes a few steps apart (labels would collide) and one at the very last step (its label
+    would be clipped at the right edge)."""
+    steps = list(range(0, 1000, 10))
+    names = dict(zip((400, 410, 420, 430, 980), ("λ", "p", "lr", "p_in", "λ"), strict=True))
+    events = {s: [(s, f"{n} {s / 1e4:.4f} → {s / 1e4 + 0.0123:.4f}")] for s, n in names.items()}
+    feed(panel, history, [make_snapshot(step=s, events=events.get(s, [])) for s in steps])
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    panel.change_markers.relayout()
+    rects = panel.change_markers.label_rects()
+    assert len(rects) == 5
+    box = panel.loss_plot.getViewBox().sceneBoundingRect()
+    for i, r in enumerate(rects):
+        assert box.contains(r), (r, box)
+        for other in rects[i + 1:]:
+            assert not r.intersects(other), (r, other)
+    labels = [t for _, t in panel.change_markers.shown]
+    assert labels[0] == "λ 0.04 → 0.0523"  # 3 significant digits
+
+
+def _points_in_scene(plot, curve) -> list:
+    x, y = curve.getData()
+    vb = plot.getViewBox()
+    return [vb.mapViewToScene(QPointF(float(a), float(b))) for a, b in zip(x, y, strict=True)
+            if np.isfinite(a) and np.isfinite(b)]
+
+
+def test_loss_legend_covers_no_data(panel, history, qtbot):
+    """The newest val loss peaks in the top right corner, where the legend used to sit."""
+    snaps = []
+    for s in range(0, 2000, 20):
+        snap = make_snapshot(step=s)
+        snaps.append(dataclasses.replace(snap, val_loss=0.3 + (2.0 if s >= 1900 else 0.0)))
+    feed(panel, history, snaps)
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    legend = panel.loss_legend.mapRectToScene(panel.loss_legend.boundingRect())
+    assert legend.width() > 20 and legend.height() > 5
+    points = _points_in_scene(panel.loss_plot, panel.val_curve) + \
+        _points_in_scene(panel.loss_plot, panel.train_curve)
+    assert points and not any(legend.contains(p) for p in points)
+    assert not legend.intersects(panel.loss_plot.getViewBox().sceneBoundingRect())
+
+
+def test_decision_map_resolves_memorisation_and_fits_the_data(panel, history, qtbot):
+    """no_regularization memorises its noisy moons (100 % train accuracy): the map's class in
+    every training point's pixel must be the model's own prediction at that point, and the map
+    (and the view) must span the data plus a small margin, not −5…5."""
+    import torch
+
+    from regsim import Trainer
+    from regsim.presets import load_preset
+    from regsim.trainer import GRID_MARGIN
+
+    trainer = Trainer(load_preset("no_regularization"), "cpu")
+    for _ in range(40):
+        trainer.step(250)
+        if trainer.evaluate()[2] >= 1.0:
+            break
+    assert trainer.evaluate()[2] == 1.0
+    snap = trainer.snapshot()
+    d = snap.data
+    with torch.no_grad():
+        trainer.model.eval()
+        pred = trainer.model(torch.as_tensor(d.x_train)).argmax(1).numpy()
+    gx, gy = d.grid_x, d.grid_y
+    col = np.clip(np.round((d.x_train[:, 0] - gx[0]) / (gx[1] - gx[0])).astype(int), 0, len(gx) - 1)
+    row = np.clip(np.round((d.x_train[:, 1] - gy[0]) / (gy[1] - gy[0])).astype(int), 0, len(gy) - 1)
+    map_class = (d.grid_prob[row, col] > 0.5).astype(int)
+    np.testing.assert_array_equal(map_class, pred)
+    np.testing.assert_array_equal(pred, d.y_train)  # memorised: the map shows every label
+    pts = np.concatenate([d.x_train, d.x_val])
+    lo, hi = pts.min(0), pts.max(0)
+    margin = (GRID_MARGIN + 0.02) * (hi - lo)
+    assert gx[0] >= lo[0] - margin[0] and gx[-1] <= hi[0] + margin[0]
+    assert gy[0] >= lo[1] - margin[1] and gy[-1] <= hi[1] + margin[1]
+    assert gx[0] < lo[0] and gx[-1] > hi[0] and gy[0] < lo[1] and gy[-1] > hi[1]
+    feed(panel, history, [snap])
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    (vx0, vx1), (vy0, vy1) = panel.data_plot.getViewBox().viewRange()
+    slack = 2 * margin + 0.05 * (hi - lo)
+    assert vx0 >= lo[0] - slack[0] and vx1 <= hi[0] + slack[0]
+    assert vy0 >= lo[1] - slack[1] and vy1 <= hi[1] + slack[1]
+
+
+def _ranges(plot):
+    return plot.getViewBox().viewRange()
+
+
+def test_empty_state_and_single_point_ranges(panel, history, qtbot):
+    """Before data and after a reset: steps 0…500, loss and accuracy 0…1 and a hint; one point
+    never gives a degenerate range (was step −0.4…0.4, accuracy 0.140–0.148)."""
+    show_on_screen(panel, qtbot, 1366, 768)
+    panel.redraw()
+    qtbot.wait(20)
+
+    def assert_empty():
+        (x0, x1), (y0, y1) = _ranges(panel.loss_plot)
+        assert x0 <= 0 <= 10 and 450 <= x1 <= 600 and y0 <= 0.0 and 0.9 <= y1 <= 1.2
+        (_, _), (a0, a1) = _ranges(panel.acc_plot)
+        assert a0 <= 0.0 and a1 >= 1.0
+        assert panel.loss_plot._regsim_hint.isVisible()
+        assert "Space" in panel.loss_plot._regsim_hint.toPlainText()
+
+    assert_empty()
+    snap = dataclasses.replace(make_snapshot(step=0), train_acc=0.144, val_acc=0.146)
+    feed(panel, history, [snap])
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = _ranges(panel.loss_plot)
+    assert x1 - x0 >= 49 and x0 > -50 and y1 - y0 >= 0.019
+    (_, _), (a0, a1) = _ranges(panel.acc_plot)
+    assert a1 - a0 >= 0.099 and a0 >= -0.03 and a1 <= 1.03
+    assert not panel.loss_plot._regsim_hint.isVisible()
+    feed(panel, history, [make_snapshot(step=s) for s in range(100, 3000, 100)])
+    qtbot.wait(20)
+    assert _ranges(panel.loss_plot)[0][1] > 2500  # auto-range again with data
+    panel.reset()
+    history.clear()
+    panel.redraw()
+    qtbot.wait(20)
+    assert_empty()

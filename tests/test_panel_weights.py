@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from qtimage import feed, n_points, viewbox_mode_color
+from PySide6.QtCore import QPointF
+from qtimage import feed, n_points, show_on_screen, viewbox_mode_color
 from qtimage import to_rgba as to_array
 from synthetic import make_snapshot
 
@@ -43,6 +44,7 @@ def panel(qtbot, history):
 def test_histograms_hold_the_snapshot_counts(panel, history):
     snap = make_snapshot(step=500)
     panel.density.setChecked(False)
+    panel.fixed_axis.setChecked(False)  # the adaptive axis: ±max|w| per snapshot
     feed(panel, history, [snap])
     for i in range(len(snap.layer_names)):
         item = panel.hist_items[i]
@@ -55,6 +57,7 @@ def test_histograms_hold_the_snapshot_counts(panel, history):
 
 def test_density_histograms_have_unit_area(panel, history):
     snap = make_snapshot(step=500)
+    panel.fixed_axis.setChecked(False)
     feed(panel, history, [snap])
     assert panel.density.isChecked()  # the default: small layers stay visible beside big ones
     for i in range(len(snap.layer_names)):
@@ -202,3 +205,112 @@ def test_storm_of_redraws(panel, history, qtbot):
         if i == 1500:
             panel.apply_theme(SLIDE)
     np.testing.assert_array_equal(panel.total_norm.yData, history.series("weight_norm"))
+
+
+def _spread(item) -> float:
+    """Standard deviation of the weights a drawn histogram describes (bin centres, counts)."""
+    e, c = np.asarray(item.xData), np.asarray(item.yData)
+    mid = (e[:-1] + e[1:]) / 2
+    mean = np.sum(c * mid) / np.sum(c)
+    return float(np.sqrt(np.sum(c * (mid - mean) ** 2) / np.sum(c)))
+
+
+def test_fixed_axis_shows_the_histogram_compressing(panel, history, qtbot):
+    """Raising λ mid-run: on the fixed axis (the default) the x range stays and the drawn shape gets
+    narrower; on the adaptive axis the range re-fits to ±max|w| and the shape looks as wide."""
+    assert panel.fixed_axis.isChecked()
+    show_on_screen(panel, qtbot, 1366, 768)
+    before = make_snapshot(step=1000, weight_decay=0.0)
+    feed(panel, history, [before])
+    x0 = panel.hist_plot.getViewBox().viewRange()[0]
+    np.testing.assert_array_equal(panel.hist_items[1].xData, before.weight_hist_fixed_edges[1])
+    wide = _spread(panel.hist_items[1])
+    after = make_snapshot(step=1100, weight_decay=10.0)  # weights ~ 11× smaller
+    feed(panel, history, [after])
+    np.testing.assert_array_equal(panel.hist_items[1].xData, after.weight_hist_fixed_edges[1])
+    assert panel.hist_plot.getViewBox().viewRange()[0] == pytest.approx(x0)
+    assert _spread(panel.hist_items[1]) < wide / 5
+    panel.fixed_axis.setChecked(False)
+    qtbot.wait(20)
+    x_fit = panel.hist_plot.getViewBox().viewRange()[0]
+    assert x_fit[1] - x_fit[0] < (x0[1] - x0[0]) / 3  # re-fitted to the small weights
+
+
+def test_change_markers_on_norm_and_band_plots(panel, history):
+    feed(panel, history, [make_snapshot(step=s, events=[(s, "λ 0.001 → 0.0512345")] if s == 500 else [])
+                          for s in range(0, 1000, 50)])
+    for markers in (panel.norm_markers, panel.band_markers):
+        assert [step for step, _ in markers.shown] == [500]
+        assert markers.shown[0][1] == "λ 0.001 → 0.0512"
+        assert sum(line.isVisible() for line in markers.lines) == 1
+    panel.reset()
+    assert not any(line.isVisible() for line in panel.norm_markers.lines)
+
+
+def test_norm_legend_covers_no_data(panel, history, qtbot):
+    """The total ‖W‖ is the top curve and its newest points sit at the top right, where the legend
+    used to be: the legend must be outside the view box."""
+    snaps = [make_snapshot(step=s, weight_decay=0.0) for s in range(0, 1500, 30)]
+    snaps = [dataclasses.replace(s, weight_norms=s.weight_norms * (1 + s.step / 300)) for s in snaps]
+    feed(panel, history, snaps)
+    show_on_screen(panel, qtbot, 1366, 768)
+    qtbot.wait(50)
+    vb = panel.norm_plot.getViewBox()
+    for legend in (panel.norm_legend, panel.hist_legend):
+        rect = legend.mapRectToScene(legend.boundingRect())
+        assert rect.width() > 20
+        assert not rect.intersects(legend.parentItem().getViewBox().sceneBoundingRect())
+    x, y = panel.total_norm.getData()
+    pts = [vb.mapViewToScene(QPointF(a, b)) for a, b in zip(x, y, strict=True)]
+    rect = panel.norm_legend.mapRectToScene(panel.norm_legend.boundingRect())
+    assert not any(rect.contains(p) for p in pts)
+
+
+def test_locked_histograms_match_numpy():
+    """Engine side: counts over the range locked at the start, checked against numpy.histogram;
+    the range stays put while decay shrinks the weights."""
+    from regsim import Trainer
+    from regsim.hparams import HParams
+    from regsim.trainer import HIST_BINS
+
+    trainer = Trainer(HParams(dataset="moons", hidden=(32, 32), train_size=100, val_size=50), "cpu")
+    trainer.step(100)
+    first = trainer.snapshot()  # the lock: max|w| so far (it only widens if a weight grows past)
+    amax_first = first.weight_abs_max
+    trainer.update(weight_decay=5.0, lr=0.01)
+    trainer.step(300)
+    snap = trainer.snapshot()
+    assert np.all(snap.weight_abs_max < amax_first)  # decay shrank every layer
+    weights = [lin.weight.detach().numpy().ravel() for lin in trainer.model.weight_layers()]
+    for i, w in enumerate(weights):
+        edges = snap.weight_hist_fixed_edges[i]
+        np.testing.assert_array_equal(edges, first.weight_hist_fixed_edges[i])  # locked
+        r = edges[-1]
+        counts, np_edges = np.histogram(w.astype(np.float64), bins=HIST_BINS, range=(-r, r))
+        np.testing.assert_allclose(edges, np_edges)
+        np.testing.assert_array_equal(snap.weight_hist_fixed[i], counts)
+        assert np.abs(w).max() < r / 2  # the weights really shrank on the locked axis
+    trainer.reset()
+    assert trainer.snapshot().weight_hist_fixed_edges[0][-1] == pytest.approx(
+        float(np.abs(trainer.model.weight_layers()[0].weight.detach().numpy()).max()))
+
+
+def test_empty_state_has_sensible_ranges(panel, history, qtbot):
+    show_on_screen(panel, qtbot, 1366, 768)
+    panel.redraw()
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = panel.norm_plot.getViewBox().viewRange()
+    assert x0 <= 0 and 450 <= x1 <= 600 and y0 <= 0 and 0.9 <= y1 <= 1.2
+    assert panel.norm_plot._regsim_hint.isVisible()
+    (hx0, hx1), _ = panel.hist_plot.getViewBox().viewRange()
+    assert hx0 == pytest.approx(-1.04, abs=0.05) and hx1 == pytest.approx(1.04, abs=0.05)
+    feed(panel, history, [make_snapshot(step=0)])
+    qtbot.wait(20)
+    (x0, x1), (y0, y1) = panel.norm_plot.getViewBox().viewRange()
+    assert x1 - x0 >= 49 and y1 - y0 >= 0.019
+    assert not panel.norm_plot._regsim_hint.isVisible()
+    panel.reset()
+    history.clear()
+    panel.redraw()
+    qtbot.wait(20)
+    assert panel.norm_plot._regsim_hint.isVisible()

@@ -43,7 +43,7 @@ class Panel(QWidget):
         (see Snapshot.eval_step) snapshots reuse them, so a panel can skip redrawing plots whose
         key is unchanged: most live frames then only touch labels and masks."""
         snap = self.snapshot
-        return (len(self.history), len(self.history.events),
+        return (len(self.history), self.history.events_revision,
                 self.history.series("step")[-1] if len(self.history) else None,
                 None if snap is None else (snap.eval_step, snap.step if snap.eval_step < 0 else -1,
                                            snap.status, snap.hparams),

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
@@ -31,10 +31,14 @@ from PySide6.QtWidgets import (
 from regsim.snapshot import DataView, History
 from ui.panels.base import Panel
 from ui.panels.style import (
+    ChangeMarkers,
     FastFillBetween,
+    LegendRow,
     color,
     fill_background,
     is_light,
+    limit_degenerate,
+    show_empty,
     style_legend,
     style_plot,
     style_text,
@@ -43,10 +47,10 @@ from ui.theme import Theme
 from ui.widgets import LiveLabel
 
 MAX_MARKERS = 30  # settings-change markers shown at once (the most recent steps)
+CONTOUR_MAX = 128  # the 0.5 contour is traced on at most this many samples per side
 MAX_DIGITS = 36  # digit tiles in the mosaic (a 6×6 grid at most)
 DIGIT = 8  # digit images are 8×8
 PITCH_X, PITCH_Y, LABEL_ROWS = DIGIT + 1, DIGIT + 4, 4  # mosaic tile pitch; rows left for a label
-MARKER_LABEL_POS = (0.95, 0.82, 0.69)  # staggered so labels of close changes do not overlap
 
 
 def finite(values: np.ndarray) -> bool:
@@ -67,7 +71,6 @@ class TrainingPanel(Panel):
         super().__init__(history, parent)
         self._kind: str | None = None
         self._points_key: tuple | None = None  # the data last given to the scatter items
-        self._marker_key: tuple | None = None  # the events last drawn as markers
         self._data_labels = ("", "")
         self._mosaic_shape: tuple[int, ...] = ()
 
@@ -81,7 +84,7 @@ class TrainingPanel(Panel):
         # Loss curves, the shaded gap between them and a legend for all three.
         self.loss_widget = pg.PlotWidget()
         self.loss_plot = self.loss_widget.getPlotItem()
-        self.loss_legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_legend = LegendRow(self.loss_plot, columns=3)  # above the plot: covers no data
         self.train_curve = self.loss_plot.plot(name="train", antialias=True)
         self.train_curve.setDownsampling(auto=True, method="peak")
         self.train_curve.setClipToView(True)
@@ -100,13 +103,9 @@ class TrainingPanel(Panel):
                                     "Shaded: the generalization gap, val − train. Dashed lines: "
                                     "settings changes.")
         self._plots_key: tuple | None = None  # what the plots show (see Panel.data_key)
-        self.markers: list[pg.InfiniteLine] = []
-        for i in range(MAX_MARKERS):
-            line = pg.InfiniteLine(angle=90, movable=False, label="",
-                                   labelOpts={"position": MARKER_LABEL_POS[i % 3],
-                                              "anchors": [(0, 0), (0, 0)]})
-            line.hide()  # joins the plot only while shown (see _show_marker)
-            self.markers.append(line)
+        # Settings changes: dashed lines with de-overlapped, rounded labels (style.ChangeMarkers).
+        self.change_markers = ChangeMarkers(self.loss_plot, MAX_MARKERS)
+        self.markers = self.change_markers.lines
 
         # Accuracy (classification only): hidden while every value is NaN.
         self.acc_widget = pg.PlotWidget()
@@ -122,7 +121,7 @@ class TrainingPanel(Panel):
         # The model in data space: 2-D decision boundary or 1-D regression curve share one plot.
         self.data_widget = pg.PlotWidget()
         self.data_plot = self.data_widget.getPlotItem()
-        self.data_legend = self.data_plot.addLegend(offset=(10, 10))
+        self.data_legend = LegendRow(self.data_plot, columns=3)
         self.decision_cmap = pg.colormap.get("CET-D1")  # diverging: blue 0, white 0.5, red 1
         self.decision = pg.ImageItem(axisOrder="row-major")
         self.decision.setLookupTable(self.decision_cmap.getLookupTable(nPts=256))
@@ -181,6 +180,10 @@ class TrainingPanel(Panel):
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
 
+        # No degenerate ranges: a single point or a flat curve still gets a readable span.
+        limit_degenerate(self.loss_plot, min_y=0.02)
+        limit_degenerate(self.acc_plot, min_y=0.1, y_bounds=(-0.02, 1.02))
+
         self._set_kind(None)
         self.apply_theme(self.theme)
 
@@ -204,9 +207,9 @@ class TrainingPanel(Panel):
         super().reset()
         for curve in (self.train_curve, self.val_curve, self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
-        for line in self.markers:
-            self._show_marker(line, False)
-        self._marker_key = None
+        self.change_markers.set_events([])
+        show_empty(self.loss_plot, True)
+        show_empty(self.acc_plot, True, hint="")
         self._set_kind(None)
         self.readout.setText("waiting for the first snapshot")
 
@@ -220,6 +223,7 @@ class TrainingPanel(Panel):
         style_text(self.log_y, t)
         style_plot(self.loss_widget, t, "Loss (eval mode)", "loss", "step")
         style_plot(self.acc_widget, t, "Accuracy", "accuracy", "step")
+        show_empty(self.loss_plot, len(self.history) == 0, theme=t)
         style_plot(self.data_widget, t, self._data_title(), *self._data_labels)
         style_plot(self.digit_widget, t, "Validation digits: prediction (true label)")
         for legend in (self.loss_legend, self.data_legend):
@@ -230,16 +234,7 @@ class TrainingPanel(Panel):
         self.val_acc_curve.setPen(pg.mkPen(t.val, width=t.line_width))
         self.gap_fill.setBrush(color(t.gap))
         self._gap_sample.setOpts(brush=color(t.gap), pen=None)
-        marker_pen = pg.mkPen(t.accent, width=max(1.0, t.line_width / 2),
-                              style=Qt.PenStyle.DashLine)
-        font = QFont()
-        font.setPointSize(max(7, t.font_pt - 2))
-        for line in self.markers:
-            line.setPen(marker_pen)
-            line.label.setColor(t.accent)
-            line.label.setFont(font)
-            line.label.fill = pg.mkBrush(color(t.background, 190))
-        self._marker_key = None  # labels must be re-set with the new style
+        self.change_markers.set_style(t)
         light = is_light(t)
         self.class_colors = [self.decision_cmap.map(v, mode="qcolor") for v in (0.0, 1.0)]
         # The boundary is where the diverging map turns white: draw it in the accent, not white.
@@ -269,6 +264,9 @@ class TrainingPanel(Panel):
     def _draw_curves(self) -> None:
         h = self.history
         steps = h.series("step")
+        empty = len(h) == 0
+        show_empty(self.loss_plot, empty, theme=self.theme)
+        show_empty(self.acc_plot, empty, hint="")
         self.train_curve.setData(steps, h.series("train_loss"))
         self.val_curve.setData(steps, h.series("val_loss"))
         train_acc, val_acc = h.series("train_acc"), h.series("val_acc")
@@ -278,37 +276,9 @@ class TrainingPanel(Panel):
         self.val_acc_curve.setData(steps, val_acc)
 
     def _draw_markers(self) -> None:
-        """One dashed line per step with a settings change; changes at one step share a line."""
-        events = self.history.events
-        key = (len(events), events[-1] if events else None)
-        if key == self._marker_key:
-            return
-        self._marker_key = key
-        groups: dict[int, list[str]] = {}
-        for step, text in events[-4 * MAX_MARKERS:]:
-            groups.setdefault(int(step), []).append(str(text))
-        shown = list(groups.items())[-MAX_MARKERS:]
-        for i, line in enumerate(self.markers):
-            if i >= len(shown):
-                self._show_marker(line, False)
-                continue
-            self._show_marker(line, True)
-            step, texts = shown[i]
-            full = "; ".join(texts)
-            short = full if len(full) <= 22 else full[:21] + "…"
-            line.setPos(step)
-            line.label.setFormat(short.replace("{", "{{").replace("}", "}}"))
-            line.label.setText(short)
-            line.setToolTip(f"step {step}: {full}")
-
-    def _show_marker(self, line: pg.InfiniteLine, on: bool) -> None:
-        """Markers are in the scene only while shown: a hidden InfiniteLine still recomputes its
-        bounding rect on every range change (3.5 ms a frame for 30 of them, measured)."""
-        if on and line.scene() is None:
-            self.loss_plot.addItem(line, ignoreBounds=True)
-        elif not on and line.scene() is not None:
-            self.loss_plot.removeItem(line)
-        line.setVisible(on)
+        """One dashed line per step with a settings change (one slider gesture is one change, see
+        History._add_event); changes at one step share a line."""
+        self.change_markers.set_events(self.history.visible_events())
 
     def _draw_data(self, data: DataView | None) -> None:
         kind = data.kind if data is not None else None
@@ -329,11 +299,17 @@ class TrainingPanel(Panel):
             self.decision.setImage(prob, levels=(0.0, 1.0), autoLevels=False)
             self.decision.setRect(_grid_rect(np.asarray(d.grid_x), np.asarray(d.grid_y)))
             now = time.monotonic()
-            # pyqtgraph's isocurve costs ~10 ms on 64×64: while training, refresh it at ≤ 4 Hz.
+            # pyqtgraph's isocurve costs ~12 ms on 64², 25 ms on 128², 83 ms on 256² (measured):
+            # it is traced on at most CONTOUR_MAX² samples of the map, at ≤ 4 Hz while training.
             if now - self._contour_time >= 0.25 or self.snapshot is None or \
                     self.snapshot.status != "running":
                 self._contour_time = now
-                self.contour.setData(np.nan_to_num(prob, nan=0.5))
+                k = max(1, math.ceil(max(prob.shape) / CONTOUR_MAX))
+                # Sample j of the thinned map is fine pixel k·j (centre k·j + ½).
+                shift = 0.5 / k - 0.5
+                self.contour.setTransform(QTransform.fromScale(k, k).translate(shift, shift)
+                                          if k > 1 else QTransform())
+                self.contour.setData(np.nan_to_num(prob[::k, ::k], nan=0.5))
             self.decision.show()
         else:
             self.decision.hide()
@@ -424,7 +400,9 @@ class TrainingPanel(Panel):
             self.data_legend.addItem(self._val_sample, "val")
             self.data_legend.addItem(self._model_sample, "P(class 1) = 0.5" if two_d else "model")
         self._data_labels = ("x₂", "x₁") if two_d else ("y", "x") if one_d else ("", "")
-        self.data_plot.setAspectLocked(two_d)
+        # Not aspect-locked: in the narrow, tall plot a locked aspect stretched the y range to
+        # −5…5 for data within ±2. The view fits the map, which fits the data (see Trainer).
+        self.data_plot.setAspectLocked(False)
         style_plot(self.data_widget, self.theme, self._data_title(), *self._data_labels)
         self.data_plot.enableAutoRange()
 

@@ -19,9 +19,13 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QL
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import (
+    ChangeMarkers,
     FastFillBetween,
+    LegendRow,
     color,
     fill_background,
+    limit_degenerate,
+    show_empty,
     style_legend,
     style_plot,
     style_text,
@@ -29,6 +33,7 @@ from ui.panels.style import (
 from ui.theme import Theme
 from ui.widgets import LiveLabel
 
+MAX_MARKERS = 30  # settings-change markers per plot (the most recent steps)
 MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
 # Distinct colours per layer (Tableau 10), readable on the dark screen and on a white slide.
 LAYER_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -86,11 +91,18 @@ class WeightsPanel(Panel):
         self.density.setToolTip("Draw each layer's histogram as a density (area 1), so a small "
                                 "layer is as visible as a large one. Off: raw counts.")
         self.density.toggled.connect(lambda _on: self.redraw())
+        self.fixed_axis = QCheckBox("fixed axis")
+        self.fixed_axis.setChecked(True)
+        self.fixed_axis.setToolTip("Keep the histogram's weight axis where it was when training "
+                                   "started (or at the last reset),\nso raising λ shows the "
+                                   "weights compressing toward 0. Off: the axis follows ±max|w|.")
+        self.fixed_axis.toggled.connect(self._on_fixed_toggled)
+        self._fixed_range: float | None = None  # the ±range the histogram x-axis is locked to
 
         # Live histograms, all layers overlaid; the legend names them.
         self.hist_widget = pg.PlotWidget()
         self.hist_plot = self.hist_widget.getPlotItem()
-        self.hist_legend = self.hist_plot.addLegend(offset=(-10, 10))
+        self.hist_legend = LegendRow(self.hist_plot, columns=5)  # above the plot: covers no data
         self.hist_items: list[pg.PlotDataItem] = []
         for _ in range(MAX_LAYERS):
             item = pg.PlotDataItem(stepMode="center", fillLevel=0, antialias=True)
@@ -120,7 +132,7 @@ class WeightsPanel(Panel):
         # Norms over time, per layer and in total.
         self.norm_widget = pg.PlotWidget()
         self.norm_plot = self.norm_widget.getPlotItem()
-        self.norm_legend = self.norm_plot.addLegend(offset=(-10, 10))
+        self.norm_legend = LegendRow(self.norm_plot, columns=5)
         self.norm_items: list[pg.PlotDataItem] = []
         for _ in range(MAX_LAYERS):
             item = pg.PlotDataItem(antialias=True)
@@ -128,6 +140,9 @@ class WeightsPanel(Panel):
             self.norm_items.append(item)
         self.total_norm = pg.PlotDataItem(antialias=True)
         self.norm_plot.addItem(self.total_norm)
+        # Settings changes (λ above all) on both plots over time, as in the Training panel.
+        self.norm_markers = ChangeMarkers(self.norm_plot, MAX_MARKERS)
+        self.band_markers = ChangeMarkers(self.band_plot, MAX_MARKERS)
         self.norm_widget.setToolTip("Frobenius norm ‖W‖ = √(Σ w²) of each weight matrix, and the "
                                     "total √(Σ‖W‖²).\n\n" + DECOUPLED_TIP + "\n\n" + L2_TIP)
 
@@ -142,6 +157,8 @@ class WeightsPanel(Panel):
         controls.addWidget(self.layer_box)
         controls.addSpacing(20)
         controls.addWidget(self.density)
+        controls.addSpacing(20)
+        controls.addWidget(self.fixed_axis)
         controls.addStretch(1)
         grid = QGridLayout(self)
         grid.addLayout(controls, 0, 0, 1, 2)
@@ -154,6 +171,8 @@ class WeightsPanel(Panel):
         grid.setRowStretch(1, 1)
         grid.setRowStretch(2, 1)
 
+        for plot in (self.band_plot, self.norm_plot):
+            limit_degenerate(plot, min_y=0.02)
         self.apply_theme(self.theme)
 
     # ------------------------------------------------------------------------------ Panel contract
@@ -165,13 +184,24 @@ class WeightsPanel(Panel):
         if names != self._names:
             self._set_layers(names)
             self._plots_key = None
-        key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked())
+        key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked(),
+               self.fixed_axis.isChecked())
         if key == self._plots_key:
             return  # histograms, bands and norms are what is on screen already
         self._plots_key = key
+        empty = len(self.history) == 0
+        show_empty(self.norm_plot, empty, theme=self.theme)
+        show_empty(self.band_plot, empty, y=(-1.0, 1.0), hint="")
+        show_empty(self.hist_plot, snap is None, x=(-1.0, 1.0), y=(0.0, 1.0), hint="",
+                   theme=self.theme)
+        if snap is None:
+            self._fixed_range = None
         self._draw_histograms(snap)
         self._draw_bands()
         self._draw_norms()
+        events = self.history.visible_events()
+        self.norm_markers.set_events(events)
+        self.band_markers.set_events(events)
         self.readout.setText(self._readout_html(snap))
 
     def reset(self) -> None:
@@ -184,6 +214,12 @@ class WeightsPanel(Panel):
         for lo, hi in self.band_edges:
             lo.setData([], [])
             hi.setData([], [])
+        self.norm_markers.set_events([])
+        self.band_markers.set_events([])
+        self._fixed_range = None
+        show_empty(self.norm_plot, True)
+        show_empty(self.band_plot, True, y=(-1.0, 1.0), hint="")
+        show_empty(self.hist_plot, True, x=(-1.0, 1.0), y=(0.0, 1.0), hint="")
         self.readout.setText("waiting for the first snapshot")
 
     def apply_theme(self, theme: Theme) -> None:
@@ -192,13 +228,16 @@ class WeightsPanel(Panel):
         self._plots_key = None
         t = theme
         fill_background(self, t)
-        for w in (self.layer_label, self.density, self.readout):
+        self.norm_markers.set_style(t)
+        self.band_markers.set_style(t)
+        for w in (self.layer_label, self.density, self.fixed_axis, self.readout):
             style_text(w, t)
         self.layer_box.setStyleSheet(f"font-size: {t.font_pt}pt;")
         style_plot(self.hist_widget, t, "Weight histograms (now)", self._hist_ylabel(),
                    "weight value")
         style_plot(self.band_widget, t, self._band_title(), "weight value", "step")
         style_plot(self.norm_widget, t, "Weight norms ‖W‖", "‖W‖", "step")
+        show_empty(self.norm_plot, len(self.history) == 0, theme=t)
         for legend in (self.hist_legend, self.norm_legend):
             style_legend(legend, t)
         for i, item in enumerate(self.norm_items):
@@ -243,13 +282,17 @@ class WeightsPanel(Panel):
         self._style_histograms()
 
     def _draw_histograms(self, snap: Snapshot | None) -> None:
+        """Each layer's histogram; on the fixed axis, the counts binned over the locked range."""
         n = len(self._names)
         if snap is None or not n:
             return
         density = self.density.isChecked()
+        fixed = self.fixed_axis.isChecked() and len(snap.weight_hist_fixed) >= n
+        hists = snap.weight_hist_fixed if fixed else snap.weight_hist
+        all_edges = snap.weight_hist_fixed_edges if fixed else snap.weight_hist_edges
         for i in range(n):
-            counts = np.asarray(snap.weight_hist[i], dtype=np.float64)
-            edges = np.asarray(snap.weight_hist_edges[i], dtype=np.float64)
+            counts = np.asarray(hists[i], dtype=np.float64)
+            edges = np.asarray(all_edges[i], dtype=np.float64)
             if density:
                 area = float(np.sum(counts * np.diff(edges)))
                 counts = counts / area if area > 0 else counts
@@ -258,6 +301,21 @@ class WeightsPanel(Panel):
             self._density_shown = density
             style_plot(self.hist_widget, self.theme, None, self._hist_ylabel())
             self.hist_plot.enableAutoRange()
+            self._fixed_range = None
+        if fixed:
+            r = max(float(np.max(np.abs(e))) for e in all_edges[:n])
+            if r != self._fixed_range:
+                self._fixed_range = r
+                self.hist_plot.enableAutoRange(axis="y")
+                self.hist_plot.setXRange(-r, r, padding=0.02)  # also stops x auto-range
+        elif self._fixed_range is not None:
+            self._fixed_range = None
+            self.hist_plot.enableAutoRange()
+
+    def _on_fixed_toggled(self, _on: bool) -> None:
+        self._fixed_range = None
+        self.hist_plot.enableAutoRange()
+        self.redraw()
 
     def _draw_bands(self) -> None:
         steps, bands = self._percentiles()
