@@ -24,6 +24,7 @@ import traceback
 from typing import Any
 
 from .hparams import HParams
+from .memory import TRIM_EVERY_S, release_freed_memory
 
 CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's latency
 SNAPSHOT_OVERHEAD = 0.02  # share of training time the heavy snapshot parts may take (≥ 0.97× speed)
@@ -94,6 +95,7 @@ class _Loop:
         self.parent_pid = parent_pid
         self.last_parent_check = time.monotonic()
         self.orphaned = False
+        self.next_trim = time.perf_counter() + TRIM_EVERY_S
 
     def parent_gone(self) -> bool:
         """True once the process that started us has died (we were re-parented)."""
@@ -125,6 +127,9 @@ class _Loop:
                 if self.next_snapshot <= now:
                     self.next_snapshot = now + self.period
                 self.send_snapshot()
+            if now >= self.next_trim:  # freed heap back to the OS: RSS stays flat over a lecture
+                self.next_trim = now + TRIM_EVERY_S
+                release_freed_memory()
 
     def drain(self, block: bool) -> None:
         """Handle every waiting command; when idle, wait briefly for one."""
@@ -176,6 +181,7 @@ class _Loop:
             elif name == "landscape":
                 req = self.request_cls.from_dict(payload or {})
                 t.landscape(req, progress=lambda r: self.out.put(("landscape", r)))
+                release_freed_memory()  # the grid's buffers are tens of MB
             elif name == "snapshot":
                 self.send_snapshot()
             elif name == "rate":

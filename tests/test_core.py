@@ -15,6 +15,7 @@ from regsim.data import make_dataset
 from regsim.models import MLP, InvertedDropout
 from regsim.optim import build_optimizer, lr_at, split_decay_groups
 from regsim.snapshot import Snapshot
+from regsim.trainer import GRID, GRID_FINE
 
 # ------------------------------------------------------------------------------------ dropout
 
@@ -352,7 +353,7 @@ def test_snapshot_is_numpy_only_and_consistent() -> None:
     kept = snap.dropout_masks[1]
     post, pre = snap.activation_post[1], snap.activation_pre[1]
     np.testing.assert_allclose(post, pre * kept[0, : len(pre)] / 0.5, rtol=1e-6)
-    assert snap.data.grid_prob.shape == (64, 64)
+    assert snap.data.grid_prob.shape == (GRID * GRID_FINE, GRID * GRID_FINE)  # coarse × refined
     assert 0 <= snap.data.grid_prob.min() and snap.data.grid_prob.max() <= 1
 
 

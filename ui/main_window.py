@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from regsim.hparams import HParams
+from regsim.memory import TRIM_EVERY_S, release_freed_memory
 from regsim.presets import PRESET_DIR, load_preset, save_preset
 from regsim.snapshot import History, LandscapeResult, Snapshot
 from ui.controls import ControlPanel
@@ -174,6 +175,12 @@ class MainWindow(QMainWindow):
         self._coalesce.setSingleShot(True)
         self._coalesce.setInterval(UPDATE_COALESCE_MS)
         self._coalesce.timeout.connect(self._flush_updates)
+        # Qt, pyqtgraph and numpy free and re-allocate image and path buffers every frame; glibc keeps
+        # the freed pages, which read as a slow RSS creep over a lecture (see regsim.memory).
+        self._trim = QTimer(self)
+        self._trim.setInterval(int(TRIM_EVERY_S * 1000))
+        self._trim.timeout.connect(release_freed_memory)
+        self._trim.start()
 
         self._make_actions()
         if restore:
@@ -210,6 +217,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self._frame.stop()
         self._coalesce.stop()
+        self._trim.stop()
         try:
             if first and save:
                 self._save_settings()
