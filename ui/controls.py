@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -205,9 +206,11 @@ class ControlPanel(QWidget):
                                "current settings match, or “custom”.")
         self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset.setMinimumContentsLength(8)
-        self.load_btn = QPushButton("Open…")
+        self.load_btn = QToolButton()  # tool buttons: as narrow as their text (the dock's width)
+        self.load_btn.setText("Open…")
         self.load_btn.setToolTip("Load a preset JSON file (Ctrl+O)")
-        self.save_btn = QPushButton("Save…")
+        self.save_btn = QToolButton()
+        self.save_btn.setText("Save…")
         self.save_btn.setToolTip("Save the current settings as a preset JSON file (Ctrl+S)")
         lay.addWidget(self.preset, 1)
         lay.addWidget(self.load_btn)
@@ -244,7 +247,7 @@ class ControlPanel(QWidget):
         form.addRow("Input dropout", self.input_dropout)
         form.addRow("Weight decay λ", self.weight_decay)
         form.addRow("Decay mode", self.decay_mode)
-        form.addRow("", self.decay_all)
+        form.addRow(self.decay_all)  # the whole row: no empty label column beside it
         form.addRow("Label smoothing", self.label_smoothing)
         root.addWidget(box)
 
@@ -289,6 +292,11 @@ class ControlPanel(QWidget):
         root.addWidget(box)
         root.addStretch(1)
 
+        # Combo boxes as wide as the dock gives them, not as their longest item: the dock's minimum
+        # width is the window's, and "decoupled (AdamW / SGDW)" alone cost 60 px of it.
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         for name, tip in TIPS.items():
             w = getattr(self, {"decay_norms_and_biases": "decay_all"}.get(name, name))
             w.setToolTip(tip)
