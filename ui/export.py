@@ -355,6 +355,13 @@ def refit_graphics(widget: QWidget) -> None:
     _refit_scenes(widget)
     warm_up_axes(widget, rounds=1)  # at the restored size: the axes see the live ranges
     _refit_scenes(widget)
+    # Auto-ranged views padded their range for the figure's size (pyqtgraph's padding shrinks as
+    # the view grows): range them again at the live size, as they were before the export.
+    for view in _graphics_views(widget):
+        for item in view.scene().items():
+            if isinstance(item, pg.ViewBox) and any(item.autoRangeEnabled()):
+                item.updateAutoRange()
+    settle()
 
 
 def _refit_scenes(widget: QWidget) -> None:

@@ -619,7 +619,18 @@ class LossSurfacePanel(Panel):
             self.section_a.setData(alphas, values[row, :])
             self.section_b.setData(betas, values[:, col])
             self.section_now.setData([0.0], [float(values[row, col])])
-            self.section.enableAutoRange()
+            # The range from the data with a fixed 5 % margin, not pyqtgraph's auto-range, whose
+            # padding depends on the view's pixel size: a figure export at slide size left the live
+            # plot with another range than before it (issue 8 #3).
+            ys = np.concatenate([values[row, :], values[:, col]])
+            ys = ys[np.isfinite(ys)]
+            if ys.size and alphas.size and betas.size:
+                x0 = float(min(alphas.min(), betas.min()))
+                x1 = float(max(alphas.max(), betas.max()))
+                y0, y1 = float(ys.min()), float(ys.max())
+                if y1 <= y0:
+                    y0, y1 = y0 - 0.5, y1 + 0.5
+                self.section.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.05)
         self.section.setLabel("left", label, **label_style)
         _set_title(self.section, "Cross-sections through ★", theme)
 
