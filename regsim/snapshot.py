@@ -155,9 +155,11 @@ class History:
         return self._n
 
     def add(self, snap: Snapshot) -> None:
-        if snap.step < self._last_step or (
-                self.layer_norms and len(self.layer_norms[-1]) != len(snap.weight_norms)):
+        new_net = bool(self.layer_norms) and len(self.layer_norms[-1]) != len(snap.weight_norms)
+        if new_net or (snap.step < self._last_step and snap.status != "diverged"):
             self.clear()  # a reset or a new network: start a new run
+        elif snap.step < self._last_step:
+            self._wind_back(snap.step)  # a divergence restored earlier weights: same run
         for step, text in snap.events:
             self._add_event(int(step), str(text))
         point = snap.eval_step if snap.eval_step >= 0 else snap.step
@@ -184,6 +186,16 @@ class History:
         self._pct_steps.append(point)
         self._pct.append(np.stack([histogram_percentiles(c, e, self.PERCENTILES)
                                    for c, e in zip(snap.weight_hist, snap.weight_hist_edges)]))
+
+    def _wind_back(self, step: int) -> None:
+        """Forget the points measured after `step` (the run was restored to it), keep the rest:
+        the curves up to the restored weights stay on screen, with the divergence marker."""
+        keep = int(np.searchsorted(self._data["step"][: self._n], step, side="right"))
+        self._n = keep
+        self.layer_norms = self.layer_norms[:keep]
+        k = int(np.searchsorted(np.asarray(self._pct_steps), step, side="right"))
+        self._pct_steps, self._pct = self._pct_steps[:k], self._pct[:k]
+        self._last_step = int(self._data["step"][keep - 1]) if keep else -1
 
     def _add_event(self, step: int, text: str) -> None:
         """Record one settings change; one slider gesture becomes one event.

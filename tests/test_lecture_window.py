@@ -299,3 +299,20 @@ def test_starting_message_goes_when_run_was_pressed_before_the_engine_was_ready(
         assert w.controls.run_btn.text() == "Pause"
     finally:
         w.shutdown()
+
+
+def test_history_keeps_the_curves_when_a_divergence_winds_the_run_back() -> None:
+    """A restore sets the step back (to the checkpoint); the old History took that for a reset and
+    wiped every curve off the Training panel while the banner explained the divergence."""
+    from synthetic import make_snapshot
+
+    from regsim.snapshot import History
+
+    h = History()
+    for step in range(0, 1000, 100):
+        h.add(make_snapshot(step=step))
+    h.add(dataclasses.replace(make_snapshot(step=650), status="diverged", message="restored"))
+    steps = list(h.series("step"))
+    assert steps == [0, 100, 200, 300, 400, 500, 600, 650]
+    h.add(make_snapshot(step=0))  # a real reset still starts over
+    assert list(h.series("step")) == [0]
