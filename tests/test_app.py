@@ -27,10 +27,13 @@ def settings(tmp_path):
     return QSettings(str(tmp_path / "regsim.ini"), QSettings.Format.IniFormat)
 
 
-def make_window(qtbot, settings, mode="thread", hparams=SMALL):
+def make_window(qtbot, settings, mode="thread", hparams=SMALL, restore=False, size=(1400, 900)):
+    """A shown window with its engine started and a first snapshot in; `size=None` keeps the size
+    the window chose itself (or restored)."""
     build_app()
-    w = MainWindow(hparams, engine_mode=mode, device="cpu", settings=settings, restore=False)
-    w.resize(1400, 900)
+    w = MainWindow(hparams, engine_mode=mode, device="cpu", settings=settings, restore=restore)
+    if size is not None:
+        w.resize(*size)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)

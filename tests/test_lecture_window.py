@@ -12,6 +12,7 @@ import dataclasses
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
+from test_app import SMALL, make_window
 
 from regsim import HParams
 from regsim.presets import load_preset
@@ -19,8 +20,6 @@ from ui.app import build_app
 from ui.controls import CUSTOM, NICE_MANTISSAS, P_STEP
 from ui.main_window import MainWindow
 
-SMALL = HParams(dataset="moons", hidden=(16, 16), dropout=0.3, weight_decay=1e-3, lr=0.01,
-                optimizer="adam", train_size=100, val_size=100)
 LONG = ("Training diverged (the loss exploded to 3.1e+04) at step 12,345. Restored the last good "
         "weights from step 12,000 (train loss 0.31). Lower lr (now 1), e.g. to 0.1, then resume (lr·λ ≥ 1 "
         "also makes each decay step overshoot zero). ") * 2
@@ -29,19 +28,6 @@ LONG = ("Training diverged (the loss exploded to 3.1e+04) at step 12,345. Restor
 @pytest.fixture
 def settings(tmp_path):
     return QSettings(str(tmp_path / "regsim.ini"), QSettings.Format.IniFormat)
-
-
-def make_window(qtbot, settings, hparams=SMALL, restore=False, size=(1400, 900)):
-    build_app()
-    w = MainWindow(hparams, engine_mode="thread", device="cpu", settings=settings, restore=restore)
-    if size is not None:
-        w.resize(*size)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start_engine()
-    qtbot.waitUntil(lambda: w.latest is not None, timeout=60_000)
-    return w
 
 
 @pytest.fixture
