@@ -1,0 +1,65 @@
+"""Every panel of the app, in one place: the window's navigation, the export CLI and the panel
+contract test all read this registry, so adding a panel is one module plus one line here.
+
+A spec names its module and class instead of importing them: building the window must not import
+every panel (and pyqtgraph with them) before the window is on screen.
+
+`needs` says which heavy snapshot parts the panel draws (see `regsim.snapshot.PARTS`), so the
+engine measures only what the visible panels need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ui.panels.base import Panel
+
+# The chapters of the window, in navigation order (issue 9: 12–16 panels will not fit one tab row).
+CHAPTERS = ("Training", "Dropout", "Weight decay", "Optimizers", "Transformers")
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    key: str  # short name: file names, `--panels training,weights`, QSettings
+    title: str  # tab text
+    chapter: str  # one of CHAPTERS
+    module: str  # the panel's module, imported on first use
+    cls_name: str  # the Panel subclass in that module
+    needs: frozenset[str] = frozenset()  # heavy snapshot parts it draws (regsim.snapshot.PARTS)
+    tooltip: str = ""  # one line shown on the tab: what the panel shows
+
+    def load(self) -> type[Panel]:
+        """The panel class (imports its module)."""
+        return getattr(importlib.import_module(self.module), self.cls_name)
+
+
+PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec("training", "Training", "Training", "ui.panels.training", "TrainingPanel",
+              frozenset({"eval", "data"}),
+              "Train and validation loss and accuracy, the gap between them, and the model's view "
+              "of the data"),
+    PanelSpec("weights", "Weights", "Weight decay", "ui.panels.weights", "WeightsPanel",
+              frozenset({"eval", "histograms"}),
+              "Weight histograms per layer, their norms and percentile bands over time"),
+    PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
+              frozenset({"masks"}),
+              "The masks dropout drew on the last minibatch and what they do to one example"),
+    PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
+              "LossSurfacePanel", frozenset({"eval"}),
+              "The loss around the current weights on a 2-D plane, with the optimizer's path"),
+)
+
+
+def panel_spec(key: str) -> PanelSpec:
+    """The spec with `key`; a ValueError naming the allowed keys otherwise."""
+    for spec in PANELS:
+        if spec.key == key:
+            return spec
+    raise ValueError(f"unknown panel {key!r}; allowed: {', '.join(s.key for s in PANELS)}")
+
+
+def panel_keys() -> tuple[str, ...]:
+    return tuple(s.key for s in PANELS)
