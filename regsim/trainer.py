@@ -23,7 +23,15 @@ import torch.nn.functional as F
 
 from .data import Dataset, make_dataset
 from .divergence import EMA_STEPS, LossMonitor, Verdict, constant_loss
-from .hparams import CHOICE_SHORT, SHORT_LABELS, SYMBOL_FIELDS, HParams, coerce
+from .hparams import (
+    CHOICE_SHORT,
+    LOSS_LEVEL_FIELDS,
+    REBUILD_FIELDS,
+    SHORT_LABELS,
+    SYMBOL_FIELDS,
+    HParams,
+    coerce,
+)
 from .landscape import LandscapeRequest, compute_landscape
 from .models import MLP
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
@@ -46,13 +54,9 @@ CHECKPOINT_OVERHEAD = 0.02
 EARLY_POINTS_OVERHEAD = 0.05  # time share the log-spaced early measurements may take (snapshot())
 GRAD_NORM_EVERY_S = 0.02  # the gradient norm is measured at most this often (snapshots show it)
 
-# Settings that change what is trained (data, architecture): they need a reset, not an update.
-REBUILD_FIELDS = frozenset({"dataset", "hidden", "train_size", "val_size", "noise", "seed",
-                            "activation", "layer_norm"})
-
-# Settings whose change alters the measured training loss of the same weights (not the weights):
-# the divergence monitor restarts its "best so far" and ignores the transition's spikes.
-LOSS_LEVEL_FIELDS = frozenset({"dropout", "layer_dropout", "input_dropout", "label_smoothing"})
+# Which settings need a reset (REBUILD_FIELDS: data, architecture) and which move the loss level of
+# the same weights (LOSS_LEVEL_FIELDS: the divergence monitor restarts its "best so far") come from
+# the settings table in regsim/hparams.py.
 
 
 def resolve_device(device: str = "auto") -> torch.device:

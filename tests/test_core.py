@@ -58,7 +58,7 @@ def test_dropout_rejects_p_one() -> None:
     ("dropout", 1.0, r"dropout = 1.0 is out of range; allowed: \[0, 1\)"),
     ("dropout", -0.1, r"dropout"),
     ("weight_decay", -1e-4, r"weight_decay = -0.0001 is out of range; allowed: \[0, 10\]"),
-    ("lr", 0.0, r"lr = 0.0 is out of range; allowed: \(0, 10000\]"),
+    ("lr", 0.0, r"lr = 0.0 is out of range; allowed: \[1e-06, 10000\]"),
     ("lr", float("nan"), r"lr"),
     ("optimizer", "rmsprop", r"optimizer = 'rmsprop' is not allowed; choose one of: sgd, momentum, adam"),
     ("decay_mode", "l1", r"decay_mode"),
