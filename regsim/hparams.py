@@ -133,6 +133,7 @@ class Control:
     log_lo: float = 0.0  # "log" over a range starting at 0: the smallest non-zero stop (0 is a stop)
     special: str = ""  # text shown at the minimum instead of the number ("off" for grad_clip = 0)
     typed_hi: float | None = None  # a typed box deliberately wider than the range (see batch_size)
+    placeholder: str = ""  # "text": the grey hint in the empty field
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,17 @@ class Setting:
         if self.lo is None or self.hi is None:
             return "true or false"
         left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
-        hi = "∞" if self.hi == math.inf else f"{self.hi:g}"
-        return f"{left}{self.lo:g}, {hi}{right}"
+        return f"{left}{_num(self.lo)}, {_num(self.hi)}{right}"
+
+    def allowed_text(self) -> str:
+        """The range in words for a tooltip ("Allowed: [1, 65536] examples, at most the training-set
+        size"); "" for choices and switches, whose widgets show what is allowed."""
+        if self.choices or self.lo is None:
+            return ""
+        each = "each " if _KINDS[self.name].startswith("tuple") else ""
+        unit = f" {self.unit}" if self.unit else ""
+        note = f", {self.note}" if self.note else ""
+        return f"Allowed: {each}{self.range_text()}{unit}{note}."
 
     def in_range(self, value: float) -> bool:
         """Whether one number (one element of a tuple setting) lies in [lo, hi] with its open ends."""
@@ -175,6 +185,13 @@ class Setting:
         ok = math.isfinite(value)
         ok = ok and (value > self.lo if self.lo_open else value >= self.lo)
         return ok and (value < self.hi if self.hi_open else value <= self.hi)
+
+
+def _num(v: float) -> str:
+    """A range end as typed: whole numbers in full (2147483647, not 2.14748e+09), others as %g."""
+    if v == math.inf:
+        return "∞"
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 _CLASSIFICATION = tuple(d for d in DATASETS if d != "regression")
@@ -187,7 +204,8 @@ _TABLE = (
             tip="The task: moons, circles, spiral, xor (2-D classification, where the decision "
                 "boundary shows overfitting), regression (1-D, with a gap in its inputs) or digits "
                 "(8×8 images, 10 classes).\nChanging the dataset starts a new run."),
-    Setting("hidden", "Hidden", "hidden", live=False, lo=1, hi=4096, controls=(Control("text"),),
+    Setting("hidden", "Hidden", "hidden", live=False, lo=1, hi=4096,
+            controls=(Control("text", placeholder="e.g. 64,64"),),
             tip="Hidden layer widths, input to output, e.g. 64,64: 1 to 8 layers of 1 to 4096 units "
                 "each. Changing it starts a new run."),
     Setting("dropout", "Dropout p", "p", live=True, lo=0.0, hi=1.0, hi_open=True, symbol=True,
@@ -435,8 +453,10 @@ def _validate(h: HParams) -> None:
         if s.lo is not None and name not in ("hidden", "layer_dropout", "betas", "batch_size"):
             _check_range(name, getattr(h, name))
     # At most the training set: beyond it the trainer would quietly train on full batches.
-    batch_hi = min(int(SETTINGS["batch_size"].hi), h.train_size)
-    if not 1 <= h.batch_size <= batch_hi:
+    batch = SETTINGS["batch_size"]
+    batch_lo, batch_hi = int(batch.lo), min(int(batch.hi), h.train_size)
+    if not batch_lo <= h.batch_size <= batch_hi:
         why = (f" (at most the training-set size, train_size = {h.train_size})"
                if batch_hi == h.train_size else "")
-        raise ValueError(f"batch_size = {h.batch_size!r} is out of range; allowed: [1, {batch_hi}]{why}")
+        raise ValueError(f"batch_size = {h.batch_size!r} is out of range; "
+                         f"allowed: [{batch_lo}, {batch_hi}]{why}")
