@@ -185,25 +185,26 @@ def _plain_landscape(trainer, d1, d2, alphas, betas, x, y) -> float:
 def bench_landscape(quick: bool, device: str) -> list[Row]:
     import numpy as np
 
+    from .analyses.landscape_math import grid_losses, make_directions
     from .hparams import HParams
-    from .landscape import grid_losses, make_directions
     from .trainer import Trainer
 
     t = Trainer(HParams(dataset="moons", hidden=(64, 64), train_size=512), device)
     t.step(200)
-    params = list(t.model.parameters())
+    view = t.view()
+    params = list(view.model.parameters())
     d1, d2, _ = make_directions(params, [], "random", 0)
-    x, y = t.x_train[:512], t.y_train[:512]
+    x, y = view.x_train[:512], view.y_train[:512]
     full, coarse = np.linspace(-1, 1, 51), np.linspace(-1, 1, 11)
     reps = 3 if quick else 7
-    grid_losses(t, d1, d2, coarse, coarse, x, y)  # warm-up
+    grid_losses(view, d1, d2, coarse, coarse, x, y)  # warm-up
     t_full, t_coarse = [], []
     for _ in range(reps):
         s = time.perf_counter()
-        grid_losses(t, d1, d2, full, full, x, y)
+        grid_losses(view, d1, d2, full, full, x, y)
         t_full.append(time.perf_counter() - s)
         s = time.perf_counter()
-        grid_losses(t, d1, d2, coarse, coarse, x, y)
+        grid_losses(view, d1, d2, coarse, coarse, x, y)
         t_coarse.append(time.perf_counter() - s)
     plain = _plain_landscape(t, d1, d2, full[::5] if quick else full, full[::5] if quick else full,
                              x, y)

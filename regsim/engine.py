@@ -39,13 +39,13 @@ def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = 
 
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
-        from .landscape import LandscapeRequest
+        from .analyses import ANALYSES
         from .trainer import Trainer, device_name
 
         h = hparams if isinstance(hparams, HParams) else HParams.from_dict(hparams)
         trainer = Trainer(h, device)
         out.put(("ready", {"device": device_name(trainer.device)}))
-        loop = _Loop(trainer, commands, out, snapshot_hz, LandscapeRequest, parent_pid)
+        loop = _Loop(trainer, commands, out, snapshot_hz, ANALYSES["landscape"], parent_pid)
         loop.run()
         if loop.orphaned:
             # Nobody reads our queue any more: don't let its feeder thread block our exit on a
@@ -179,8 +179,16 @@ class _Loop:
                 t.status = "paused"
                 self.send_snapshot()
             elif name == "landscape":
-                req = self.request_cls.from_dict(payload or {})
-                t.landscape(req, progress=lambda r: self.out.put(("landscape", r)))
+                spec = self.request_cls
+                gen = spec.compute(t.view(), spec.request(payload or {}))
+                while True:
+                    try:
+                        p = next(gen)
+                    except StopIteration as stop:
+                        self.out.put(("landscape", stop.value))
+                        break
+                    if p.partial is not None:
+                        self.out.put(("landscape", p.partial))
                 release_freed_memory()  # the grid's buffers are tens of MB
             elif name == "snapshot":
                 self.send_snapshot()

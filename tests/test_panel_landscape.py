@@ -392,8 +392,9 @@ def _twin_objective(t, d1, d2, a, b, coefs):
 def test_regularized_surface_matches_an_independent_computation(mode, opt, decay_all):
     import torch
 
+    from regsim.analyses import analyze
+    from regsim.analyses.landscape_math import make_directions
     from regsim.hparams import HParams
-    from regsim.landscape import LandscapeRequest, make_directions
     from regsim.trainer import Trainer
 
     lam = 0.05
@@ -401,7 +402,7 @@ def test_regularized_surface_matches_an_independent_computation(mode, opt, decay
                         decay_mode=mode, optimizer=opt, decay_norms_and_biases=decay_all,
                         lr=0.05 if opt != "adam" else 0.01), device="cpu")
     t.step(150)
-    res = t.landscape(LandscapeRequest(resolution=5, span=0.5, preview=0, directions="random"))[-1]
+    res = analyze(t, "landscape", resolution=5, span=0.5, preview=0, directions="random")
     params = list(t.model.parameters())
     d1, d2, _ = make_directions(params, [], "random", 0)
     # Which parameters pay, and at what rate, worked out here from the settings (not the optimizer).
@@ -427,25 +428,26 @@ def test_regularized_surface_matches_an_independent_computation(mode, opt, decay
 
 
 def test_no_decay_gives_no_penalty():
+    from regsim.analyses import analyze
     from regsim.hparams import HParams
-    from regsim.landscape import LandscapeRequest
     from regsim.trainer import Trainer
     t = Trainer(HParams(dataset="moons", hidden=(8,), train_size=64, weight_decay=0.0), device="cpu")
     t.step(20)
-    res = t.landscape(LandscapeRequest(resolution=3, preview=0))[-1]
+    res = analyze(t, "landscape", resolution=3, preview=0)
     assert res.penalty is None and res.objective == "" and "λ = 0" in res.objective_note
 
 
 def test_path_residual_matches_an_independent_projection():
+    from regsim.analyses import analyze
+    from regsim.analyses.landscape_math import make_directions
     from regsim.hparams import HParams
-    from regsim.landscape import LandscapeRequest, make_directions
     from regsim.trainer import Trainer
 
     t = Trainer(HParams(dataset="moons", hidden=(16, 16), weight_decay=0.01, decay_mode="l2"),
                 device="cpu")
     for _ in range(15):
         t.step(20)
-    res = t.landscape(LandscapeRequest(resolution=5, preview=0))[-1]
+    res = analyze(t, "landscape", resolution=5, preview=0)
     params = list(t.model.parameters())
     path = [v for _, v in t.history_path()]
     d1, d2, used = make_directions(params, path, "pca", 0)

@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regsim.analyses.landscape import LandscapeResult
 from regsim.hparams import HParams
 from regsim.memory import TRIM_EVERY_S, release_freed_memory
 from regsim.presets import PRESET_DIR, load_preset, save_preset
-from regsim.snapshot import History, LandscapeResult, Snapshot
+from regsim.snapshot import History, Snapshot
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
 from ui.panels.base import Panel

@@ -11,7 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
-from regsim.snapshot import History, LandscapeResult, Snapshot
+from regsim.analyses.landscape import LandscapeResult
+from regsim.snapshot import History, Snapshot
 from ui.theme import SCREEN, Theme
 
 

@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from regsim.snapshot import History, LandscapeResult, Snapshot
+from regsim.analyses.landscape import LandscapeResult
+from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend

@@ -1,0 +1,124 @@
+"""Analyses: the registry and contract, `regsim.analyze`, the job runner, and jobs in the engine."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import regsim
+from regsim import HParams, Trainer
+from regsim.analyses import ANALYSES, RunView, spec
+from regsim.analyses.landscape import LandscapeRequest, LandscapeResult
+from regsim.analyses.landscape_math import make_directions
+
+SMALL = HParams(dataset="moons", hidden=(16, 16), train_size=128, dropout=0.3, optimizer="adam",
+                weight_decay=0.01, decay_mode="decoupled")
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trainer:
+    t = Trainer(SMALL, device="cpu")
+    for _ in range(8):
+        t.step(10)
+    return t
+
+
+def state_of(t: Trainer) -> dict:
+    """Everything a job must leave alone, copied: weights, optimizer state, random streams, step."""
+    return {"model": {k: v.clone() for k, v in t.model.state_dict().items()},
+            "optimizer": copy.deepcopy(t.optimizer.state_dict()),
+            "torch_rng": torch.get_rng_state(), "generator": t.generator.get_state(),
+            "step": t.step_count, "training": t.model.training, "grad": torch.is_grad_enabled(),
+            "path": len(t.history_path())}
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"] and a["training"] == b["training"] and a["grad"] == b["grad"]
+    assert a["path"] == b["path"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert torch.equal(a["torch_rng"], b["torch_rng"])
+    assert torch.equal(a["generator"], b["generator"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        for k in sa[i]:
+            assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])), (i, k)
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+
+
+# ------------------------------------------------------------------------------ registry, contract
+
+
+def test_registry_lists_the_landscape() -> None:
+    assert regsim.list_analyses() == list(ANALYSES) and "landscape" in regsim.list_analyses()
+    land = ANALYSES["landscape"]
+    assert land.Request is LandscapeRequest and land.Result is LandscapeResult
+    assert land.title and land.description
+    with pytest.raises(ValueError, match="analysis = 'nope' is not known; choose one of: landscape"):
+        spec("nope")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("resolution", 2, r"resolution = 2 is out of range; allowed: \[3, 201\]"),
+    ("resolution", 5.5, r"resolution = 5.5 is out of range"),
+    ("span", 0, r"span = 0 is out of range; allowed: \(0, 10\]"),
+    ("span", "wide", r"span = 'wide' is out of range"),
+    ("points", 0, r"points = 0 is out of range; allowed: \[1, ∞\)"),
+    ("directions", "up", r"directions = 'up' is not allowed; choose one of: pca, random"),
+    ("preview", 2, r"preview = 2 is out of range; allowed: 0 or \[3, 51\]"),
+    ("seed", -1, r"seed = -1 is out of range"),
+    ("size", 3, r"unknown landscape setting 'size'; known: directions, points, preview"),
+])
+def test_request_validation_names_the_field(field, value, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        spec("landscape").request({field: value})
+    with pytest.raises(ValueError, match=message):
+        regsim.analyze(object(), "landscape", **{field: value})  # before the run is looked at
+
+
+def test_requests_and_results_are_frozen() -> None:
+    req = LandscapeRequest()
+    with pytest.raises(AttributeError):
+        req.resolution = 3  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------ analyze()
+
+
+def test_analyze_equals_brute_force_and_leaves_no_trace(trained) -> None:
+    """Grid points of `regsim.analyze` against a deep copy of the network moved by α·d₁ + β·d₂ and
+    evaluated the plain way (eval mode, whole 128-example split), and the trainer untouched."""
+    before = state_of(trained)
+    res = regsim.analyze(trained, "landscape", resolution=7, span=0.6, directions="random",
+                         seed=3, preview=0)
+    assert_same_state(before, state_of(trained))
+    assert isinstance(res, LandscapeResult) and res.loss.shape == (7, 7) and not res.coarse
+    assert res.step == trained.step_count
+    params = list(trained.model.parameters())
+    d1, d2, used = make_directions(params, [], "random", 3)
+    assert used == res.directions == "random"
+    for i, j in ((3, 3), (0, 0), (6, 1), (2, 5), (5, 6)):
+        twin = copy.deepcopy(trained.model).eval()
+        with torch.no_grad():
+            for p, u, v in zip(twin.parameters(), d1, d2):
+                p.add_(float(res.alphas[j]) * u + float(res.betas[i]) * v)
+            want = torch.nn.functional.cross_entropy(twin(trained.x_train), trained.y_train).item()
+        assert res.loss[i, j] == pytest.approx(want, rel=1e-4, abs=1e-6), (i, j)
+    assert res.loss[3, 3] == pytest.approx(res.center_loss, rel=1e-5)
+
+
+def test_view_is_a_copy(trained) -> None:
+    view = trained.view()
+    assert isinstance(view, RunView) and view.step == trained.step_count
+    assert not view.model.training and trained.model.training
+    live = list(trained.model.parameters())
+    for p, q in zip(view.model.parameters(), live):
+        assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+    assert view.optimizer == "adam" and [g["name"] for g in view.param_groups] == ["decay",
+                                                                                    "no_decay"]
+    state = view.param_groups[0]["state"][0]["exp_avg_sq"]
+    assert state.data_ptr() != trained.optimizer.state[live[0]]["exp_avg_sq"].data_ptr()
+    assert [s for s, _ in view.trajectory] == [s for s, _ in trained.history_path()]
