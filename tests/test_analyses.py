@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Generator
+from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
 import regsim
 from regsim import HParams, Trainer
-from regsim.analyses import ANALYSES, RunView, spec
+from regsim.analyses import ANALYSES, AnalysisSpec, Progress, RunView, spec
+from regsim.analyses.jobs import JobRunner
 from regsim.analyses.landscape import LandscapeRequest, LandscapeResult
 from regsim.analyses.landscape_math import make_directions
 
@@ -122,3 +126,119 @@ def test_view_is_a_copy(trained) -> None:
     state = view.param_groups[0]["state"][0]["exp_avg_sq"]
     assert state.data_ptr() != trained.optimizer.state[live[0]]["exp_avg_sq"].data_ptr()
     assert [s for s, _ in view.trajectory] == [s for s, _ in trained.history_path()]
+
+
+# ------------------------------------------------------------------------------ the job runner
+
+
+@dataclass(frozen=True)
+class BoomRequest:
+    after: int = 2  # yields before the failure
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.after, int) and self.after >= 0):
+            raise ValueError(f"after = {self.after!r} is out of range; allowed: [0, ∞)")
+
+
+def boom(run: RunView, request: BoomRequest) -> Generator[Progress, None, None]:
+    for k in range(request.after):
+        yield Progress(k, request.after + 1)
+    raise RuntimeError("the analysis broke on purpose")
+
+
+BOOM = AnalysisSpec("boom", "Boom", "fails after a few yields (tests)", BoomRequest, dict, boom)
+
+
+def run_to_end(runner: JobRunner, between=None, budget: float = 0.0, limit: int = 100_000) -> list:
+    events = []
+    for _ in range(limit):
+        if not runner.busy:
+            return events
+        events += runner.run_slice(budget)
+        if between is not None:
+            between()
+    raise AssertionError("the runner never finished")
+
+
+def kinds(events, job_id=None) -> list[str]:
+    return [e.kind for e in events if job_id is None or e.id == job_id]
+
+
+def test_job_result_equals_analyze_while_training_continues_between_slices() -> None:
+    """The job reads one RunView, taken when it starts: training between its slices changes
+    neither its result nor the step it reports."""
+    t = Trainer(SMALL, device="cpu")
+    t.step(60)
+    want = regsim.analyze(t, "landscape", resolution=9, preview=5)
+    runner = JobRunner()
+    assert runner.submit("j1", "", "landscape", {"resolution": 9, "preview": 5}, t.view) == []
+    events = run_to_end(runner, between=lambda: t.step(2))
+    assert t.step_count >= 60 + 2 * 5  # training really ran between the slices (≥ 5 of them)
+    assert kinds(events)[0] == "started" and kinds(events)[-1] == "result"
+    assert set(kinds(events)) <= {"started", "progress", "partial", "result"}
+    previews = [e.result for e in events if e.kind == "partial" and e.result.coarse
+                and e.result.done == e.result.total]
+    assert len(previews) == 1 and previews[0].loss.shape == (5, 5)  # the preview is a partial
+    done = [e.done for e in events if e.kind in ("progress", "partial")]
+    assert done == sorted(done) and all(e.total == 25 + 81 for e in events if e.total)
+    got = events[-1].result
+    assert got.step == want.step == 60
+    np.testing.assert_array_equal(got.loss, want.loss)
+    np.testing.assert_array_equal(got.penalty, want.penalty)
+    np.testing.assert_array_equal(got.path, want.path)
+
+
+def test_cancelled_job_leaves_no_trace() -> None:
+    t = Trainer(SMALL, device="cpu")
+    t.step(40)
+    before = state_of(t)
+    runner = JobRunner()
+    runner.submit("j1", "", "landscape", {"resolution": 31, "preview": 0}, t.view)
+    events = []
+    while not any(e.kind == "progress" and e.done > 0 for e in events):  # mid-way: a few chunks in
+        events += runner.run_slice(0.0)
+    assert 0 < events[-1].done < events[-1].total
+    events += runner.cancel("j1")
+    assert kinds(events)[-1] == "cancelled" and not runner.busy
+    assert runner.run_slice(0.01) == [] and runner.cancel("j1") == []
+    assert "result" not in kinds(events)
+    assert_same_state(before, state_of(t))
+    t.step(5)  # and the run trains on as if nothing happened: same as an untouched twin
+    twin = Trainer(SMALL, device="cpu")
+    twin.step(45)
+    for p, q in zip(t.model.parameters(), twin.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_a_newer_request_supersedes_the_older(trained) -> None:
+    runner = JobRunner()
+    runner.submit("a", "", "landscape", {"resolution": 21, "preview": 0}, trained.view)
+    first = runner.run_slice(0.001)
+    assert kinds(first)[0] == "started"
+    runner.submit("other-run", "B", "landscape", {"resolution": 5, "preview": 0}, trained.view)
+    events = runner.submit("b", "", "landscape", {"resolution": 5, "preview": 0}, trained.view)
+    assert [(e.id, e.kind, e.message) for e in events] == [("a", "cancelled", "superseded by b")]
+    assert runner.job_ids() == ["other-run", "b"]  # another run's job is not superseded
+    events = run_to_end(runner)
+    assert "a" not in {e.id for e in events}
+    results = {e.id: e.result for e in events if e.kind == "result"}
+    assert set(results) == {"other-run", "b"} and results["b"].loss.shape == (5, 5)
+
+
+def test_a_failing_analysis_reports_failed_and_the_runner_goes_on(trained, monkeypatch) -> None:
+    monkeypatch.setitem(ANALYSES, "boom", BOOM)
+    runner = JobRunner()
+    runner.submit("x", "", "boom", {"after": 3}, trained.view)
+    runner.submit("y", "", "landscape", {"resolution": 5, "preview": 0}, trained.view)
+    events = run_to_end(runner)
+    failed = [e for e in events if e.kind == "failed"]
+    assert [e.id for e in failed] == ["x"]
+    assert failed[0].message == "Boom failed: RuntimeError: the analysis broke on purpose"
+    assert kinds(events, "y")[-1] == "result"
+    # Bad requests fail at once, with the field named; nothing is queued.
+    bad = runner.submit("z", "", "boom", {"after": -1}, trained.view)
+    assert [(e.kind, e.message) for e in bad] == [("failed", "after = -1 is out of range; "
+                                                              "allowed: [0, ∞)")]
+    bad = runner.submit("w", "", "nope", {}, trained.view)
+    assert bad[0].kind == "failed" and "choose one of: landscape" in bad[0].message
+    assert not runner.busy

@@ -50,7 +50,7 @@ def test_core_imports_without_qt() -> None:
 
 
 def test_regsim_light_import_does_not_load_torch() -> None:
-    code = ("import sys, regsim, regsim.snapshot, regsim.analyses\n"
+    code = ("import sys, regsim, regsim.snapshot, regsim.analyses, regsim.analyses.jobs\n"
             "from regsim.analyses.landscape import LandscapeResult\n"
             "assert regsim.list_analyses() == ['landscape']\n"
             "print('torch' in sys.modules)")
