@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import queue
+import threading
+import time
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -16,6 +19,7 @@ from regsim.analyses import ANALYSES, AnalysisSpec, Progress, RunView, spec
 from regsim.analyses.jobs import JobRunner
 from regsim.analyses.landscape import LandscapeRequest, LandscapeResult
 from regsim.analyses.landscape_math import make_directions
+from regsim.engine import engine_main
 
 SMALL = HParams(dataset="moons", hidden=(16, 16), train_size=128, dropout=0.3, optimizer="adam",
                 weight_decay=0.01, decay_mode="decoupled")
@@ -242,3 +246,117 @@ def test_a_failing_analysis_reports_failed_and_the_runner_goes_on(trained, monke
     bad = runner.submit("w", "", "nope", {}, trained.view)
     assert bad[0].kind == "failed" and "choose one of: landscape" in bad[0].message
     assert not runner.busy
+
+
+# ------------------------------------------------------------------------------ jobs in the engine
+
+
+class Engine:
+    """The real engine in a thread, as the window's thread mode runs it; messages kept in order."""
+
+    def __init__(self, hparams: HParams = SMALL) -> None:
+        self.cmds: queue.Queue = queue.Queue()
+        self.out: queue.Queue = queue.Queue()
+        self.seen: list[tuple[str, object]] = []
+        self.thread = threading.Thread(target=engine_main, daemon=True,
+                                       args=(self.cmds, self.out, hparams.to_dict(), "cpu"))
+        self.thread.start()
+        self.wait(lambda k, p: k == "ready")
+
+    def send(self, name: str, payload=None) -> None:
+        self.cmds.put((name, payload))
+
+    def wait(self, pred, timeout: float = 60.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                kind, payload = self.out.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append((kind, payload))
+            if pred(kind, payload):
+                return payload
+        raise AssertionError("message not seen in time")
+
+    def stop(self) -> None:
+        self.send("stop")
+        self.wait(lambda k, p: k == "stopped")
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+def analyze_cmd(job_id: str, analysis: str, **params) -> dict:
+    return {"id": job_id, "run": "", "analysis": analysis, "params": params}
+
+
+def test_a_failing_analysis_reports_failed_and_the_engine_keeps_training(monkeypatch) -> None:
+    monkeypatch.setitem(ANALYSES, "boom", BOOM)
+    eng = Engine()
+    try:
+        eng.send("run")
+        first = eng.wait(lambda k, p: k == "snapshot" and p.step > 5)
+        eng.send("analyze", analyze_cmd("b1", "boom", after=4))
+        failed = eng.wait(lambda k, p: k == "job" and p.kind in ("failed", "result"))
+        assert (failed.id, failed.kind, failed.analysis) == ("b1", "failed", "boom")
+        assert "RuntimeError: the analysis broke on purpose" in failed.message
+        later = eng.wait(lambda k, p: k == "snapshot" and p.step > first.step + 50)
+        assert later.status == "running"
+        # A bad request fails the same way, naming the field; the engine goes on.
+        eng.send("analyze", analyze_cmd("b2", "landscape", resolution=2))
+        bad = eng.wait(lambda k, p: k == "job" and p.id == "b2")
+        assert bad.kind == "failed" and bad.message.startswith("resolution = 2 is out of range")
+        eng.wait(lambda k, p: k == "snapshot" and p.step > later.step + 20)
+        assert not any(k in ("error", "invalid") for k, _ in eng.seen)
+    finally:
+        eng.stop()
+
+
+def test_snapshots_keep_arriving_while_a_landscape_job_runs() -> None:
+    """A 51×51 landscape (preview first) computed while training: snapshots arrive between its
+    "started" and "result" events, and their steps keep growing."""
+    eng = Engine(HParams(dataset="moons", hidden=(64, 64), train_size=512))
+    try:
+        eng.send("run")
+        eng.wait(lambda k, p: k == "snapshot" and p.step > 20)
+        eng.send("analyze", analyze_cmd("L1", "landscape", resolution=51))
+        eng.wait(lambda k, p: k == "job" and p.id == "L1" and p.kind in ("result", "failed"))
+        kinds_seen = [(k, getattr(p, "kind", None)) for k, p in eng.seen]
+        start = kinds_seen.index(("job", "started"))
+        end = kinds_seen.index(("job", "result"))
+        during = [p for k, p in eng.seen[start:end] if k == "snapshot"]
+        assert len(during) >= 3, kinds_seen[start:end]
+        assert [s.step for s in during] == sorted(s.step for s in during)
+        assert during[-1].step > during[0].step  # training went on
+        assert ("job", "partial") in kinds_seen[start:end]  # the preview came first
+        result = eng.seen[end][1].result
+        assert result.loss.shape == (51, 51) and np.isfinite(result.loss).all()
+    finally:
+        eng.stop()
+
+
+def test_engine_cancel_supersede_and_reset() -> None:
+    eng = Engine()
+    try:
+        eng.send("step", 30)
+        eng.wait(lambda k, p: k == "snapshot" and p.step == 30)
+        # Paused: the job gets the whole loop, yet commands are seen between its slices.
+        eng.send("analyze", analyze_cmd("a", "landscape", resolution=201, preview=0))
+        eng.wait(lambda k, p: k == "job" and p.id == "a" and p.kind == "progress" and p.done > 0)
+        eng.send("analyze", analyze_cmd("b", "landscape", resolution=201, preview=0))
+        superseded = eng.wait(lambda k, p: k == "job" and p.id == "a" and p.kind != "progress")
+        assert (superseded.kind, superseded.message) == ("cancelled", "superseded by b")
+        eng.wait(lambda k, p: k == "job" and p.id == "b" and p.kind == "progress" and p.done > 0)
+        eng.send("cancel", "b")
+        cancelled = eng.wait(lambda k, p: k == "job" and p.id == "b" and p.kind != "progress")
+        assert cancelled.kind == "cancelled"
+        eng.send("analyze", analyze_cmd("c", "landscape", resolution=201, preview=0))
+        eng.wait(lambda k, p: k == "job" and p.id == "c" and p.kind == "started")
+        eng.send("reset", None)
+        reset = eng.wait(lambda k, p: k == "job" and p.id == "c" and p.kind != "progress")
+        assert (reset.kind, reset.message) == ("cancelled", "the run was reset")
+        eng.wait(lambda k, p: k == "snapshot" and p.step == 0)
+        eng.send("snapshot")
+        eng.wait(lambda k, p: k == "snapshot")
+        assert not any(k == "job" and p.kind == "result" for k, p in eng.seen)
+    finally:
+        eng.stop()

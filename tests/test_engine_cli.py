@@ -94,9 +94,10 @@ def test_engine_thread_run_update_pause_stop() -> None:
     cmds.put(("step", 7))
     _, stepped = _wait_for(out, lambda k, p: k == "snapshot" and p.step >= paused.step + 7)
     assert stepped.step == paused.step + 7
-    cmds.put(("landscape", {"resolution": 9, "preview": 0}))
-    _, land = _wait_for(out, lambda k, p: k == "landscape" and p.done == p.total)
-    assert land.loss.shape == (9, 9)
+    cmds.put(("analyze", {"id": "j1", "run": "", "analysis": "landscape",
+                          "params": {"resolution": 9, "preview": 0}}))
+    _, job = _wait_for(out, lambda k, p: k == "job" and p.kind == "result")
+    assert job.id == "j1" and job.result.loss.shape == (9, 9)
     cmds.put(("reset", HParams(dataset="xor").to_dict()))
     _, fresh = _wait_for(out, lambda k, p: k == "snapshot" and p.hparams.dataset == "xor")
     assert fresh.step == 0
