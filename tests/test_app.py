@@ -119,7 +119,7 @@ def test_each_panel_renders_content(qtbot, window) -> None:
     for i, panel in enumerate(window.panels):
         window.tabs.setCurrentIndex(i)
         if panel.key == "landscape":
-            window.client.request_landscape(resolution=15, preview=5)
+            window.client.analyze("landscape", {"resolution": 15, "preview": 5})
             qtbot.waitUntil(lambda p=panel: getattr(p, "result", None) is not None
                             and not p.result.coarse, timeout=30_000)
         window._mark_dirty()
