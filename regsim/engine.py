@@ -34,8 +34,9 @@ CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's
 SNAPSHOT_OVERHEAD = 0.02  # share of training time the heavy snapshot parts may take (≥ 0.97× speed)
 # Analysis jobs run between training chunks in slices of this budget (plus at most one yield of the
 # analysis): while a job runs it gets about two thirds of the loop and training a third, and the
-# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench`,
-# row "max gap between snapshots while a 51×51 landscape computes"): see regsim/bench.py.
+# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench
+# --only jobs`, 2-64-64-2 moons net, a shared 2-core machine): the worst gap between snapshots
+# while a 51×51 landscape computes was 56–96 ms, against 590–950 ms with the job in one piece.
 JOB_SLICE_S = 0.016
 
 

@@ -572,8 +572,8 @@ class Trainer:
         The network is deep-copied (eval mode) and the optimizer's state cloned, so an analysis
         that runs across many training chunks sees one θ, and nothing it does reaches the live
         model, the optimizer, the random streams or the step count. The data and the recorded
-        trajectory are shared (training never writes to them). Measured on one CPU thread: ~0.3 ms
-        for the 2-64-64-2 moons net, ~3 ms for 64-512-512-10 with Adam (see the report).
+        trajectory are shared (training never writes to them). Measured on one busy CPU thread:
+        1–1.5 ms for the 2-64-64-2 moons net, 2–4 ms for 64-512-512-10 with Adam.
         """
         model = copy.deepcopy(self.model)
         for d in model.dropout_modules():  # the last batch's masks: no business of an analysis
