@@ -515,7 +515,9 @@ class LossSurfacePanel(Panel):
         total = max(1, int(total))
         self.progress.setRange(0, total)
         self.progress.setValue(min(max(int(done), 0), total))
-        self.progress.setFormat(text.replace("%", "%%"))
+        # Verbatim: QProgressBar substitutes %p, %v, %m but has no escape for "%" (a "%%p%%"
+        # showed as "%30%%"), so the texts hold no other "%".
+        self.progress.setFormat(text)
 
     def _show_job_progress(self, done: int, total: int) -> None:
         """A job's progress over preview and full grid together (total = preview² + full²), in the
