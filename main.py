@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return run_app(argv[1:])
     if command == "export":
-        from ui.export_cli import run_export
+        from ui.export.cli import run_export
 
         return run_export(argv[1:])
     if command == "bench":

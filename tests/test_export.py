@@ -21,7 +21,10 @@ from synthetic import make_snapshot
 from regsim import HParams
 from regsim.landscape import LandscapeRequest
 from ui.app import build_app
-from ui.export import (
+from ui.export.actions import export_to, start_gif
+from ui.export.cli import run_export
+from ui.export.dialogs import ExportDialog, ExportOptions, GifOptions
+from ui.export.render import (
     GifRecorder,
     caption_for,
     caption_height,
@@ -32,9 +35,6 @@ from ui.export import (
     write_png,
     write_svg,
 )
-from ui.export_actions import export_to, start_gif
-from ui.export_cli import run_export
-from ui.export_dialog import ExportDialog, ExportOptions, GifOptions
 from ui.main_window import MainWindow
 from ui.theme import SCREEN
 
@@ -208,7 +208,7 @@ def test_export_leaves_the_live_window_exactly_as_it_was(qtbot, window, key, wha
     before, geo_before, leg_before = _live_state(window)
     target = window if what == "window" else window.current_panel()
     if what == "svg":
-        from ui.export import svg_bytes
+        from ui.export.render import svg_bytes
 
         svg_bytes(target, (1920, 1080), "slide", "a caption")
     else:
@@ -228,7 +228,7 @@ def test_window_slide_shows_the_controls_readable_and_whole(window):
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QFontInfo
 
-    from ui.export import figure_margin, window_slide_layout
+    from ui.export.render import figure_margin, window_slide_layout
     from ui.theme import SLIDE
 
     size = (1920, 1080)
@@ -331,7 +331,7 @@ def test_svg_renders_like_the_png_in_other_renderers(window, out, tool, key):
 def test_figure_has_a_margin(window):
     """Issue 8 #18: the header readout sat flush against the left edge of every export."""
     a = rgb(render_widget(panel(window, "training"), (1280, 720), "slide", None))
-    from ui.export import figure_margin
+    from ui.export.render import figure_margin
 
     m = figure_margin(720)
     assert m >= 8
@@ -361,7 +361,7 @@ def test_write_errors_are_clear_and_leave_nothing(window, out, tmp_path, monkeyp
             call()
     assert listing(out) == []
     # A failure at the very last moment (disk full at the rename) leaves no temporary file.
-    import ui.export as export_module
+    import ui.export.render as export_module
 
     def full(*_a, **_k):
         raise OSError(28, "No space left on device")
@@ -599,7 +599,7 @@ def test_gif_frames_are_slide_figures_without_controls(qtbot, window, out):
 
 
 def test_gif_dialog_defaults(qtbot, settings):
-    from ui.export_dialog import GifDialog
+    from ui.export.dialogs import GifDialog
 
     dialog = GifDialog(None, settings, "dropout", None)
     qtbot.addWidget(dialog)
@@ -682,7 +682,7 @@ def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tm
     argv = ["--preset", "moons_dropout", "--steps", "6", "--out", str(out), "--device", "cpu",
             "--panels", "all", "--size", "320x180", "--set", "dropout=0",
             "--set", "input_dropout=0", "--landscape-resolution", "5"]
-    from ui.export_cli import build_parser, export, validate
+    from ui.export.cli import build_parser, export, validate
 
     assert not out.exists()  # validation alone creates nothing
     plan = validate(build_parser().parse_args(argv))
@@ -751,7 +751,7 @@ def test_cli_bad_folders(capsys, tmp_path):
 
 
 def test_cli_failed_write_removes_what_it_wrote(capsys, out, monkeypatch):
-    import ui.export as export_module
+    import ui.export.render as export_module
 
     real = export_module.export_figure
     calls = []

@@ -280,7 +280,7 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
                   "target": "", "ok": None},
                  {"name": f"{title} tab while training: event-loop lag p99", "value": lag,
                   "unit": "ms", "target": "", "ok": None}]
-    from ui.export import bench_export
+    from ui.export.render import bench_export
 
     rows += bench_export(quick, device)
     print_table(rows)

@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
             sc.activated.connect(lambda i=i: self.tabs.setCurrentIndex(i)
                                  if i < self.tabs.count() else None)
             self.tab_shortcuts.append(sc)
-        from ui.export_actions import install_export_actions  # here: no import cycle
+        from ui.export.actions import install_export_actions  # here: no import cycle
 
         install_export_actions(self)
 

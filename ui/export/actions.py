@@ -18,7 +18,8 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialo
 
 from regsim.hparams import HParams
 from regsim.snapshot import Snapshot
-from ui.export import (
+from ui.export.dialogs import ExportDialog, ExportOptions, GifDialog, GifOptions, read_setting
+from ui.export.render import (
     CURRENT,
     DEFAULT_SIZE,
     GifRecorder,
@@ -29,7 +30,6 @@ from ui.export import (
     parse_size,
     render_widget,
 )
-from ui.export_dialog import ExportDialog, ExportOptions, GifDialog, GifOptions, read_setting
 from ui.panels.base import Panel
 
 if TYPE_CHECKING:

@@ -95,7 +95,7 @@ def validate(args: argparse.Namespace) -> Plan:
     allowed. Panel names are checked against the window later, once it exists."""
     from regsim.cli import parse_sets
     from regsim.presets import load_preset
-    from ui.export import FORMATS, check_format, parse_size
+    from ui.export.render import FORMATS, check_format, parse_size
 
     try:
         base = load_preset(args.preset)
@@ -151,7 +151,7 @@ def check_out_folder(folder: str | os.PathLike) -> Path:
     must be a writable folder; a missing one must be creatable, i.e. its nearest existing ancestor
     is a writable folder. It is created only when the first figure is written, so a run refused
     later (an unknown panel name) leaves no empty folder behind."""
-    from ui.export import check_folder
+    from ui.export.render import check_folder
 
     path = Path(folder)
     if path.exists():
@@ -262,7 +262,7 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
     from regsim.cli import write_json_atomic
     from regsim.trainer import Trainer
     from ui.app import build_app
-    from ui.export import caption_for, default_filename, export_figure
+    from ui.export.render import caption_for, default_filename, export_figure
     from ui.main_window import MainWindow
 
     t0 = time.perf_counter()

@@ -1293,7 +1293,7 @@ def bench_export(quick: bool = True, device: str = "cpu", preset: str = "moons_d
     from regsim.presets import load_preset
     from regsim.trainer import Trainer
     from ui.app import build_app
-    from ui.export_cli import train_into_window
+    from ui.export.cli import train_into_window
     from ui.main_window import MainWindow
 
     build_app()
