@@ -26,9 +26,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return run_app(argv[1:])
     if command == "export":
+        from ui.app import headless_window
         from ui.export.cli import run_export
 
-        return run_export(argv[1:])
+        return run_export(argv[1:], headless_window)
     if command == "bench":
         if "--gui-check" in argv:
             return _gui_check()

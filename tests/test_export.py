@@ -20,15 +20,14 @@ from synthetic import make_snapshot
 
 from regsim import HParams
 from regsim.landscape import LandscapeRequest
-from ui.app import build_app
+from ui.app import build_app, headless_window
 from ui.export.actions import export_to, start_gif
 from ui.export.cli import run_export
 from ui.export.dialogs import ExportDialog, ExportOptions, GifOptions
+from ui.export.files import caption_for, default_filename
+from ui.export.gif import GifRecorder
 from ui.export.render import (
-    GifRecorder,
-    caption_for,
     caption_height,
-    default_filename,
     export_figure,
     layout_scale,
     render_widget,
@@ -361,12 +360,10 @@ def test_write_errors_are_clear_and_leave_nothing(window, out, tmp_path, monkeyp
             call()
     assert listing(out) == []
     # A failure at the very last moment (disk full at the rename) leaves no temporary file.
-    import ui.export.render as export_module
-
     def full(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export_module.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     with pytest.raises(ValueError, match="No space left on device"):
         write_png(img, out / "f.png")
     assert listing(out) == []
@@ -687,7 +684,7 @@ def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tm
     assert not out.exists()  # validation alone creates nothing
     plan = validate(build_parser().parse_args(argv))
     assert not out.exists()
-    assert export(plan, out=lines.append) == 0
+    assert export(plan, headless_window, out=lines.append) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["final"]["step"] == 6
     assert not any(name.startswith("dropout_") for name in listing(out))
@@ -699,7 +696,7 @@ def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tm
     lines.clear()
     plan = validate(build_parser().parse_args(argv[:-4] + ["--panels", "dropout", "--set",
                                                            "dropout=0", "--out", str(out)]))
-    assert export(plan, out=lines.append) == 0
+    assert export(plan, headless_window, out=lines.append) == 0
     assert any(name.startswith("dropout_") for name in listing(out))
     assert any("note: dropout figure written" in line for line in lines)
 
@@ -720,7 +717,7 @@ BAD = [
 @pytest.mark.parametrize("extra,message", BAD, ids=[b[0][0] + " " + b[0][1] for b in BAD])
 def test_cli_bad_input_exits_2_and_writes_nothing(capsys, out, extra, message):
     argv = ["--preset", "moons_dropout", "--steps", "3", "--out", str(out), "--device", "cpu"]
-    assert run_export(argv + extra) == 2
+    assert run_export(argv + extra, headless_window) == 2
     err = capsys.readouterr().err
     assert err.startswith("regsim: error: ") and message in err, err
     assert listing(out) == []
@@ -733,7 +730,7 @@ def test_cli_bad_folders(capsys, tmp_path):
     for folder, message in ((a_file / "sub", "is not a folder"),  # a path under a regular file
                             (a_file, "is not a folder")):
         argv = ["--preset", "moons_dropout", "--steps", "3", "--out", str(folder)]
-        assert run_export(argv) == 2
+        assert run_export(argv, headless_window) == 2
         err = capsys.readouterr().err
         assert err.startswith("regsim: error: --out: ") and message in err, err
     assert listing(tmp_path) == before
@@ -743,7 +740,7 @@ def test_cli_bad_folders(capsys, tmp_path):
     try:
         if os.access(locked, os.W_OK):
             return  # root: permission bits do not stop writes; the cases above cover the rest
-        assert run_export(["--preset", "moons_dropout", "--out", str(locked)]) == 2
+        assert run_export(["--preset", "moons_dropout", "--out", str(locked)], headless_window) == 2
         assert "not writable" in capsys.readouterr().err
         assert listing(locked) == []
     finally:
@@ -765,7 +762,7 @@ def test_cli_failed_write_removes_what_it_wrote(capsys, out, monkeypatch):
     monkeypatch.setattr(export_module, "export_figure", flaky)
     argv = ["--preset", "moons_dropout", "--steps", "3", "--out", str(out), "--device", "cpu",
             "--panels", "training,weights", "--format", "png,svg", "--size", "320x180"]
-    assert run_export(argv) == 2
+    assert run_export(argv, headless_window) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert len(calls) == 3 and listing(out) == []
 

@@ -25,6 +25,17 @@ def build_app():
     return app
 
 
+
+def headless_window(hparams, device: str, settings):
+    """A main window that is never shown, fed by the caller instead of an engine (its thread engine
+    is never started): what `python main.py export` and the export bench fill from a Trainer in this
+    process. `settings` keeps the user's own QSettings out of it. The export package receives this
+    function instead of importing the window (the window imports the export package)."""
+    build_app()
+    from ui.main_window import MainWindow  # Qt widgets and pyqtgraph: only when a window is wanted
+
+    return MainWindow(hparams, engine_mode="thread", device=device, settings=settings, restore=False)
+
 STATE_MS = 500  # how often REGSIM_STATE_FILE is rewritten
 
 

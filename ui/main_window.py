@@ -34,6 +34,7 @@ from regsim.presets import PRESET_DIR, load_preset, save_preset
 from regsim.snapshot import History, LandscapeResult, Snapshot
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
+from ui.export.actions import install_export_actions
 from ui.panels.base import Panel
 from ui.session import DEFAULT_PRESET, saved_hparams
 
@@ -253,8 +254,6 @@ class MainWindow(QMainWindow):
             sc.activated.connect(lambda i=i: self.tabs.setCurrentIndex(i)
                                  if i < self.tabs.count() else None)
             self.tab_shortcuts.append(sc)
-        from ui.export.actions import install_export_actions  # here: no import cycle
-
         install_export_actions(self)
 
     @property
