@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
+from .files import atomic_write_json
 from .hparams import HParams
 from .presets import list_presets, load_preset
 from .snapshot import History
@@ -84,7 +84,7 @@ def _train(args: argparse.Namespace) -> int:
                                                           "train_acc", "val_acc")},
                   "history": {k: history.series(k).tolist() for k in History.SERIES},
                   "events": history.events}
-        write_json_atomic(Path(args.json), record)
+        atomic_write_json(Path(args.json), record)
         print(f"wrote {args.json}")
     return 3 if snap.status == "diverged" else 0
 
@@ -92,22 +92,6 @@ def _train(args: argparse.Namespace) -> int:
 def _threads_note(threads: int, args: argparse.Namespace) -> str:
     how = "as asked" if args.threads > 0 else "automatic: one per spare core"
     return f"{threads} CPU thread{'s' if threads != 1 else ''} ({how})"
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON through a temporary file and a rename: never a half-written file."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"folder {str(path.parent)!r} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", "utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise ValueError(f"cannot write {str(path)!r}: {e.strerror}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -90,12 +90,11 @@ def write_state(window, path: str) -> None:
                     "weight_decay": handle(controls.weight_decay.slider)},
         "status_bar": window.statusBar().currentMessage(),
     }
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-        os.replace(tmp, path)
-    except OSError:
+    from regsim.files import atomic_write_text
+
+    try:  # no fsync: a scratch file rewritten twice a second, read only while the app runs
+        atomic_write_text(path, json.dumps(state), fsync=False)
+    except ValueError:  # the folder went away: the script reading it is gone too
         pass
 
 

@@ -325,8 +325,8 @@ class MainWindow(QMainWindow):
             try:
                 save_preset(self.last_good, Path(path), "saved from regsim")
                 self.statusBar().showMessage(f"Saved {path}", 5000)
-            except OSError as e:
-                self.on_invalid(f"cannot save {path}: {e.strerror}")
+            except ValueError as e:  # regsim.files names the file and the reason
+                self.on_invalid(str(e))
 
     # ------------------------------------------------------------------------------- controls in
     def _live_changed(self, changes: dict) -> None:

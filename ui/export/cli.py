@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regsim.files import atomic_write_json
+
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QWidget
@@ -276,7 +278,6 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
     from PySide6.QtCore import QEvent, QSettings
     from PySide6.QtWidgets import QApplication
 
-    from regsim.cli import write_json_atomic
     from regsim.trainer import Trainer
     from ui.export import render
     from ui.export.files import caption_for, default_filename
@@ -331,7 +332,7 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
                     out(f"wrote {path} ({w}×{h} {fmt.upper()}, {plan.theme} theme, "
                         f"{time.perf_counter() - t1:.2f} s)")
             metrics = plan.out / "metrics.json"
-            write_json_atomic(metrics, _metrics(plan, snap, written, time.perf_counter() - t0,
+            atomic_write_json(metrics, _metrics(plan, snap, written, time.perf_counter() - t0,
                                                 skipped))
             written.append(metrics)
             out(f"wrote {metrics}")

@@ -1,5 +1,5 @@
 """Where a figure goes and what it is called: sizes, formats, folders, file names and captions, all
-checked before anything is rendered, and the atomic write of the finished bytes.
+checked before anything is rendered. (The files themselves are written by `regsim.files`.)
 
 No Qt here: the command line validates its arguments with these before it builds a window.
 """
@@ -10,15 +10,11 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from regsim.hparams import HParams
 from regsim.snapshot import Snapshot
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: temporary files are created 0600, the figure gets the usual mode
 
 MIN_SIDE, MAX_SIDE = 64, 8192  # pixels, per side, for every figure
 DEFAULT_SIZE = (1920, 1080)  # a Full HD slide
@@ -107,39 +103,6 @@ def check_target(path: str | os.PathLike, ext: str) -> Path:
         raise ValueError(f"{str(path)!r} is a folder, not a file name")
     check_folder(path.parent, probe=False)
     return path
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None] | bytes) -> Path:
-    """Write a file through a temporary name in the same folder and `os.replace`.
-
-    `write` is the bytes, or a function that writes into the open file. Whatever goes wrong, the
-    temporary file is removed and the target is untouched: a reader sees the old file or the whole new
-    one, never half of one. OS errors become a ValueError naming the file; other exceptions (a
-    cancelled GIF) propagate unchanged after the clean-up.
-    """
-    path = Path(path)
-    folder = check_folder(path.parent, probe=False)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ValueError(f"cannot write to folder {str(folder)!r}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(write, bytes | bytearray):
-                f.write(write)
-            else:
-                write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ValueError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
 
 
 # ------------------------------------------------------------------------------------ names, captions

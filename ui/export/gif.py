@@ -8,19 +8,19 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import IO, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QStackedWidget, QTabWidget, QWidget
 
+from regsim.files import atomic_path
 from ui.export.files import (
     GIF_FPS,
     GIF_MAX_BYTES,
     GIF_MAX_FPS,
     GIF_MAX_SECONDS,
     GIF_SIZE,
-    atomic_write,
     check_folder,
     check_size,
     check_target,
@@ -286,14 +286,13 @@ class GifRecorder(QObject):
                 self._written = i
                 yield f
 
-        def save(f: IO[bytes]) -> None:
-            self._written = 1
-            frames[0].save(f, format="GIF", save_all=True, append_images=rest(), duration=duration,
-                           loop=0)
-
         def work() -> None:
             try:
-                atomic_write(self.path, save)
+                # Pillow writes to a name; a cancel or an error removes it, the old GIF stays.
+                with atomic_path(self.path) as tmp:
+                    self._written = 1
+                    frames[0].save(tmp, format="GIF", save_all=True, append_images=rest(),
+                                   duration=duration, loop=0)
             except _Cancelled:
                 self._error = self.CANCELLED
             except ValueError as e:

@@ -33,11 +33,11 @@ from PySide6.QtGui import (
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QWidget
 
+from regsim.files import atomic_write_bytes
 from ui.export.files import (
     DEFAULT_SIZE,
     MAX_SIDE,
     MIN_SIDE,
-    atomic_write,
     check_format,
     check_size,
     check_target,
@@ -283,7 +283,7 @@ def image_bytes(image: QImage, fmt: str = "PNG") -> bytes:
 def write_png(image: QImage, path: str | os.PathLike) -> Path:
     """Write `image` as a PNG file, atomically; ValueError on any problem, and no file left behind."""
     path = check_target(path, "png")
-    return atomic_write(path, image_bytes(image, "PNG"))
+    return atomic_write_bytes(path, image_bytes(image, "PNG"))
 
 
 def svg_bytes(widget: QWidget, size: tuple[int, int] = DEFAULT_SIZE,
@@ -393,7 +393,7 @@ def write_svg(widget: QWidget, path: str | os.PathLike, size: tuple[int, int] = 
               theme: str | Theme | None = "slide", caption: str | None = None) -> Path:
     """Render `widget` as an SVG file of `size`, atomically (checked before rendering)."""
     path = check_target(path, "svg")
-    return atomic_write(path, svg_bytes(widget, size, theme, caption, title=path.stem))
+    return atomic_write_bytes(path, svg_bytes(widget, size, theme, caption, title=path.stem))
 
 
 def export_figure(widget: QWidget, path: str | os.PathLike, fmt: str | None = None,
