@@ -35,13 +35,14 @@ from ui.export.render import (
     write_svg,
 )
 from ui.main_window import MainWindow
+from ui.panels.registry import panel_keys
 from ui.theme import SCREEN
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
 SMALL = HParams(dataset="moons", hidden=(16, 16), dropout=0.3, weight_decay=1e-2, lr=0.01,
                 optimizer="adam", train_size=100, val_size=100)
-KEYS = ("training", "weights", "dropout", "landscape")
+KEYS = panel_keys()  # every panel of the registry, in tab order
 
 
 def rgb(img: QImage) -> np.ndarray:
@@ -644,7 +645,7 @@ def test_cli_export_writes_every_panel_and_metrics(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
         [sys.executable, "main.py", "export", "--preset", "moons_dropout", "--steps", "50",
-         "--out", str(out), "--panels", "training,weights,dropout,landscape",
+         "--out", str(out), "--panels", ",".join(KEYS),
          "--format", "png,svg", "--size", "960x540", "--device", "cpu",
          "--landscape-resolution", "11"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -652,7 +653,7 @@ def test_cli_export_writes_every_panel_and_metrics(tmp_path):
     assert "wrote" in proc.stdout and "step      50" in proc.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     names = set(listing(out)) - {"metrics.json"}
-    assert len(names) == 8 and set(metrics["files"]) == names
+    assert len(names) == 2 * len(KEYS) and set(metrics["files"]) == names
     for key in KEYS:
         png = out / f"{key}_p0.3_wd1e-3_adamw_step50.png"
         with Image.open(png) as im:
@@ -683,8 +684,7 @@ def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tm
     assert not any(name.startswith("dropout_") for name in listing(out))
     assert "dropout" in metrics["skipped"] and "p = 0" in metrics["skipped"]["dropout"]
     assert any("skipped the dropout figure" in line for line in lines)
-    assert {n.split("_")[0] for n in listing(out)} == {"training", "weights", "landscape",
-                                                       "metrics.json"}
+    assert {n.split("_")[0] for n in listing(out)} == set(KEYS) - {"dropout"} | {"metrics.json"}
     # Asked for by name, it is written (and the log says why it is empty).
     lines.clear()
     plan = validate(build_parser().parse_args(argv[:-4] + ["--panels", "dropout", "--set",
@@ -696,7 +696,7 @@ def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tm
 
 BAD = [
     (["--panels", "training,foo"],
-     "--panels: unknown panel 'foo'; allowed: training, weights, dropout, landscape"),
+     f"--panels: unknown panel 'foo'; allowed: {', '.join(panel_keys())} (or all)"),
     (["--format", "png,jpg"], "--format: unknown format 'jpg'; allowed: png, svg"),
     (["--size", "10x10"], "--size: width = 10 is out of range; allowed: [64, 8192]"),
     (["--size", "abc"], "--size: size 'abc' is not WIDTHxHEIGHT"),
@@ -713,6 +713,26 @@ def test_cli_bad_input_exits_2_and_writes_nothing(capsys, out, extra, message):
     assert run_export(argv + extra, headless_window) == 2
     err = capsys.readouterr().err
     assert err.startswith("regsim: error: ") and message in err, err
+    assert listing(out) == []
+
+
+def test_cli_panel_list_is_the_registry(monkeypatch, out):
+    """Issue 9: the CLI kept a second, hand-written list of panels. A panel added to the registry
+    is offered by --help and accepted by --panels, with no other change; an unknown one is refused
+    before any window is built, with the registry's keys."""
+    import dataclasses
+
+    import ui.panels.registry as registry
+    from ui.export.cli import build_parser, validate
+
+    extra = dataclasses.replace(registry.panel_spec("weights"), key="norms", title="Norms")
+    monkeypatch.setattr(registry, "PANELS", registry.PANELS + (extra,))
+    assert "norms" in build_parser().format_help()
+    argv = ["--preset", "moons_dropout", "--steps", "3", "--out", str(out), "--device", "cpu"]
+    assert validate(build_parser().parse_args(argv + ["--panels", "norms,training"])).panels == (
+        "norms", "training")
+    with pytest.raises(ValueError, match=r"unknown panel 'nope'; allowed: .*landscape, norms \(or all\)"):
+        validate(build_parser().parse_args(argv + ["--panels", "nope"]))
     assert listing(out) == []
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regsim.files import atomic_write_json
+from ui.panels.registry import panel_keys
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
@@ -45,7 +46,10 @@ if TYPE_CHECKING:
 # `.on_snapshot`, `.on_landscape`, `.shutdown()`. In the app: `ui.app.headless_window`.
 WindowFactory = Callable[["HParams", str, "QSettings"], "QWidget"]
 
-PANEL_HELP = "training, weights, dropout, landscape (or all)"
+
+def panel_help() -> str:
+    """The allowed --panels values, from the panel registry (the one list of panels)."""
+    return f"{', '.join(panel_keys())} (or all)"
 
 
 class _UsageError(Exception):
@@ -65,7 +69,7 @@ class Plan:
     hparams: Any  # HParams
     steps: int
     out: Path
-    panels: tuple[str, ...] | None  # None = every panel of the window
+    panels: tuple[str, ...] | None  # None = every panel of the registry
     formats: tuple[str, ...]
     size: tuple[int, int]
     theme: str
@@ -85,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1000, help="training steps before the figures "
                    "(default 1000)")
     p.add_argument("--out", required=True, help="folder the figures go into (created if missing)")
-    p.add_argument("--panels", default="all", help=f"comma-separated: {PANEL_HELP}")
+    p.add_argument("--panels", default="all", help=f"comma-separated: {panel_help()}")
     p.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT in pixels, each in [64, 8192]")
     p.add_argument("--format", default="png", help="comma-separated: png, svg")
     p.add_argument("--theme", default="slide", help="slide (white, large type) or screen (dark)")
@@ -109,7 +113,7 @@ def _unique(values: list[str]) -> tuple[str, ...]:
 
 def validate(args: argparse.Namespace) -> Plan:
     """Check every argument (cheap checks first, torch last); ValueError names the flag and what is
-    allowed. Panel names are checked against the window later, once it exists."""
+    allowed. Panel names are checked against `ui.panels.registry`, before any window is built."""
     from regsim.cli import parse_sets
     from regsim.presets import load_preset
     from ui.export.files import FORMATS, check_format, parse_size
@@ -129,7 +133,10 @@ def validate(args: argparse.Namespace) -> Plan:
                          "allowed: [3, 201]")
     panels = _split(args.panels)
     if not panels:
-        raise ValueError(f"--panels is empty; allowed: {PANEL_HELP}")
+        raise ValueError(f"--panels is empty; allowed: {panel_help()}")
+    unknown = [k for k in panels if k != "all" and k not in panel_keys()]
+    if unknown:
+        raise ValueError(f"--panels: unknown panel {unknown[0]!r}; allowed: {panel_help()}")
     formats = _split(args.format)
     if not formats:
         raise ValueError(f"--format is empty; allowed: {', '.join(FORMATS)}")
@@ -291,11 +298,11 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
         window = make_window(plan.hparams, plan.device, settings)
         try:
             by_key = {p.key: p for p in window.panels}
-            keys = plan.panels or tuple(by_key)
-            unknown = [k for k in keys if k not in by_key]
-            if unknown:
-                raise ValueError(f"--panels: unknown panel {unknown[0]!r}; allowed: "
-                                 f"{', '.join(by_key)} (or all)")
+            keys = plan.panels or panel_keys()
+            missing = [k for k in keys if k not in by_key]
+            if missing:  # the registry and the window disagree: a bug, said plainly
+                raise ValueError(f"--panels: the window has no panel {missing[0]!r} (it has: "
+                                 f"{', '.join(by_key)})")
             if plan.device == "cpu":
                 # The app's engine policy: all cores but one. On a small machine with other work
                 # running, OpenMP's spinning threads otherwise fight for the busy core (the engine
