@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads; 0 (default) = one per spare core (all cores but one), "
                         "as the app's engine uses")
     sub.add_parser("presets", help="list presets")
+    les = sub.add_parser("lesson", help="list lessons, or run one and check its claim (exit 0: holds)")
+    les.add_argument("name", nargs="?", help="lesson id (see `lesson` without a name) or a .json path")
+    les.add_argument("--seed", type=int, default=None, help="seed for every run (default: the lesson's)")
+    les.add_argument("--json", help="write the claim result and the runs' curves to this file")
+    les.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    les.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="torch CPU threads; 0 (default) = one per spare core, as `train`")
     return p
 
 
@@ -133,6 +140,10 @@ def run_cli(argv: list[str]) -> int:
             for name, desc in list_presets().items():
                 print(f"{name:20s} {desc}")
             return 0
+        if args.command == "lesson":
+            from .lessons import lesson_command
+
+            return lesson_command(args)
         return _train(args)
     except ValueError as e:
         print(f"regsim: error: {e}", file=sys.stderr)
