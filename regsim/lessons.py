@@ -21,9 +21,10 @@ difference either way, "A < 0.5" a threshold. Pair metrics (curve_diff, weight_d
 runs at once and take only "|A - B| OP NUMBER". A claim holds when every condition holds at its
 step (`at_step`, default: the step budget).
 
-`evaluate_claim(lesson, runs)` reads Snapshots (the GUI's live runs), Histories or the RunTraces
-that `train_lesson` records; `run_lesson(lesson, seed)` trains the runs in lockstep and returns
-the ClaimResult. No Qt here, and torch only once a lesson is trained.
+`evaluate_claim(lesson, runs)` reads Snapshots (the GUI's live runs), Histories, live Trainers (e.g.
+a Comparison's `.trainers`, weights included) or the RunTraces that `train_lesson` records;
+`run_lesson(lesson, seed)` trains the runs in lockstep and returns the ClaimResult. No Qt here,
+and torch only once a lesson is trained.
 """
 
 from __future__ import annotations
@@ -339,21 +340,47 @@ class RunTrace:
         return RunTrace(np.asarray(history.series("step")).astype(np.int64),
                         {k: np.array(history.series(k), dtype=np.float64) for k in SERIES})
 
+    @staticmethod
+    def from_trainer(trainer: Any, weights: bool = True) -> RunTrace:
+        """One point, measured now on a live Trainer (eval mode, whole splits), with its weights:
+        what an engine that hosts the runs can judge a weight_diff claim on (snapshots carry
+        histograms and norms, not the weights)."""
+        metrics, flat = measure_trainer(trainer, weights)
+        step = trainer.step_count
+        return RunTrace(np.array([step]), {k: np.array([v]) for k, v in zip(SERIES, metrics)},
+                        {step: flat} if flat is not None else {})
+
     def index_at(self, step: int) -> int | None:
         """The last point at or before `step`, or None if nothing was measured that early."""
         i = int(np.searchsorted(self.steps, step, side="right")) - 1
         return i if i >= 0 else None
 
 
+def measure_trainer(trainer: Any, weights: bool = False) -> tuple[tuple[float, ...], np.ndarray | None]:
+    """(SERIES values, all parameters flattened or None) of a Trainer now. The norm is the
+    Frobenius norm over the weight matrices, as Snapshot.weight_norms and History's weight_norm."""
+    import torch
+
+    with torch.no_grad():
+        tl, vl, ta, va = trainer.evaluate()
+        norm = float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(lin.weight) for lin in trainer.model.weight_layers()])))
+        flat = (torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()])
+                .double().cpu().numpy() if weights else None)
+    return (tl, vl, ta, va, norm), flat
+
+
 def as_trace(obs: Any) -> RunTrace:
     if isinstance(obs, RunTrace):
         return obs
+    if hasattr(obs, "model") and hasattr(obs, "evaluate"):
+        return RunTrace.from_trainer(obs)
     if hasattr(obs, "series") and callable(obs.series):
         return RunTrace.from_history(obs)
     if hasattr(obs, "train_loss") and hasattr(obs, "weight_norms"):
         return RunTrace.from_snapshot(obs)
-    raise TypeError(f"cannot read a run from {type(obs).__name__}; expected a Snapshot, a History "
-                    "or a RunTrace")
+    raise TypeError(f"cannot read a run from {type(obs).__name__}; expected a Snapshot, a History, "
+                    "a Trainer or a RunTrace")
 
 
 # --------------------------------------------------------------------------------- evaluation
@@ -386,7 +413,8 @@ class ClaimResult:
 
 def evaluate_claim(lesson: Lesson, runs: Mapping[str, Any]) -> ClaimResult:
     """Judge the lesson's claim on its runs: `runs` maps each run name to a Snapshot (the live
-    state), a History (the curves) or a RunTrace (train_lesson's record).
+    state), a History (the curves), a Trainer (measured now, with its weights) or a RunTrace
+    (train_lesson's record).
 
     Each condition reads every run at the last point measured at or before its at_step. While a
     run has not reached at_step yet the result says "so far" (due = False) and does not hold yet.
@@ -532,8 +560,6 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
     at_step; the weights are kept at the at_steps of weight_diff conditions. `problem` is "" or
     says which run diverged (the divergence monitor restored its weights; the claim is then void).
     """
-    import torch
-
     runs = lesson.hparams(seed)
     group = _Lockstep(runs, device)
     every = max(1, lesson.steps // RECORD_POINTS)
@@ -545,14 +571,10 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
 
     def measure(step: int) -> None:
         for name, t in group.trainers.items():
-            with torch.no_grad():
-                tl, vl, ta, va = t.evaluate()
-                norm = float(torch.linalg.vector_norm(torch.stack(
-                    [torch.linalg.vector_norm(lin.weight) for lin in t.model.weight_layers()])))
-                records[name].append((step, (tl, vl, ta, va, norm)))
-                if step in keep_weights:
-                    weights[name][step] = torch.cat([p.detach().reshape(-1) for p in
-                                                     t.model.parameters()]).double().cpu().numpy()
+            metrics, flat = measure_trainer(t, step in keep_weights)
+            records[name].append((step, metrics))
+            if flat is not None:
+                weights[name][step] = flat
 
     measure(0)
     done = 0

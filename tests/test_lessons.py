@@ -209,13 +209,25 @@ def test_snapshot_and_history_give_the_trainers_values():
     tl, vl, ta, va = t.evaluate()
     norm = np.sqrt(sum(float(np.sum(lin.weight.detach().numpy().astype(np.float64) ** 2))
                        for lin in t.model.weight_layers()))
-    for trace in (RunTrace.from_snapshot(snap), RunTrace.from_history(history)):
+    for trace in (RunTrace.from_snapshot(snap), RunTrace.from_history(history),
+                  RunTrace.from_trainer(t)):
         assert trace.steps[-1] == 30
         assert trace.series["val_loss"][-1] == pytest.approx(vl)
         assert trace.series["train_acc"][-1] == pytest.approx(ta)
         assert trace.series["weight_norm"][-1] == pytest.approx(norm, rel=1e-6)
+    flat = np.concatenate([p.detach().numpy().ravel() for p in t.model.parameters()])
+    np.testing.assert_array_equal(RunTrace.from_trainer(t).weights[30], flat)
     lesson = _lesson({"metric": "gap_loss", "compare": "|A - B| < 1e-9", "at_step": 30}, steps=30)
     assert evaluate_claim(lesson, {"A": snap, "B": history}).holds
+    assert evaluate_claim(lesson, {"A": t, "B": history}).holds
+    other = Trainer(h.replace(lr=0.05), "cpu")
+    other.step(30)
+    pair = _lesson({"metric": "weight_diff", "compare": "|A - B| < 1e-9", "at_step": 30}, steps=30)
+    assert evaluate_claim(pair, {"A": t, "B": t}).holds
+    diff = float(np.max(np.abs(flat - np.concatenate([p.detach().numpy().ravel()
+                                                        for p in other.model.parameters()]))))
+    result = evaluate_claim(pair, {"A": t, "B": other})
+    assert not result.holds and result.values["weight_diff@30"]["|A-B|"] == pytest.approx(diff)
 
 
 @pytest.mark.parametrize("text, expect", [
