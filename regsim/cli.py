@@ -122,7 +122,7 @@ def _lesson(args: argparse.Namespace) -> int:
     print(text)
     print(f"done: {len(runs)} runs × {lesson.steps} steps in {elapsed:.1f} s", flush=True)
     if args.json:
-        write_json_atomic(Path(args.json), {
+        atomic_write_json(Path(args.json), {
             "lesson": lesson.id, "title": lesson.title, "seed": args.seed, "seconds": elapsed,
             "hparams": {n: h.to_dict() for n, h in runs.items()},
             "claim": {**result.to_dict(), "holds": holds, "text": text, "problem": problem},
