@@ -2,6 +2,8 @@
 
 `HParams`, `load_preset` and `list_presets` are light. `Trainer` pulls in torch, so it is loaded on
 first use: the GUI process can import `regsim` for its data types without paying for torch.
+`analyze(trainer, name, **params)` and `list_analyses()` (regsim.analyses) are loaded on first use
+too; importing them does not import torch (an analysis imports it when it computes).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from .hparams import HParams
 from .presets import list_presets, load_preset
 
 if TYPE_CHECKING:
+    from .analyses import analyze, list_analyses
     from .trainer import Trainer
 
-__all__ = ["HParams", "Trainer", "load_preset", "list_presets"]
+__all__ = ["HParams", "Trainer", "analyze", "list_analyses", "load_preset", "list_presets"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from .trainer import Trainer
 
         return Trainer
+    if name in ("analyze", "list_analyses"):
+        from . import analyses
+
+        return getattr(analyses, name)
     raise AttributeError(f"module 'regsim' has no attribute {name!r}")
