@@ -7,6 +7,8 @@ was the difference between 0.28× and ~1.0× of the bare loop's speed.
 Commands are tuples (name, payload):
     ("run", None) ("pause", None) ("step", n) ("update", {field: value}) ("reset", hparams_dict|None)
     ("snapshot", None) ("rate", hz) ("stop", None)
+    ("measure", [part, ...])   the heavy snapshot parts to measure from now on (regsim.snapshot.PARTS;
+                               all until asked): the window sends what its visible panel draws
     ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
     ("cancel", id)
 Messages out are tuples (kind, payload):
@@ -106,6 +108,7 @@ class _Loop:
         self.last_parent_check = time.monotonic()
         self.orphaned = False
         self.next_trim = time.perf_counter() + TRIM_EVERY_S
+        self.parts: Any = None  # the snapshot parts to measure (None = all)
 
     def parent_gone(self) -> bool:
         """True once the process that started us has died (we were re-parented)."""
@@ -201,6 +204,13 @@ class _Loop:
                 self.send_jobs(self.jobs.cancel(str(payload)))
             elif name == "snapshot":
                 self.send_snapshot()
+            elif name == "measure":
+                from .snapshot import check_parts
+
+                parts = check_parts(payload)
+                if parts != self.parts:
+                    self.parts = parts
+                    self.send_snapshot()  # the panel just shown gets its parts now, not next frame
             elif name == "rate":
                 self.period = 1.0 / max(0.1, float(payload))
             else:
@@ -227,4 +237,4 @@ class _Loop:
                 release_freed_memory()  # a landscape's grid buffers are tens of MB
 
     def send_snapshot(self) -> None:
-        self.out.put(("snapshot", self.trainer.snapshot(SNAPSHOT_OVERHEAD)))
+        self.out.put(("snapshot", self.trainer.snapshot(SNAPSHOT_OVERHEAD, parts=self.parts)))
