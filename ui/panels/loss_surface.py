@@ -600,7 +600,8 @@ class LossSurfacePanel(Panel):
         if objective:
             raw = raw + np.asarray(result.penalty, dtype=np.float64)
         values, bad = display_values(raw, log)
-        what = f"L + {result.objective}" if objective else "data loss L"
+        # Titles and axis labels are Qt text too: the hat of v̂ needs drawable_text (ui.widgets).
+        what = f"L + {drawable_text(result.objective)}" if objective else "data loss L"
         label = f"log₁₀ ({what})" if log else what
         if values.ndim != 2 or values.size == 0:
             self.image.clear()
