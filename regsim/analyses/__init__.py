@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import landscape
+from . import ensemble, landscape
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -26,6 +26,11 @@ ANALYSES: dict[str, AnalysisSpec] = {
                     "current weights, with the recent path projected onto it (Li et al. 2018).",
         Request=landscape.LandscapeRequest, Result=landscape.LandscapeResult,
         compute=landscape.compute),
+    "ensemble": AnalysisSpec(
+        name="ensemble", title="Ensemble of sub-networks",
+        description="Every dropout mask of one layer (2ⁿ sub-networks, n ≤ 16; else sampled) and their "
+                    "arithmetic mean, normalized geometric mean and the weight-scaled network.",
+        Request=ensemble.EnsembleRequest, Result=ensemble.EnsembleResult, compute=ensemble.compute),
 }
 
 
