@@ -181,6 +181,7 @@ def test_regression_is_refused_and_the_job_yields_progress() -> None:
         while True:
             next(gen)
             steps += 1
+            assert torch.is_grad_enabled()  # no suspended no_grad leaks into the engine's training
     except StopIteration as stop:
         res = stop.value
     assert steps >= 4 and res.n_masks == 2**16

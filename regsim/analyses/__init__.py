@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import ensemble, landscape
+from . import ensemble, landscape, mc_dropout
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -31,6 +31,11 @@ ANALYSES: dict[str, AnalysisSpec] = {
         description="Every dropout mask of one layer (2ⁿ sub-networks, n ≤ 16; else sampled) and their "
                     "arithmetic mean, normalized geometric mean and the weight-scaled network.",
         Request=ensemble.EnsembleRequest, Result=ensemble.EnsembleResult, compute=ensemble.compute),
+    "mc_dropout": AnalysisSpec(
+        name="mc_dropout", title="MC dropout",
+        description="Dropout kept on at inference, T passes (Gal & Ghahramani 2016): mean and spread "
+                    "for regression, predictive entropy and mutual information for classification.",
+        Request=mc_dropout.MCRequest, Result=mc_dropout.MCResult, compute=mc_dropout.compute),
 }
 
 

@@ -215,7 +215,28 @@ def data_grid(run: RunView, resolution: int) -> tuple[torch.Tensor, tuple[int, .
 
 
 # ------------------------------------------------------------------------------------------ compute
+def no_grad_steps(gen: Generator[Progress, None, Any]) -> Generator[Progress, None, Any]:
+    """Drive `gen` with each of its steps under torch.no_grad(), and return its value.
+
+    Never a `with torch.no_grad()` around a yield: a suspended generator's `with` would leave grad
+    mode off in whoever resumes in between (the engine's training chunks)."""
+    import torch
+
+    while True:
+        with torch.no_grad():
+            try:
+                prog = next(gen)
+            except StopIteration as stop:
+                return stop.value
+        yield prog
+
+
 def compute(run: RunView, request: EnsembleRequest) -> Generator[Progress, None, EnsembleResult]:
+    """The ensemble (see the module docstring); yields after every chunk of masks."""
+    return (yield from no_grad_steps(_compute(run, request)))
+
+
+def _compute(run: RunView, request: EnsembleRequest) -> Generator[Progress, None, EnsembleResult]:
     import torch
 
     t0 = time.perf_counter()
@@ -243,71 +264,64 @@ def compute(run: RunView, request: EnsembleRequest) -> Generator[Progress, None,
     y_lab = torch.cat([run.y_train, run.y_val]) if request.points in ("grid", "train+val") else (
         run.y_train if request.points == "train" else run.y_val)
     n_eval = len(x_eval)
-    with torch.no_grad():
-        h = before_site(model, x_all, idx)  # (N, n_all)
-        n_all = h.shape[1]
-        units = list(request.units) if request.units else list(range(n_all))
-        if max(units) >= n_all:
-            raise ValueError(f"units = {list(request.units)!r} is out of range; allowed: unit indices "
-                             f"in [0, {n_all - 1}] at site {site}")
-        linear = idx == len(model.dropout_sites) - 1
-        exact = len(units) <= MAX_EXACT
-        if request.units and len(units) < n_all:
-            notes.append(f"{len(units)} of the {n_all} units enumerated; the other {n_all - len(units)} "
-                         "at their expected value (eval mode)")
-        logits_ws = after_site(model, h, idx)  # (N, C) eval mode
-        y_lab = y_lab.to(h.device)
-        if exact and linear:
-            method = ("meet in the middle: logits are linear in the mask of the last hidden layer, "
-                      "z = A_j + B_k over the two halves of the units")
-            gen = _enumerate_linear(model, h, units, p, y_lab)
-        else:
-            if exact:
-                masks = None
-                method = (f"batched forward passes of the layers after {site} over all 2^{len(units)} "
-                          "masks (the logits are not linear in this mask)")
-            else:
-                g = torch.Generator(device="cpu")
-                g.manual_seed(request.seed)
-                masks = torch.rand(request.samples, len(units), generator=g) >= p
-                method = f"{request.samples} masks sampled from P(m), batched forward passes"
-                notes.append(f"{len(units)} units > {MAX_EXACT}: {request.samples} masks sampled "
-                             f"(an estimate), not all 2^{len(units)}; pick ≤ {MAX_EXACT} `units` "
-                             "to enumerate")
-            gen = _enumerate_forward(model, h, idx, units, p, y_lab, masks)
-        while True:
-            try:
-                prog = next(gen)
-            except StopIteration as stop:
-                arith, geo_logits, sub_correct, weights, kept = stop.value
-                break
-            yield prog
-        n_lab = len(y_lab)
-        geo = torch.softmax(geo_logits, -1)
-        ws = torch.softmax(logits_ws, -1)
-        lab = slice(len(x_all) - n_lab, len(x_all))
-
-        def acc(prob: torch.Tensor) -> float:
-            return float((prob[lab].argmax(-1) == y_lab).double().mean())
-
-        a_acc, g_acc, w_acc = acc(arith), acc(geo), acc(ws)
-        sub_accuracy = (sub_correct / n_lab).cpu().numpy()
-        # The requested page, evaluated directly (one batched pass of its masks): the pictures.
-        n_masks = len(sub_accuracy)
-        page = np.arange(request.page * request.page_size,
-                         min(n_masks, (request.page + 1) * request.page_size), dtype=np.int64)
+    h = before_site(model, x_all, idx)  # (N, n_all)
+    n_all = h.shape[1]
+    units = list(request.units) if request.units else list(range(n_all))
+    if max(units) >= n_all:
+        raise ValueError(f"units = {list(request.units)!r} is out of range; allowed: unit indices "
+                         f"in [0, {n_all - 1}] at site {site}")
+    linear = idx == len(model.dropout_sites) - 1
+    exact = len(units) <= MAX_EXACT
+    if request.units and len(units) < n_all:
+        notes.append(f"{len(units)} of the {n_all} units enumerated; the other {n_all - len(units)} "
+                     "at their expected value (eval mode)")
+    logits_ws = after_site(model, h, idx)  # (N, C) eval mode
+    y_lab = y_lab.to(h.device)
+    if exact and linear:
+        method = ("meet in the middle: logits are linear in the mask of the last hidden layer, "
+                  "z = A_j + B_k over the two halves of the units")
+        gen = _enumerate_linear(model, h, units, p, y_lab)
+    else:
         if exact:
-            page_masks = mask_bits(page, len(units))
+            masks = None
+            method = (f"batched forward passes of the layers after {site} over all 2^{len(units)} "
+                      "masks (the logits are not linear in this mask)")
         else:
-            page_masks = (masks[torch.as_tensor(page)].numpy() if len(page)
-                          else np.zeros((0, len(units)), bool))
-        if len(page):
-            scale = torch.ones(len(page), n_all, dtype=h.dtype, device=h.device)
-            scale[:, units] = torch.as_tensor(page_masks, dtype=h.dtype, device=h.device) / (1 - p)
-            page_probs = torch.softmax(after_site(model, h[None, :n_eval] * scale[:, None], idx), -1)
-            page_probs = page_probs.cpu().numpy()
-        else:
-            page_probs = np.zeros((0, n_eval, ws.shape[1]), np.float32)
+            g = torch.Generator(device="cpu")
+            g.manual_seed(request.seed)
+            masks = torch.rand(request.samples, len(units), generator=g) >= p
+            method = f"{request.samples} masks sampled from P(m), batched forward passes"
+            notes.append(f"{len(units)} units > {MAX_EXACT}: {request.samples} masks sampled "
+                         f"(an estimate), not all 2^{len(units)}; pick ≤ {MAX_EXACT} `units` "
+                         "to enumerate")
+        gen = _enumerate_forward(model, h, idx, units, p, y_lab, masks)
+    arith, geo_logits, sub_correct, weights, kept = yield from gen
+    n_lab = len(y_lab)
+    geo = torch.softmax(geo_logits, -1)
+    ws = torch.softmax(logits_ws, -1)
+    lab = slice(len(x_all) - n_lab, len(x_all))
+
+    def acc(prob: torch.Tensor) -> float:
+        return float((prob[lab].argmax(-1) == y_lab).double().mean())
+
+    a_acc, g_acc, w_acc = acc(arith), acc(geo), acc(ws)
+    sub_accuracy = (sub_correct / n_lab).cpu().numpy()
+    # The requested page, evaluated directly (one batched pass of its masks): the pictures.
+    n_masks = len(sub_accuracy)
+    page = np.arange(request.page * request.page_size,
+                     min(n_masks, (request.page + 1) * request.page_size), dtype=np.int64)
+    if exact:
+        page_masks = mask_bits(page, len(units))
+    else:
+        page_masks = (masks[torch.as_tensor(page)].numpy() if len(page)
+                      else np.zeros((0, len(units)), bool))
+    if len(page):
+        scale = torch.ones(len(page), n_all, dtype=h.dtype, device=h.device)
+        scale[:, units] = torch.as_tensor(page_masks, dtype=h.dtype, device=h.device) / (1 - p)
+        page_probs = torch.softmax(after_site(model, h[None, :n_eval] * scale[:, None], idx), -1)
+        page_probs = page_probs.cpu().numpy()
+    else:
+        page_probs = np.zeros((0, n_eval, ws.shape[1]), np.float32)
     arith_e, geo_e, ws_e = arith[:n_eval], geo[:n_eval], ws[:n_eval]
     weights_np = weights.cpu().numpy()
     return EnsembleResult(
