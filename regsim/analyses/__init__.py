@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import ensemble, landscape, mc_dropout
+from . import calibration, ensemble, landscape, mc_dropout
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -36,6 +36,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
         description="Dropout kept on at inference, T passes (Gal & Ghahramani 2016): mean and spread "
                     "for regression, predictive entropy and mutual information for classification.",
         Request=mc_dropout.MCRequest, Result=mc_dropout.MCResult, compute=mc_dropout.compute),
+    "calibration": AnalysisSpec(
+        name="calibration", title="Calibration",
+        description="Reliability diagrams (uniform and equal-mass bins), ECE and MCE of the "
+                    "weight-scaled network and of MC dropout, side by side.",
+        Request=calibration.CalibrationRequest, Result=calibration.CalibrationResult,
+        compute=calibration.compute),
 }
 
 
