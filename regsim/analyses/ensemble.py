@@ -44,6 +44,13 @@ if TYPE_CHECKING:
 MAX_EXACT = 16  # at most this many units are enumerated (2¹⁶ = 65 536 masks)
 POINTS = ("train+val", "train", "val", "grid")
 WORK_PER_YIELD = 2_000_000  # (mask, point, class) elements between two yields: ~5-15 ms on a CPU
+MACS_PER_YIELD = 8_000_000  # multiply-adds of forward passes between two yields: ~2-8 ms on a CPU
+
+
+def macs_after(model: Any, idx: int) -> int:
+    """Multiply-adds per point of the layers after dropout site `idx` (0 = input)."""
+    sizes = model.sizes
+    return sum(sizes[i] * sizes[i + 1] for i in range(idx, len(sizes) - 1))
 
 
 def _integer(v: object) -> bool:
@@ -420,8 +427,7 @@ def _enumerate_forward(model: Any, h: torch.Tensor, idx: int, units: list[int], 
 
     n, (N, n_all) = len(units), h.shape
     total = 2**n if masks is None else len(masks)
-    width = max([n_all, *model.sizes[idx + 1:]])
-    chunk = max(1, WORK_PER_YIELD // (N * width))
+    chunk = max(1, MACS_PER_YIELD // (N * (macs_after(model, idx) + n_all)))
     lab = slice(N - len(y), N)
     arith = torch.zeros(N, model.out.out_features, dtype=torch.float64, device=h.device)
     mean_logits = torch.zeros_like(arith)

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import Progress, RunView
-from .ensemble import _integer, _points, data_grid, no_grad_steps
+from .ensemble import MACS_PER_YIELD, _integer, _points, data_grid, macs_after, no_grad_steps
 
 if TYPE_CHECKING:
     import torch
 
 POINTS = ("auto", "grid", "val", "train", "train+val")
-ROWS_PER_YIELD = 400_000  # (pass, point, unit) activations between two yields: a few ms on a CPU
 
 
 @dataclass(frozen=True)
@@ -120,8 +119,7 @@ def mc_passes(model: Any, x: torch.Tensor, T: int, generator: torch.Generator
 
     p = rates(model)
     N = x.shape[0]
-    width = max(model.sizes)
-    chunk = max(1, min(T, ROWS_PER_YIELD // max(1, N * width)))
+    chunk = max(1, min(T, MACS_PER_YIELD // max(1, N * (macs_after(model, 0) + sum(model.sizes)))))
     out = torch.empty(T, N, model.out.out_features, dtype=x.dtype, device=x.device)
     for t0 in range(0, T, chunk):
         t = min(T, t0 + chunk) - t0
