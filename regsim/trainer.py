@@ -12,6 +12,7 @@ and a finiteness flag for the weights).
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
@@ -291,6 +292,7 @@ class Trainer:
             lr = lr_at(h, self.step_count)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            self.model.seed_dropout(h.seed, self.step_count)  # this step's masks (models.py)
             loss = self._loss(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -413,6 +415,32 @@ class Trainer:
             self.optimizer = apply_settings(self.optimizer, self.model, self.hparams, self.hparams)
         else:
             self.optimizer = build_optimizer(self.model, self.hparams)
+
+    def fork(self) -> Trainer:
+        """An independent copy of this run at its current step, as if it had trained alongside:
+        the same data, weights, optimizer state (moments), step, batch order position, divergence
+        monitor, checkpoints and trajectory. Stepping both afterwards gives bit-identical weights
+        until their settings differ (the dropout masks are indexed by step, see models.py).
+        Settings queued with update() but not yet applied are queued on the copy too."""
+        with self._lock:
+            pending = dict(self._pending)
+        twin = Trainer(self.hparams, str(self.device))  # same data and architecture: rebuilt
+        twin._load_state(self._save_state())
+        twin.step_count = self.step_count
+        twin.generator.set_state(self.generator.get_state())
+        twin._perm, twin._perm_pos = self._perm.clone(), self._perm_pos
+        twin._monitor = copy.deepcopy(self._monitor)
+        twin._initial_loss, twin._chance = self._initial_loss, self._chance
+        # Saved states are never modified in place (a restore copies them), so they can be shared.
+        twin._checkpoint, twin._candidate = self._checkpoint, self._candidate
+        twin._path = deque(self._path, maxlen=self._path.maxlen)
+        twin._hist_lock = self._hist_lock.copy()
+        twin._grad_norm = self._grad_norm.clone()
+        twin.status = "paused" if self.status == "running" else self.status
+        twin.message = self.message
+        with twin._lock:
+            twin._pending.update(pending)
+        return twin
 
     def _record_path(self) -> None:
         if self._path and self._path[-1][0] == self.step_count:
