@@ -52,6 +52,12 @@ class Comparison:
             if not isinstance(h, HParams):
                 raise ValueError(f"run {name!r}: expected HParams, got {type(h).__name__}")
             self.trainers[check_name(name, tuple(self.trainers))] = Trainer(h, device)
+        self._share_time()
+
+    def _share_time(self) -> None:
+        """Each run trains 1/N of the time: its snapshot budgets shrink to match (Trainer)."""
+        for t in self.trainers.values():
+            t.time_share = 1.0 / len(self.trainers)
 
     # ----------------------------------------------------------------------------------- runs
     @property
@@ -102,6 +108,7 @@ class Comparison:
             if len(self.trainers) >= MAX_RUNS or name in self.trainers:  # lost a race
                 raise ValueError(f"cannot add run {name!r}: runs are now {', '.join(self.trainers)}")
             self.trainers[name] = twin
+            self._share_time()
         return name
 
     def remove(self, name: str) -> None:
@@ -111,6 +118,7 @@ class Comparison:
             if len(self.trainers) == 1:
                 raise ValueError(f"cannot remove run {name!r}: it is the only run")
             del self.trainers[name]
+            self._share_time()
 
     def rename(self, old: str, new: str) -> str:
         """Rename a run, keeping its place in the order; returns the (stripped) new name."""
@@ -140,6 +148,7 @@ class Comparison:
             raise ValueError(f"no run named {unknown[0]!r}; runs: {', '.join(self.trainers)}")
         for name, t in list(self.trainers.items()):
             t.reset((hparams or {}).get(name))
+        self._share_time()  # a reset rebuilds the Trainer's state, its time share included
 
     # ----------------------------------------------------------------------------------- training
     def step(self, n: int = 1) -> None:

@@ -129,6 +129,11 @@ class Trainer:
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
+        # The share of the wall clock this run trains for: 1/N in a Comparison of N runs stepped
+        # one after another. The snapshot budgets below are shares of *this run's* time, so N runs
+        # together spend what one run would (measured: without it, 2 runs in lockstep made
+        # 0.80× the steps of one, their early log-spaced measurements taking 5 % each).
+        self.time_share = 1.0
         self._chance = constant_loss(self.data.task, self.data.y_train, self.data.n_classes,
                                      h.label_smoothing)
         self._initial_loss = self.evaluate()[0]
@@ -486,7 +491,7 @@ class Trainer:
         # keep the early, fast-changing part of a run dense. They may take up to
         # EARLY_POINTS_OVERHEAD of the time (on a 64-512-512-10 net a measurement costs ~8 steps,
         # and unbounded they took 16 % of the first seconds of a run).
-        since = now - self._heavy_at
+        since = (now - self._heavy_at) * self.time_share
         due = (max_overhead is None or heavy is None or self.status != "running"
                or since * max_overhead >= self._heavy_cost
                or (self.step_count >= max(heavy["step"] * 1.1, heavy["step"] + 5)
@@ -544,7 +549,8 @@ class Trainer:
                 post.append(np.zeros(0, dtype=np.float32))
                 continue
             x = d.last_input[:MASK_ROWS, :MASK_COLS]
-            mask = (d.last_mask[:MASK_ROWS, :MASK_COLS] if d.last_mask is not None
+            scaled = d.last_scaled_mask  # compared on the sent part only: last_mask compares it all
+            mask = (scaled[:MASK_ROWS, :MASK_COLS] != 0 if scaled is not None
                     else torch.ones_like(x, dtype=torch.bool))
             masks.append(mask.cpu().numpy())
             pre.append(d.last_input[0, :ACT_UNITS].float().cpu().numpy())
@@ -556,12 +562,18 @@ class Trainer:
         seen: dict[int, torch.Tensor] = {}
         hooks = [d.register_forward_pre_hook(lambda _m, args, i=i: seen.setdefault(i, args[0]))
                  for i, d in enumerate(modules)]
-        was_training = self.model.training
-        self.model.eval()
+        # Inference differs from training only at the dropout sites (Linear, LayerNorm and the
+        # activations behave the same in both modes), so only they are switched: model.eval() and
+        # train() walk every module, and took 0.8 of this method's 3 ms per snapshot (profiled on
+        # the loaded 2-core machine, 64-512-512-10), a cost each run in a Comparison pays.
+        modes = [d.training for d in modules]
+        for d in modules:
+            d.training = False
         try:
             self.model(first[:1])
         finally:
-            self.model.train(was_training)
+            for d, mode in zip(modules, modes):
+                d.training = mode
             for hook in hooks:
                 hook.remove()
         inference = tuple(seen[i][0, :ACT_UNITS].float().cpu().numpy() if i in seen

@@ -219,6 +219,7 @@ def test_reset_realigns_every_run() -> None:
     cmp.reset({"B": SMALL.replace(hidden=(16,))})
     a, b = cmp.trainers["A"], cmp.trainers["B"]
     assert a.step_count == b.step_count == 0 and b.hparams.hidden == (16,)
+    assert a.time_share == b.time_share == 0.5  # the snapshot budgets stay shared after a reset
     assert same(weights(a), weights(Trainer(SMALL, "cpu")))
 
 
