@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 Row = dict  # {"name", "value", "unit", "target", "ok"}
 
@@ -244,25 +245,26 @@ def _plain_landscape(trainer, d1, d2, alphas, betas, x, y) -> float:
 def bench_landscape(quick: bool, device: str) -> list[Row]:
     import numpy as np
 
+    from .analyses.landscape_math import grid_losses, make_directions
     from .hparams import HParams
-    from .landscape import grid_losses, make_directions
     from .trainer import Trainer
 
     t = Trainer(HParams(dataset="moons", hidden=(64, 64), train_size=512), device)
     t.step(200)
-    params = list(t.model.parameters())
+    view = t.view()
+    params = list(view.model.parameters())
     d1, d2, _ = make_directions(params, [], "random", 0)
-    x, y = t.x_train[:512], t.y_train[:512]
+    x, y = view.x_train[:512], view.y_train[:512]
     full, coarse = np.linspace(-1, 1, 51), np.linspace(-1, 1, 11)
     reps = 3 if quick else 7
-    grid_losses(t, d1, d2, coarse, coarse, x, y)  # warm-up
+    grid_losses(view, d1, d2, coarse, coarse, x, y)  # warm-up
     t_full, t_coarse = [], []
     for _ in range(reps):
         s = time.perf_counter()
-        grid_losses(t, d1, d2, full, full, x, y)
+        grid_losses(view, d1, d2, full, full, x, y)
         t_full.append(time.perf_counter() - s)
         s = time.perf_counter()
-        grid_losses(t, d1, d2, coarse, coarse, x, y)
+        grid_losses(view, d1, d2, coarse, coarse, x, y)
         t_coarse.append(time.perf_counter() - s)
     plain = _plain_landscape(t, d1, d2, full[::5] if quick else full, full[::5] if quick else full,
                              x, y)
@@ -279,6 +281,110 @@ def bench_landscape(quick: bool, device: str) -> list[Row]:
         {"name": "plain one-point-at-a-time loop ÷ batched", "value": plain / tf, "unit": "×",
          "target": "", "ok": None},
     ]
+
+
+class _StampedQueue:
+    """The engine's output queue, stamping each message with the engine's clock as it is put, so
+    gaps between snapshots are the engine's own (not when a reader got round to them)."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._q: Any = queue.Queue()
+        self.stamps: list[tuple[float, str, str]] = []  # (perf_counter, kind, job event kind)
+
+    def put(self, item: tuple, *args: Any, **kwargs: Any) -> None:
+        kind, payload = item
+        self.stamps.append((time.perf_counter(), kind, getattr(payload, "kind", "")))
+        self._q.put(item, *args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self._q.get(*args, **kwargs)
+
+
+def _snapshot_gaps_during_landscape(h, device: str, slice_s: float, resolution: int = 51
+                                    ) -> tuple[float, float]:
+    """(max gap between snapshots while a landscape job runs, the job's wall time), in seconds,
+    for the real engine in a thread, training at 30 Hz snapshots, with job slices of `slice_s`
+    (inf: the whole job in one slice, as the engine ran a landscape before issue 9)."""
+    import queue
+    import threading
+
+    from . import engine
+    from .threads import engine_threads
+
+    cmds: Any = queue.Queue()
+    out = _StampedQueue()
+    previous, engine.JOB_SLICE_S = engine.JOB_SLICE_S, slice_s
+    thread = threading.Thread(target=engine.engine_main, daemon=True,
+                              args=(cmds, out, h.to_dict(), device, 30.0, engine_threads()))
+
+    def wait(pred: Callable[[str, Any], bool], timeout: float = 120.0) -> Any:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                kind, payload = out.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if kind in ("error", "stopped"):
+                raise RuntimeError(f"the engine stopped: {payload}")
+            if pred(kind, payload):
+                return payload
+        raise RuntimeError("the engine did not answer in time")
+
+    try:
+        thread.start()
+        wait(lambda k, p: k == "ready")
+        cmds.put(("run", None))
+        wait(lambda k, p: k == "snapshot" and p.step >= 300)  # a trajectory for the PCA
+        time.sleep(0.3)  # a steady cadence before the job
+        cmds.put(("analyze", {"id": "bench", "run": "", "analysis": "landscape",
+                              "params": {"resolution": resolution}}))
+        done = wait(lambda k, p: k == "job" and p.kind in ("result", "failed", "cancelled"))
+        if done.kind != "result":
+            raise RuntimeError(f"the landscape job ended {done.kind}: {done.message}")
+        time.sleep(0.2)  # the first snapshot after the job
+    finally:
+        cmds.put(("stop", None))
+        thread.join(10)
+        engine.JOB_SLICE_S = previous
+    stamps = list(out.stamps)
+    start = next(t for t, k, e in stamps if k == "job" and e == "started")
+    end = next(t for t, k, e in stamps if k == "job" and e == "result")
+    snaps = [t for t, k, _ in stamps if k == "snapshot"]
+    # Every gap between consecutive snapshots that overlaps the job's run.
+    gaps = [b - a for a, b in zip(snaps, snaps[1:]) if b > start and a < end]
+    return max(gaps) if gaps else float("inf"), end - start
+
+
+def bench_snapshot_gap(quick: bool, device: str) -> list[Row]:
+    """Issue 9: training and snapshots go on while an analysis computes. The worst gap between
+    two snapshots over the whole run of a 51×51 landscape job (preview first) while training,
+    against the same job run in one piece (what the engine did before: a gap as long as the
+    landscape); interleaved, the worst over the rounds."""
+    from .hparams import HParams
+
+    h = HParams(dataset="moons", hidden=(64, 64), train_size=512)
+    rounds = 2 if quick else 3
+    sliced, whole = [], []
+    for _ in range(rounds):
+        sliced.append(_snapshot_gaps_during_landscape(h, device, _job_slice()))
+        whole.append(_snapshot_gaps_during_landscape(h, device, float("inf")))
+    gap = max(g for g, _ in sliced)
+    return [
+        {"name": "max gap between snapshots while a 51×51 landscape computes during training",
+         "value": gap * 1e3, "unit": "ms", "target": "≤ 100", "ok": gap <= 0.100},
+        {"name": "the same, landscape in one piece (the engine before issue 9)",
+         "value": max(g for g, _ in whole) * 1e3, "unit": "ms", "target": "", "ok": None},
+        {"name": "51×51 landscape job's wall time while training",
+         "value": statistics.median(w for _, w in sliced), "unit": "s", "target": "", "ok": None},
+    ]
+
+
+def _job_slice() -> float:
+    from .engine import JOB_SLICE_S
+
+    return JOB_SLICE_S
 
 
 @contextlib.contextmanager
@@ -386,7 +492,7 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="",
-                   help="comma-separated sections: engine,lockstep,hist,landscape,cli,gui")
+                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,gui")
     p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                    help="run the live app this long, reporting RSS and frame rate over time")
     args = p.parse_args(argv)
@@ -403,12 +509,12 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
             return 2
         return soak(args.soak, device)
     sections = (set(filter(None, args.only.split(",")))
-                or {"engine", "lockstep", "hist", "landscape", "cli", "gui"})
+                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "gui"})
     rows: list[Row] = []
     print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
     for name, fn in (("engine", bench_engine_speed), ("lockstep", bench_lockstep),
-                     ("hist", bench_histograms),
-                     ("landscape", bench_landscape), ("cli", bench_cli_threads)):
+                     ("hist", bench_histograms), ("landscape", bench_landscape),
+                     ("jobs", bench_snapshot_gap), ("cli", bench_cli_threads)):
         if name in sections:
             section = fn(args.quick, device)
             rows += section

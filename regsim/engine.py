@@ -6,9 +6,13 @@ was the difference between 0.28× and ~1.0× of the bare loop's speed.
 
 Commands are tuples (name, payload):
     ("run", None) ("pause", None) ("step", n) ("update", {field: value}) ("reset", hparams_dict|None)
-    ("landscape", request_dict) ("snapshot", None) ("rate", hz) ("stop", None)
+    ("snapshot", None) ("rate", hz) ("stop", None)
+    ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
+    ("cancel", id)
 Messages out are tuples (kind, payload):
-    ("ready", {"device": name}) ("snapshot", Snapshot) ("landscape", LandscapeResult)
+    ("ready", {"device": name}) ("snapshot", Snapshot)
+    ("job", JobEvent)      an analysis job's lifecycle (regsim.analyses.jobs): started, progress,
+                           partial, then result, failed or cancelled
     ("invalid", message)   a rejected command; nothing changed
     ("error", traceback)   the engine failed; it stops
     ("stopped", None)      always the last message
@@ -28,6 +32,11 @@ from .memory import TRIM_EVERY_S, release_freed_memory
 
 CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's latency
 SNAPSHOT_OVERHEAD = 0.02  # share of training time the heavy snapshot parts may take (≥ 0.97× speed)
+# Analysis jobs run between training chunks in slices of this budget (plus at most one yield of the
+# analysis): while a job runs it gets about two thirds of the loop and training a third, and the
+# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench`,
+# row "max gap between snapshots while a 51×51 landscape computes"): see regsim/bench.py.
+JOB_SLICE_S = 0.016
 
 
 def chunk_steps(chunk: int, dt: float, runs: int = 1) -> int:
@@ -51,13 +60,12 @@ def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = 
 
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
-        from .landscape import LandscapeRequest
         from .trainer import Trainer, device_name
 
         h = hparams if isinstance(hparams, HParams) else HParams.from_dict(hparams)
         trainer = Trainer(h, device)
         out.put(("ready", {"device": device_name(trainer.device)}))
-        loop = _Loop(trainer, commands, out, snapshot_hz, LandscapeRequest, parent_pid)
+        loop = _Loop(trainer, commands, out, snapshot_hz, parent_pid)
         loop.run()
         if loop.orphaned:
             # Nobody reads our queue any more: don't let its feeder thread block our exit on a
@@ -93,13 +101,14 @@ def _exit_child(out: Any) -> None:
 
 
 class _Loop:
-    def __init__(self, trainer: Any, commands: Any, out: Any, hz: float, request_cls: Any,
-                 parent_pid: int = 0) -> None:
+    def __init__(self, trainer: Any, commands: Any, out: Any, hz: float, parent_pid: int = 0) -> None:
+        from .analyses.jobs import JobRunner
+
         self.trainer = trainer
         self.commands = commands
         self.out = out
         self.period = 1.0 / hz
-        self.request_cls = request_cls
+        self.jobs = JobRunner()
         self.running = False
         self.chunk = 1
         self.next_snapshot = 0.0
@@ -125,11 +134,13 @@ class _Loop:
             if self.parent_gone():
                 self.orphaned = True
                 break
-            self.drain(block=not self.running)
+            self.drain(block=not self.running and not self.jobs.busy)
             if self.stop:
                 break
             if self.running:
                 self.train_chunk()
+            if self.jobs.busy:
+                self.send_jobs(self.jobs.run_slice(JOB_SLICE_S))
             now = time.perf_counter()
             if self.running and now >= self.next_snapshot:
                 # Deadline-based, so chunk granularity does not drag the rate below `hz`: a
@@ -186,14 +197,19 @@ class _Loop:
                     self.send_snapshot()
             elif name == "reset":
                 new = HParams.from_dict(payload) if payload else None
+                self.send_jobs(self.jobs.cancel_run(None, "the run was reset"))
                 t.reset(new)
                 self.running = False
                 t.status = "paused"
                 self.send_snapshot()
-            elif name == "landscape":
-                req = self.request_cls.from_dict(payload or {})
-                t.landscape(req, progress=lambda r: self.out.put(("landscape", r)))
-                release_freed_memory()  # the grid's buffers are tens of MB
+            elif name == "analyze":
+                # One trainer for now: the payload's "run" is carried into the events, not used
+                # to pick a trainer. Validation failures come back as a "failed" job event.
+                job = payload if isinstance(payload, dict) else {}
+                self.send_jobs(self.jobs.submit(job.get("id"), job.get("run", ""),
+                                                job.get("analysis"), job.get("params"), t.view))
+            elif name == "cancel":
+                self.send_jobs(self.jobs.cancel(str(payload)))
             elif name == "snapshot":
                 self.send_snapshot()
             elif name == "rate":
@@ -211,6 +227,12 @@ class _Loop:
         if self.trainer.status == "diverged":
             self.running = False
             self.send_snapshot()
+
+    def send_jobs(self, events: list) -> None:
+        for event in events:
+            self.out.put(("job", event))
+            if event.kind in ("result", "failed", "cancelled"):
+                release_freed_memory()  # a landscape's grid buffers are tens of MB
 
     def send_snapshot(self) -> None:
         self.out.put(("snapshot", self.trainer.snapshot(SNAPSHOT_OVERHEAD)))

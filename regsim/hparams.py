@@ -4,6 +4,9 @@
 the `ValueError` names the field, the value and the allowed range. Changing a setting means building a
 new `HParams` with `dataclasses.replace` (done for you by `HParams.replace`), which re-validates.
 
+`SETTINGS` describes every field once (range, live or rebuild, label, tooltip with the math); the
+validation below, the controls (ui/controls.py), the trainer and the change markers all read it.
+
 No torch import here: the GUI process uses this module without paying for torch.
 """
 
@@ -19,6 +22,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 DECAY_MODES = ("l2", "decoupled")
 SCHEDULES = ("constant", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+ACTIVATIONS = ("relu", "tanh")
+MAX_LAYERS = 8  # hidden layers at most
 
 
 @dataclass(frozen=True)
@@ -93,52 +98,244 @@ class HParams:
                 f"lr={self.lr:g}")
 
 
-# Human words for the settings, as the controls (ui/controls.py) show them, so status texts, change
-# markers and the controls speak the same language. Qt-free: the controls can read these too.
-LABELS = {
-    "dataset": "Dataset", "hidden": "Hidden", "seed": "Seed", "train_size": "Training examples",
-    "val_size": "Validation examples", "noise": "Noise", "activation": "Activation",
-    "layer_norm": "LayerNorm", "dropout": "Dropout p", "layer_dropout": "Dropout p per layer",
-    "input_dropout": "Input dropout", "weight_decay": "Weight decay λ", "decay_mode": "Decay mode",
-    "decay_norms_and_biases": "also decay biases and norms", "optimizer": "Optimizer",
-    "lr": "Learning rate", "momentum": "Momentum μ", "betas": "Adam β1, β2",
-    "batch_size": "Batch size", "schedule": "Schedule", "warmup_steps": "Warm-up steps",
-    "total_steps": "Total steps", "min_lr_ratio": "Min lr ratio", "grad_clip": "Gradient clipping",
-    "label_smoothing": "Label smoothing ε",
-}
-# Short names for change events ("λ 0.001 → 0.05", "decay mode: decoupled → L2"): markers on the
-# plots must stay short. The symbols are the ones in the control labels (λ, p) and the math.
-SHORT_LABELS = {
-    "dropout": "p", "input_dropout": "input p", "layer_dropout": "p per layer", "weight_decay": "λ",
-    "decay_mode": "decay mode", "decay_norms_and_biases": "decay biases and norms",
-    "optimizer": "optimizer", "lr": "lr", "momentum": "momentum μ", "betas": "Adam β1, β2",
-    "batch_size": "batch size", "schedule": "schedule", "warmup_steps": "warm-up steps",
-    "total_steps": "total steps", "min_lr_ratio": "min lr ratio", "grad_clip": "gradient clipping",
-    "label_smoothing": "label smoothing ε",
-}
-SYMBOL_FIELDS = frozenset({"dropout", "weight_decay", "lr"})  # "λ 0.1 → 1", not "λ: 0.1 → 1"
-# The items of the choice controls, and their short forms for change events.
-CHOICE_LABELS = {
-    "decay_mode": {"decoupled": "decoupled (AdamW / SGDW)", "l2": "L2 penalty in the gradient"},
-    "optimizer": {"adam": "Adam", "momentum": "SGD + momentum", "sgd": "SGD"},
-    "schedule": {"constant": "constant", "warmup_cosine": "warm-up + cosine"},
-}
-CHOICE_SHORT = {
-    "decay_mode": {"decoupled": "decoupled", "l2": "L2"},
-    "optimizer": CHOICE_LABELS["optimizer"],
-    "schedule": CHOICE_LABELS["schedule"],
-}
-
-
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(HParams)]
 
 
-_INT_FIELDS = {"warmup_steps", "total_steps", "batch_size", "train_size", "seed", "val_size"}
-_FLOAT_FIELDS = {"dropout", "input_dropout", "weight_decay", "lr", "momentum", "min_lr_ratio",
-                 "grad_clip", "label_smoothing", "noise"}
-_STR_FIELDS = {"dataset", "decay_mode", "optimizer", "schedule", "activation"}
-_BOOL_FIELDS = {"decay_norms_and_biases", "layer_norm"}
+# ------------------------------------------------------------------------------------------ settings
+# Each setting is described ONCE, here: its range, whether it applies live, its words and its tooltip.
+# Validation (`_validate`), the control dock (ui/controls.py builds its widgets, ranges, steps, labels
+# and tooltips from these), the trainer (which fields need a reset, which move the loss level) and the
+# change markers ("λ 0.001 → 0.05") all read this table, so they cannot disagree. Qt-free: `Control`
+# only *describes* a widget; ui/controls.py makes it.
+
+
+@dataclass(frozen=True)
+class UsedWhen:
+    """A setting that only matters for some values of another (μ only for SGD + momentum)."""
+
+    field: str  # the setting it depends on, e.g. "optimizer"
+    values: tuple[str, ...]  # the values of `field` for which the setting is used
+    why: str  # said in the greyed control's tooltip: "used by SGD + momentum only"
+
+
+@dataclass(frozen=True)
+class Control:
+    """How the control dock shows a setting (one per widget; `betas` has one per β)."""
+
+    kind: str  # "p": slider snapped to `step`; "log": slider over round numbers; "number": float spin
+    # box; "integer": int spin box; "choice": combo box; "check": check box; "text": line edit
+    attr: str = ""  # the ControlPanel attribute holding the widget; "" = the field's name
+    label: str = ""  # the row's label; "" = the setting's label
+    tip: str = ""  # the widget's tooltip; "" = the setting's tip
+    decimals: int = 0  # "number": digits after the point; the box's grid is 10^-decimals
+    step: float = 1.0  # one arrow press ("number", "integer"); the snap of a "p" slider
+    log_lo: float = 0.0  # "log" over a range starting at 0: the smallest non-zero stop (0 is a stop)
+    special: str = ""  # text shown at the minimum instead of the number ("off" for grad_clip = 0)
+    typed_hi: float | None = None  # a typed box deliberately wider than the range (see batch_size)
+    placeholder: str = ""  # "text": the grey hint in the empty field
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: what it accepts, when it applies, and the words the program uses for it."""
+
+    name: str  # the HParams field
+    label: str  # the control's label and the status texts' word: "Weight decay λ"
+    short: str  # the change markers' word, kept short on the plots: "λ", "batch size"
+    tip: str  # the tooltip: what the setting does, with the math
+    live: bool  # True: applied at the next optimizer step (Trainer.update); False: needs a new run
+    lo: float | None = None  # numeric range (of each element, for tuples); None = not a number
+    hi: float | None = None
+    lo_open: bool = False  # (lo, …: lo itself is not allowed
+    hi_open: bool = False  # …, hi): hi itself is not allowed
+    choices: tuple[str, ...] = ()  # the allowed values of a choice setting
+    choice_labels: dict[str, str] = field(default_factory=dict)  # value → combo item, in combo order
+    choice_short: dict[str, str] = field(default_factory=dict)  # value → word in change markers
+    unit: str = ""  # what the number counts ("steps", "examples"), said with the range
+    symbol: bool = False  # `short` is a symbol: "λ 0.1 → 1" rather than "batch size: 32 → 64"
+    loss_level: bool = False  # a change moves the training loss of the same weights (the divergence
+    # monitor restarts its "best so far" instead of calling the jump a divergence)
+    used_when: UsedWhen | None = None  # None: always used
+    controls: tuple[Control, ...] = ()  # the dock's widgets; () = presets and --set only
+    note: str = ""  # a bound the range cannot say (checked in _validate), shown with the range
+
+    def range_text(self) -> str:
+        """The allowed range as the error messages say it: "[0, 1)", "[1e-06, 10000]"."""
+        if self.choices:
+            return ", ".join(self.choices)
+        if self.lo is None or self.hi is None:
+            return "true or false"
+        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        return f"{left}{_num(self.lo)}, {_num(self.hi)}{right}"
+
+    def allowed_text(self) -> str:
+        """The range in words for a tooltip ("Allowed: [1, 65536] examples, at most the training-set
+        size"); "" for choices and switches, whose widgets show what is allowed."""
+        if self.choices or self.lo is None:
+            return ""
+        each = "each " if _KINDS[self.name].startswith("tuple") else ""
+        unit = f" {self.unit}" if self.unit else ""
+        note = f", {self.note}" if self.note else ""
+        return f"Allowed: {each}{self.range_text()}{unit}{note}."
+
+    def in_range(self, value: float) -> bool:
+        """Whether one number (one element of a tuple setting) lies in [lo, hi] with its open ends."""
+        assert self.lo is not None and self.hi is not None, self.name
+        ok = math.isfinite(value)
+        ok = ok and (value > self.lo if self.lo_open else value >= self.lo)
+        return ok and (value < self.hi if self.hi_open else value <= self.hi)
+
+
+def _num(v: float) -> str:
+    """A range end as typed: whole numbers in full (2147483647, not 2.14748e+09), others as %g."""
+    if v == math.inf:
+        return "∞"
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+_CLASSIFICATION = tuple(d for d in DATASETS if d != "regression")
+_WARMUP = UsedWhen("schedule", ("warmup_cosine",), "used by the warmup_cosine schedule only")
+
+_TABLE = (
+    # --- data and network: a change builds a new run
+    Setting("dataset", "Dataset", "dataset", live=False, choices=DATASETS,
+            choice_labels={d: d for d in DATASETS}, controls=(Control("choice"),),
+            tip="The task: moons, circles, spiral, xor (2-D classification, where the decision "
+                "boundary shows overfitting), regression (1-D, with a gap in its inputs) or digits "
+                "(8×8 images, 10 classes).\nChanging the dataset starts a new run."),
+    Setting("hidden", "Hidden", "hidden", live=False, lo=1, hi=4096,
+            controls=(Control("text", placeholder="e.g. 64,64"),),
+            tip="Hidden layer widths, input to output, e.g. 64,64: 1 to 8 layers of 1 to 4096 units "
+                "each. Changing it starts a new run."),
+    Setting("dropout", "Dropout p", "p", live=True, lo=0.0, hi=1.0, hi_open=True, symbol=True,
+            loss_level=True, controls=(Control("p", step=0.05),),
+            tip="Drop rate p of every hidden layer.\nTraining: y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p), "
+                "so E[y] = h.\nInference: y = h (inverted dropout needs no rescaling).\n"
+                "The original recipe uses p = 0.5 on fully-connected layers; modern LLMs use 0."),
+    Setting("layer_dropout", "Dropout p per layer", "p per layer", live=True, lo=0.0, hi=1.0,
+            hi_open=True, loss_level=True,
+            tip="One drop rate per hidden layer, overriding p (presets and --set only); empty: p "
+                "everywhere. Each layer: y = m ⊙ h / (1 − pᵢ)."),
+    Setting("input_dropout", "Input dropout", "input p", live=True, lo=0.0, hi=1.0, hi_open=True,
+            loss_level=True, controls=(Control("p", step=0.05),),
+            tip="Drop rate on the input features: x̃ = m ⊙ x / (1 − p). 0–0.2 is typical; corrupting "
+                "inputs can hurt more than help."),
+    # --- regularization and optimization: live, applied at the next optimizer step
+    Setting("weight_decay", "Weight decay λ", "λ", live=True, lo=0.0, hi=10.0, symbol=True,
+            controls=(Control("log", log_lo=1e-6),),
+            tip="λ: the tax on weight magnitude.\nL2: loss + (λ/2)‖θ‖², gradient g + λθ.\n"
+                "Decoupled: θ ← (1 − ηλ)θ − η·g̃, the decay applied to the weights directly.\n"
+                "Bayesian view: a Gaussian prior N(0, σ²) with λ = 1/(2σ²).\n"
+                "Vision models: λ ≈ 1e-4; LLMs (AdamW): λ = 0.1. With ηλ ≥ 1 a decay step overshoots zero."),
+    Setting("decay_mode", "Decay mode", "decay mode", live=True, choices=DECAY_MODES,
+            choice_labels={"decoupled": "decoupled (AdamW / SGDW)", "l2": "L2 penalty in the gradient"},
+            choice_short={"decoupled": "decoupled", "l2": "L2"}, controls=(Control("choice"),),
+            tip="L2: λθ is added to the gradient; Adam then divides it by √v̂ (uneven decay: weights with "
+                "large gradients are barely decayed).\nDecoupled: θ ← (1 − ηλ)θ − η·g̃ applied to the "
+                "weights directly (AdamW, SGDW): every weight shrinks by the same factor.\n"
+                "For plain SGD the two are the same update."),
+    Setting("optimizer", "Optimizer", "optimizer", live=True, choices=OPTIMIZERS,
+            choice_labels={"adam": "Adam", "momentum": "SGD + momentum", "sgd": "SGD"},
+            controls=(Control("choice"),),
+            tip="sgd: θ ← θ − η g\nmomentum: v ← μv + g; θ ← θ − ηv\n"
+                "adam: θ ← θ − η m̂ / (√v̂ + ε)  (with decoupled decay: AdamW)"),
+    Setting("lr", "Learning rate", "lr", live=True, lo=1e-6, hi=1e4, symbol=True,
+            controls=(Control("log"),),
+            tip="Learning rate η (the peak value when a schedule is on). With AdamW the best λ does not "
+                "depend on η; with Adam + L2 changing η changes the effective regularization."),
+    Setting("momentum", "Momentum μ", "momentum μ", live=True, lo=0.0, hi=1.0, hi_open=True,
+            used_when=UsedWhen("optimizer", ("momentum",), "used by SGD + momentum only"),
+            controls=(Control("number", decimals=3, step=0.05),),
+            tip="Momentum μ (SGD + momentum): v ← μv + g; θ ← θ − ηv.\nThe step is about η/(1 − μ) "
+                "along a steady gradient: μ = 0.9 takes ~10× larger effective steps than plain SGD."),
+    Setting("betas", "Adam β1, β2", "Adam β1, β2", live=True, lo=0.0, hi=1.0, hi_open=True,
+            used_when=UsedWhen("optimizer", ("adam",), "used by Adam only"),
+            controls=(Control("number", attr="beta1", label="Adam β1", decimals=3, step=0.01,
+                              tip="Adam's β1: m ← β1·m + (1 − β1)·g, the running mean of the gradient "
+                                  "(0.9 almost always)."),
+                      Control("number", attr="beta2", label="Adam β2", decimals=4, step=0.001,
+                              tip="Adam's β2: v ← β2·v + (1 − β2)·g², the running mean of g². 0.999 is "
+                                  "the default; LLM recipes use 0.95, which adapts faster after a loss "
+                                  "spike.")),
+            tip="Adam's (β1, β2): m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², "
+                "θ ← θ − η m̂ / (√v̂ + ε)."),
+    Setting("schedule", "Schedule", "schedule", live=True, choices=SCHEDULES,
+            choice_labels={s: s for s in SCHEDULES},
+            choice_short={"constant": "constant", "warmup_cosine": "warm-up + cosine"},
+            controls=(Control("choice"),),
+            tip="constant: η at every step.\nwarmup_cosine: η·(t+1)/T_w for t < T_w, then "
+                "η·(r + (1 − r)·½(1 + cos πs)) with s going 0 → 1 until the total steps, r = min lr "
+                "ratio (the LLaMA recipe: 2000 warm-up steps, cosine to 10 %)."),
+    Setting("warmup_steps", "Warm-up steps", "warm-up steps", live=True, lo=0, hi=10_000_000,
+            unit="steps", used_when=_WARMUP, controls=(Control("integer"),),
+            tip="warmup_cosine: the learning rate rises linearly from η/T_w to η over these T_w steps."),
+    Setting("total_steps", "Total steps", "total steps", live=True, lo=1, hi=100_000_000,
+            unit="steps", used_when=_WARMUP, controls=(Control("integer"),),
+            tip="warmup_cosine: the cosine reaches its floor (min lr ratio × η) at this step and stays "
+                "there."),
+    Setting("min_lr_ratio", "Min lr ratio", "min lr ratio", live=True, lo=0.0, hi=1.0,
+            used_when=_WARMUP, controls=(Control("number", decimals=2, step=0.05),),
+            tip="warmup_cosine: the floor r of the cosine as a fraction of η (the LLaMA recipe: 0.1)."),
+    Setting("grad_clip", "Gradient clipping", "gradient clipping", live=True, lo=0.0, hi=1e6,
+            controls=(Control("number", decimals=2, step=0.1, special="off"),),
+            tip="Max global gradient norm c: g ← g · min(1, c / ‖g‖). 0 turns clipping off.\n"
+                "The LLaMA recipe clips at 1.0."),
+    Setting("decay_norms_and_biases", "also decay biases and norms", "decay biases and norms",
+            live=True, controls=(Control("check", attr="decay_all"),),
+            tip="Off (the usual no_decay split, GPT-3 / nanoGPT): biases and norm parameters are not "
+                "decayed; only weight matrices pay the tax (1 − ηλ)θ."),
+    Setting("label_smoothing", "Label smoothing ε", "label smoothing ε", live=True, lo=0.0, hi=1.0,
+            hi_open=True, loss_level=True,
+            used_when=UsedWhen("dataset", _CLASSIFICATION, "classification only (regression uses MSE)"),
+            controls=(Control("number", decimals=2, step=0.05),),
+            tip="Label smoothing ε: the target is (1 − ε)·one-hot + ε/C, so the network is never asked "
+                "for infinite logits (classification only; 0.1 in the original Transformer)."),
+    # At most the training set (checked in _validate): beyond it the trainer would quietly train on full
+    # batches. The box takes any 8-digit number, so a number past the range is named, not clamped.
+    Setting("batch_size", "Batch size", "batch size", live=True, lo=1, hi=65536, unit="examples",
+            note="at most the training-set size",
+            controls=(Control("integer", typed_hi=99_999_999),),
+            tip="Examples per step. Larger batches reduce the gradient noise (itself a mild "
+                "regularizer): its variance falls as 1/B."),
+    Setting("train_size", "Training examples", "training examples", live=False, lo=8, hi=1_000_000,
+            unit="examples", note="digits: at most 1437",
+            tip="Training examples: fewer make overfitting (and what regularization does) easier to see."),
+    Setting("noise", "Noise", "noise", live=False, lo=0.0, hi=2.0,
+            tip="Input noise of the synthetic datasets (the regression's target noise is half of it)."),
+    Setting("seed", "Seed", "seed", live=False, lo=0, hi=2**31 - 1, controls=(Control("integer"),),
+            tip="Seeds the data, the initial weights and the dropout masks. Changing it starts a new run."),
+    Setting("activation", "Activation", "activation", live=False, choices=ACTIVATIONS,
+            choice_labels={a: a for a in ACTIVATIONS},
+            tip="relu: max(0, x); tanh. Changing it starts a new run."),
+    Setting("layer_norm", "LayerNorm", "LayerNorm", live=False,
+            tip="LayerNorm after each hidden Linear: (h − mean) / std · γ + β (γ, β are no_decay "
+                "parameters). Changing it starts a new run."),
+    Setting("val_size", "Validation examples", "validation examples", live=False, lo=8, hi=1_000_000,
+            unit="examples", note="digits: the rest of the 1797 images",
+            tip="Validation examples for the synthetic datasets (digits: the images not trained on)."),
+)
+SETTINGS: dict[str, Setting] = {s.name: s for s in _TABLE}
+if list(SETTINGS) != field_names():  # every field described once, in the dataclass's order
+    raise RuntimeError(f"SETTINGS and HParams disagree: {sorted(set(SETTINGS) ^ set(field_names()))}")
+
+LIVE_FIELDS = frozenset(n for n, s in SETTINGS.items() if s.live)  # Trainer.update applies these
+REBUILD_FIELDS = frozenset(n for n, s in SETTINGS.items() if not s.live)  # these need Trainer.reset
+LOSS_LEVEL_FIELDS = frozenset(n for n, s in SETTINGS.items() if s.loss_level)
+# Views of the table under their old names (status texts, change markers, tests).
+LABELS = {n: s.label for n, s in SETTINGS.items()}
+SHORT_LABELS = {n: s.short for n, s in SETTINGS.items()}
+SYMBOL_FIELDS = frozenset(n for n, s in SETTINGS.items() if s.symbol)  # "λ 0.1 → 1", not "λ: 0.1 → 1"
+CHOICE_LABELS = {n: dict(s.choice_labels) for n, s in SETTINGS.items() if s.choices}
+CHOICE_SHORT = {n: dict(s.choice_short or s.choice_labels) for n, s in SETTINGS.items() if s.choices}
+
+
+# The value kinds, from the annotations (one definition: the dataclass itself).
+_KINDS = {f.name: f.type for f in dataclasses.fields(HParams)}
+_INT_FIELDS = frozenset(n for n, t in _KINDS.items() if t == "int")
+_FLOAT_FIELDS = frozenset(n for n, t in _KINDS.items() if t == "float")
+_STR_FIELDS = frozenset(n for n, t in _KINDS.items() if t == "str")
+_BOOL_FIELDS = frozenset(n for n, t in _KINDS.items() if t == "bool")
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -221,59 +418,45 @@ def _expected(key: str) -> str:
     return "a string"
 
 
-def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False,
-                 hi_open: bool = False) -> None:
-    ok = math.isfinite(value)
-    ok = ok and (value > lo if lo_open else value >= lo)
-    ok = ok and (value < hi if hi_open else value <= hi)
-    if not ok:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        hi_s = "∞" if hi == math.inf else f"{hi:g}"
-        raise ValueError(f"{name} = {value!r} is out of range; allowed: {left}{lo:g}, {hi_s}{right}")
+def _check_range(name: str, value: float, label: str | None = None) -> None:
+    """`value` (of the setting `name`, or one element of it) within the setting's range, or a
+    ValueError naming it (`label`, e.g. "betas[1]") and the range."""
+    s = SETTINGS[name]
+    if not s.in_range(value):
+        raise ValueError(f"{label or name} = {value!r} is out of range; allowed: {s.range_text()}")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} = {value!r} is not allowed; choose one of: {', '.join(choices)}")
+def _check_choice(name: str, value: str) -> None:
+    if value not in SETTINGS[name].choices:
+        raise ValueError(f"{name} = {value!r} is not allowed; choose one of: {SETTINGS[name].range_text()}")
 
 
 def _validate(h: HParams) -> None:
-    _check_choice("dataset", h.dataset, DATASETS)
-    _check_choice("decay_mode", h.decay_mode, DECAY_MODES)
-    _check_choice("optimizer", h.optimizer, OPTIMIZERS)
-    _check_choice("schedule", h.schedule, SCHEDULES)
-    _check_choice("activation", h.activation, ("relu", "tanh"))
-    if not h.hidden or len(h.hidden) > 8 or not all(isinstance(w, int) and 1 <= w <= 4096
-                                                     for w in h.hidden):
-        raise ValueError(f"hidden = {list(h.hidden)!r} is out of range; allowed: 1 to 8 layers, "
-                         "each width an integer in [1, 4096]")
-    _check_range("dropout", h.dropout, 0.0, 1.0, hi_open=True)
+    for name, s in SETTINGS.items():
+        if s.choices:
+            _check_choice(name, getattr(h, name))
+    hid = SETTINGS["hidden"]
+    if not h.hidden or len(h.hidden) > MAX_LAYERS or not all(
+            isinstance(w, int) and hid.in_range(w) for w in h.hidden):
+        raise ValueError(f"hidden = {list(h.hidden)!r} is out of range; allowed: 1 to {MAX_LAYERS} layers, "
+                         f"each width an integer in {hid.range_text()}")
     if h.layer_dropout and len(h.layer_dropout) != len(h.hidden):
         raise ValueError(f"layer_dropout = {list(h.layer_dropout)!r} must give one rate per hidden "
                          f"layer ({len(h.hidden)}), or be empty to use dropout everywhere")
     for i, p in enumerate(h.layer_dropout):
-        _check_range(f"layer_dropout[{i}]", p, 0.0, 1.0, hi_open=True)
-    _check_range("input_dropout", h.input_dropout, 0.0, 1.0, hi_open=True)
-    _check_range("weight_decay", h.weight_decay, 0.0, 10.0)
-    _check_range("lr", h.lr, 0.0, 1e4, lo_open=True)
-    _check_range("momentum", h.momentum, 0.0, 1.0, hi_open=True)
+        _check_range("layer_dropout", p, f"layer_dropout[{i}]")
     if len(h.betas) != 2:
         raise ValueError(f"betas = {h.betas!r} must be two numbers (β1, β2)")
-    _check_range("betas[0]", h.betas[0], 0.0, 1.0, hi_open=True)
-    _check_range("betas[1]", h.betas[1], 0.0, 1.0, hi_open=True)
-    _check_range("warmup_steps", h.warmup_steps, 0, 10_000_000)
-    _check_range("total_steps", h.total_steps, 1, 100_000_000)
-    _check_range("min_lr_ratio", h.min_lr_ratio, 0.0, 1.0)
-    _check_range("grad_clip", h.grad_clip, 0.0, 1e6)
-    _check_range("label_smoothing", h.label_smoothing, 0.0, 1.0, hi_open=True)
+    for i, b in enumerate(h.betas):
+        _check_range("betas", b, f"betas[{i}]")
+    for name, s in SETTINGS.items():
+        if s.lo is not None and name not in ("hidden", "layer_dropout", "betas", "batch_size"):
+            _check_range(name, getattr(h, name))
     # At most the training set: beyond it the trainer would quietly train on full batches.
-    batch_hi = min(65536, h.train_size)
-    if not 1 <= h.batch_size <= batch_hi:
+    batch = SETTINGS["batch_size"]
+    batch_lo, batch_hi = int(batch.lo), min(int(batch.hi), h.train_size)
+    if not batch_lo <= h.batch_size <= batch_hi:
         why = (f" (at most the training-set size, train_size = {h.train_size})"
                if batch_hi == h.train_size else "")
-        raise ValueError(f"batch_size = {h.batch_size!r} is out of range; allowed: [1, {batch_hi}]{why}")
-    _check_range("train_size", h.train_size, 8, 1_000_000)
-    _check_range("val_size", h.val_size, 8, 1_000_000)
-    _check_range("noise", h.noise, 0.0, 2.0)
-    _check_range("seed", h.seed, 0, 2**31 - 1)
+        raise ValueError(f"batch_size = {h.batch_size!r} is out of range; "
+                         f"allowed: [{batch_lo}, {batch_hi}]{why}")

@@ -83,41 +83,6 @@ class Snapshot:
     weight_hist_fixed_edges: tuple[np.ndarray, ...] = ()
 
 
-@dataclass(frozen=True)
-class LandscapeResult:
-    """A 2-D slice of the real loss around the current weights (Li et al. 2018)."""
-
-    step: int  # the step whose weights are the centre
-    alphas: np.ndarray  # (A,) coefficients along direction 1
-    betas: np.ndarray  # (B,) coefficients along direction 2
-    loss: np.ndarray  # (B, A) loss at θ + α·d1 + β·d2; rows = betas
-    center_loss: float  # loss at (0, 0)
-    path: np.ndarray  # (P, 2) recent weights projected onto (d1, d2), oldest first
-    path_steps: np.ndarray  # (P,) the step of each path point
-    coarse: bool  # True for the quick preview, False for the full grid
-    elapsed: float  # seconds spent computing
-    done: int = 0  # progress: grid points finished
-    total: int = 0  # progress: grid points in all
-    directions: str = "pca"  # how d1, d2 were chosen: "pca" of the trajectory, or "random"
-    # The weight-decay term of the objective the optimizer minimizes, on the same grid: the panel
-    # shows loss + penalty ("objective") or loss alone. None when nothing is decayed (λ = 0).
-    # L2 mode: λ/2·‖θ_decay‖² over the decay group; see regsim.landscape.decay_term for the
-    # decoupled modes.
-    penalty: np.ndarray | None = None  # (B, A), same grid as `loss`
-    center_penalty: float = 0.0  # the penalty at (0, 0), the current weights
-    objective: str = ""  # the penalty as a formula, e.g. "λ/2·‖θ_decay‖²" ("" = data loss only)
-    objective_note: str = ""  # one sentence: what the penalty is and why it is the right one
-    # How far the path lies off the plotted plane (Li et al. 2018: a 2-D projection of a path in
-    # ℝⁿ). Each path point's distance from the plane θ + span(d1, d2), in units of ‖d1‖ (the
-    # scale of the α axis), and the share of the path's squared distance from θ that the plane
-    # holds: 1 − Σ residual² / Σ ‖θ_t − θ‖².
-    path_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,)
-    path_captured: float = float("nan")
-    # PCA directions: the share of the path's (uncentred, relative to θ) variance each of the top
-    # two principal components explains, before filter normalization; () for random directions.
-    pca_explained: tuple[float, ...] = ()
-
-
 class History:
     """Bounded history of scalar series, fed one snapshot at a time (UI and CLI share it).
 

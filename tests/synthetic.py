@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from regsim.analyses.landscape import LandscapeResult
 from regsim.hparams import HParams
-from regsim.snapshot import DataView, LandscapeResult, Snapshot
+from regsim.snapshot import DataView, Snapshot
 
 
 def make_snapshot(step: int = 100, dataset: str = "moons", weight_decay: float = 0.01,

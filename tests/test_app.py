@@ -58,7 +58,7 @@ def test_slider_change_reaches_engine_next_snapshot(qtbot, window) -> None:
     wait_step_beyond(qtbot, window, 5)
     before = window.latest.step
     slider = window.controls.weight_decay
-    slider.slider.setValue(slider.slider.maximum())  # λ = 1
+    slider.slider.setValue(slider.values.index(1.0))  # λ = 1
     qtbot.waitUntil(lambda: window.latest.hparams.weight_decay == 1.0, timeout=10_000)
     assert window.latest.step > before
     events = [t for _, t in window.history.events]
@@ -119,7 +119,7 @@ def test_each_panel_renders_content(qtbot, window) -> None:
     for i, panel in enumerate(window.panels):
         window.tabs.setCurrentIndex(i)
         if panel.key == "landscape":
-            window.client.request_landscape(resolution=15, preview=5)
+            window.client.analyze("landscape", {"resolution": 15, "preview": 5})
             qtbot.waitUntil(lambda p=panel: getattr(p, "result", None) is not None
                             and not p.result.coarse, timeout=30_000)
         window._mark_dirty()

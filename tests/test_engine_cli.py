@@ -17,8 +17,10 @@ import pytest
 import torch
 
 from regsim import HParams, Trainer
+from regsim.analyses import analyze, spec
+from regsim.analyses.landscape import LandscapeRequest
+from regsim.analyses.landscape_math import filter_normalize, make_directions
 from regsim.engine import engine_main
-from regsim.landscape import LandscapeRequest, filter_normalize, make_directions
 from regsim.snapshot import History, histogram_percentiles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +36,7 @@ def test_core_imports_without_qt() -> None:
         sys.meta_path.insert(0, Block())
         import regsim
         from regsim import HParams, Trainer, load_preset, list_presets
-        import regsim.engine, regsim.landscape, regsim.cli, regsim.bench
+        import regsim.engine, regsim.analyses.landscape_math, regsim.cli, regsim.bench
         t = Trainer(load_preset('moons_dropout'), device='cpu')
         t.step(5)
         assert t.snapshot().step == 5
@@ -48,7 +50,10 @@ def test_core_imports_without_qt() -> None:
 
 
 def test_regsim_light_import_does_not_load_torch() -> None:
-    code = "import sys, regsim, regsim.snapshot; print('torch' in sys.modules)"
+    code = ("import sys, regsim, regsim.snapshot, regsim.analyses, regsim.analyses.jobs\n"
+            "from regsim.analyses.landscape import LandscapeResult\n"
+            "assert regsim.list_analyses() == ['landscape']\n"
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip() == "False", out.stderr
@@ -89,9 +94,10 @@ def test_engine_thread_run_update_pause_stop() -> None:
     cmds.put(("step", 7))
     _, stepped = _wait_for(out, lambda k, p: k == "snapshot" and p.step >= paused.step + 7)
     assert stepped.step == paused.step + 7
-    cmds.put(("landscape", {"resolution": 9, "preview": 0}))
-    _, land = _wait_for(out, lambda k, p: k == "landscape" and p.done == p.total)
-    assert land.loss.shape == (9, 9)
+    cmds.put(("analyze", {"id": "j1", "run": "", "analysis": "landscape",
+                          "params": {"resolution": 9, "preview": 0}}))
+    _, job = _wait_for(out, lambda k, p: k == "job" and p.kind == "result")
+    assert job.id == "j1" and job.result.loss.shape == (9, 9)
     cmds.put(("reset", HParams(dataset="xor").to_dict()))
     _, fresh = _wait_for(out, lambda k, p: k == "snapshot" and p.hparams.dataset == "xor")
     assert fresh.step == 0
@@ -124,13 +130,25 @@ def test_engine_reports_bad_start_and_stops() -> None:
 def test_landscape_matches_independent_perturbation(hparams, monkeypatch) -> None:
     """Every grid point equals the loss of a copy of the network moved by α·d₁ + β·d₂, computed
     the plain way; chunks of 3 grid points (the last one partial) exercise the reused buffers."""
-    import regsim.landscape as landscape
+    import regsim.analyses.landscape_math as landscape_math
 
     t = Trainer(hparams, device="cpu")
     t.step(100)
-    monkeypatch.setattr(landscape, "CACHE_FLOATS", 3 * len(t.x_train) * max(t.model.sizes))
-    res = t.landscape(LandscapeRequest(resolution=5, span=0.5, preview=3, directions="random"))
+    monkeypatch.setattr(landscape_math, "CACHE_FLOATS", 3 * len(t.x_train) * max(t.model.sizes))
+    land = spec("landscape")
+    gen = land.compute(t.view(), land.request(dict(resolution=5, span=0.5, preview=3,
+                                                   directions="random")))
+    res = []
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            res.append(stop.value)
+            break
+        if p.partial is not None and p.partial.done == p.partial.total:
+            res.append(p.partial)
     assert [r.coarse for r in res] == [True, False]
+    assert res[0].loss.shape == (3, 3) and np.isfinite(res[0].loss).all()
     full = res[-1]
     params = list(t.model.parameters())
     d1, d2, _ = make_directions(params, [], "random", 0)
@@ -168,7 +186,7 @@ def test_pca_directions_show_the_path() -> None:
     t = Trainer(HParams(dataset="moons", hidden=(16, 16)), device="cpu")
     for _ in range(10):
         t.step(20)
-    res = t.landscape(LandscapeRequest(resolution=5, preview=0))[-1]
+    res = analyze(t, "landscape", resolution=5, preview=0)
     assert res.directions == "pca"
     assert len(res.path) == len(res.path_steps) >= 10
     assert np.abs(res.path[0]).max() > 0.05  # the start is visibly away from the centre
@@ -182,7 +200,7 @@ def test_landscape_request_validation() -> None:
     with pytest.raises(ValueError, match="span"):
         LandscapeRequest(span=0)
     with pytest.raises(ValueError, match="unknown landscape setting 'size'"):
-        LandscapeRequest.from_dict({"size": 3})
+        spec("landscape").request({"size": 3})
 
 
 # ------------------------------------------------------------------------------------ history

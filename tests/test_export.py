@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QDialog, QPushButton
 from synthetic import make_snapshot
 
 from regsim import HParams
-from regsim.landscape import LandscapeRequest
+from regsim.analyses import analyze
 from ui.app import build_app
 from ui.export import (
     GifRecorder,
@@ -65,7 +65,7 @@ def run():
     for _ in range(12):
         trainer.step(10)
         snaps.append(trainer.snapshot())
-    land = trainer.landscape(LandscapeRequest(resolution=21, preview=0))
+    land = [analyze(trainer, "landscape", resolution=21, preview=0)]
     return snaps, land, trainer
 
 

@@ -37,7 +37,10 @@ def test_compute_button_emits_the_spin_box_values(panel, qtbot):
     panel.span_spin.setValue(2.5)
     with qtbot.waitSignal(panel.request, timeout=1000) as blocker:
         qtbot.mouseClick(panel.compute_button, Qt.MouseButton.LeftButton)
-    assert blocker.args == ["landscape", {"resolution": 31, "span": 2.5}]
+    name, job = blocker.args
+    assert (name, job["analysis"], job["params"]) == ("analyze", "landscape",
+                                                      {"resolution": 31, "span": 2.5})
+    assert job["id"] == panel._job_id
     assert panel.pending
 
 
@@ -58,7 +61,8 @@ def test_shortcut_l_requests(panel, qtbot):
     # shortcut "animate-clicks" its button: the click lands ~100 ms later, hence waitSignal.
     with qtbot.waitSignal(panel.request, timeout=2000) as blocker:
         qtbot.keyClick(panel.windowHandle(), Qt.Key.Key_L)
-    assert blocker.args == ["landscape", {"resolution": 51, "span": 1.0}]
+    assert blocker.args[0] == "analyze"
+    assert blocker.args[1]["params"] == {"resolution": 51, "span": 1.0}
 
 
 def test_auto_mode_requests_once_per_k_steps_and_never_while_pending(panel, requests):
@@ -84,7 +88,9 @@ def test_auto_mode_requests_once_per_k_steps_and_never_while_pending(panel, requ
     assert len(requests) == 2  # fewer than K steps since 1400
     panel.ingest(make_snapshot(1900))
     assert len(requests) == 3
-    assert all(r == ("landscape", {"resolution": 51, "span": 1.0}) for r in requests)
+    assert all(r[0] == "analyze" and r[1]["params"] == {"resolution": 51, "span": 1.0}
+               for r in requests)
+    assert len({r[1]["id"] for r in requests}) == 3  # a new job id per request
 
 
 def test_auto_mode_restarts_with_a_new_run(panel, requests):
@@ -392,8 +398,9 @@ def _twin_objective(t, d1, d2, a, b, coefs):
 def test_regularized_surface_matches_an_independent_computation(mode, opt, decay_all):
     import torch
 
+    from regsim.analyses import analyze
+    from regsim.analyses.landscape_math import make_directions
     from regsim.hparams import HParams
-    from regsim.landscape import LandscapeRequest, make_directions
     from regsim.trainer import Trainer
 
     lam = 0.05
@@ -401,7 +408,7 @@ def test_regularized_surface_matches_an_independent_computation(mode, opt, decay
                         decay_mode=mode, optimizer=opt, decay_norms_and_biases=decay_all,
                         lr=0.05 if opt != "adam" else 0.01), device="cpu")
     t.step(150)
-    res = t.landscape(LandscapeRequest(resolution=5, span=0.5, preview=0, directions="random"))[-1]
+    res = analyze(t, "landscape", resolution=5, span=0.5, preview=0, directions="random")
     params = list(t.model.parameters())
     d1, d2, _ = make_directions(params, [], "random", 0)
     # Which parameters pay, and at what rate, worked out here from the settings (not the optimizer).
@@ -427,25 +434,26 @@ def test_regularized_surface_matches_an_independent_computation(mode, opt, decay
 
 
 def test_no_decay_gives_no_penalty():
+    from regsim.analyses import analyze
     from regsim.hparams import HParams
-    from regsim.landscape import LandscapeRequest
     from regsim.trainer import Trainer
     t = Trainer(HParams(dataset="moons", hidden=(8,), train_size=64, weight_decay=0.0), device="cpu")
     t.step(20)
-    res = t.landscape(LandscapeRequest(resolution=3, preview=0))[-1]
+    res = analyze(t, "landscape", resolution=3, preview=0)
     assert res.penalty is None and res.objective == "" and "λ = 0" in res.objective_note
 
 
 def test_path_residual_matches_an_independent_projection():
+    from regsim.analyses import analyze
+    from regsim.analyses.landscape_math import make_directions
     from regsim.hparams import HParams
-    from regsim.landscape import LandscapeRequest, make_directions
     from regsim.trainer import Trainer
 
     t = Trainer(HParams(dataset="moons", hidden=(16, 16), weight_decay=0.01, decay_mode="l2"),
                 device="cpu")
     for _ in range(15):
         t.step(20)
-    res = t.landscape(LandscapeRequest(resolution=5, preview=0))[-1]
+    res = analyze(t, "landscape", resolution=5, preview=0)
     params = list(t.model.parameters())
     path = [v for _, v in t.history_path()]
     d1, d2, used = make_directions(params, path, "pca", 0)
@@ -463,3 +471,61 @@ def test_path_residual_matches_an_independent_projection():
     sv = np.linalg.svd(delta, compute_uv=False) ** 2
     np.testing.assert_allclose(res.pca_explained, sv[:2] / sv.sum(), rtol=1e-3)
     assert expected.max() > 1e-3  # the path really does leave the plane
+
+
+# ------------------------------------------------------------ issue 9: the request as a background job
+
+
+def job_event(panel, kind, done=0, total=0, result=None, message="", job_id=None):
+    from regsim.analyses.jobs import JobEvent
+    return JobEvent(job_id or panel._job_id, "", "landscape", kind, done, total, result, message)
+
+
+def test_job_events_drive_progress_preview_and_result(panel, requests):
+    panel.request_landscape()
+    assert panel.pending and panel.cancel_button.isVisibleTo(panel)
+    panel.on_job(job_event(panel, "started"))
+    panel.on_job(job_event(panel, "progress", 60, 121 + 2601))
+    assert (panel.progress.value(), panel.progress.maximum()) == (60, 2722)
+    assert "preview 11×11 · 60/2722 points" in panel.progress.text()
+    coarse = make_landscape(300, n=11, coarse=True)
+    panel.on_job(job_event(panel, "partial", 121, 2722, result=coarse))
+    assert panel.image.image.shape == (11, 11) and panel.pending
+    panel.on_job(job_event(panel, "progress", 121 + 1000, 2722))
+    assert "full 51×51 · 1121/2722 points" in panel.progress.text()
+    panel.on_job(job_event(panel, "result", 2722, 2722, result=make_landscape(300, n=51)))
+    assert not panel.pending and not panel.cancel_button.isVisibleTo(panel)
+    assert panel.image.image.shape == (51, 51) and "done" in panel.progress.text()
+
+
+def test_cancel_button_and_escape_cancel_the_job_in_flight(panel, requests, qtbot):
+    show_on_screen(panel, qtbot)
+    assert not panel.cancel_button.isVisible()  # nothing to cancel
+    panel.on_landscape(make_landscape(100, n=21))
+    panel.request_landscape()
+    job = panel._job_id
+    assert panel.cancel_button.isVisible()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert requests[-1] == ("cancel", {"id": job})
+    assert not panel.pending and not panel.cancel_button.isVisible()
+    assert panel.progress.text() == "cancelled"
+    # What the cancelled job had already sent is ignored: the grid on screen stays.
+    panel.on_job(job_event(panel, "result", 2722, 2722, result=make_landscape(400, n=51),
+                           job_id=job))
+    assert panel.result.step == 100 and panel.image.image.shape == (21, 21)
+    # Esc does the same.
+    panel.request_landscape()
+    job = panel._job_id
+    qtbot.waitUntil(lambda: QApplication.focusWindow() is panel.windowHandle())
+    with qtbot.waitSignal(panel.request, timeout=2000) as blocker:
+        qtbot.keyClick(panel.windowHandle(), Qt.Key.Key_Escape)
+    assert blocker.args == ["cancel", {"id": job}] and not panel.pending
+
+
+def test_a_failed_job_ends_the_request_with_its_message(panel, requests, qtbot):
+    panel.request_landscape()
+    with qtbot.waitSignal(panel.status_message, timeout=1000) as blocker:
+        panel.on_job(job_event(panel, "failed", message="Loss surface failed: RuntimeError: x"))
+    assert blocker.args == ["Loss surface failed: RuntimeError: x"]
+    assert not panel.pending and panel.progress.text() == "failed"
+    assert "RuntimeError: x" in panel.status_label.text()

@@ -33,59 +33,31 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 from superqt.utils import signals_blocked
 
-from regsim.hparams import DATASETS, HParams
+from regsim.hparams import SETTINGS, Control, HParams, Setting
 from regsim.presets import list_presets, load_preset
 from ui.widgets import LiveLabel
 
-TIPS = {
-    "dropout": "Drop rate p of every hidden layer.\nTraining: y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p), so "
-               "E[y] = h.\nInference: y = h (inverted dropout needs no rescaling).\n"
-               "The original recipe uses p = 0.5 on fully-connected layers; modern LLMs use 0.",
-    "input_dropout": "Drop rate on the input features (0–0.2 is typical; corrupting inputs can hurt more "
-                     "than help).",
-    "weight_decay": "λ: the tax on weight magnitude.\nL2: loss + (λ/2)‖θ‖², gradient g + λθ.\n"
-                    "Decoupled: θ ← (1 − ηλ)θ each step, then the optimizer's update.\n"
-                    "Bayesian view: a Gaussian prior N(0, σ²) with λ = 1/(2σ²).\n"
-                    "Vision models: λ ≈ 1e-4; LLMs (AdamW): λ = 0.1.",
-    "decay_mode": "L2: λθ is added to the gradient (for Adam it is then divided by √v̂: uneven decay).\n"
-                  "Decoupled: θ ← (1 − ηλ)θ applied to the weights directly (AdamW, SGDW).\n"
-                  "For plain SGD the two are the same update.",
-    "optimizer": "sgd: θ ← θ − η g\nmomentum: v ← μv + g; θ ← θ − ηv\n"
-                 "adam: θ ← θ − η m̂ / (√v̂ + ε)  (with decoupled decay: AdamW)",
-    "lr": "Learning rate η (peak value when a schedule is on). With AdamW the best λ does not depend "
-          "on η; with Adam + L2 changing η changes the effective regularization.",
-    "batch_size": "Examples per step. Larger batches reduce gradient noise (itself a mild regularizer).",
-    "schedule": "constant, or warmup_cosine: linear warmup, then cosine decay to min_lr_ratio × lr "
-                "(the LLaMA recipe: 2000 warmup steps, cosine to 10%).",
-    "decay_norms_and_biases": "Off (the usual no_decay split, GPT-3 / nanoGPT): biases and norm "
-                              "parameters are not decayed; only weight matrices pay the tax.",
-    "hidden": "Hidden layer widths, e.g. 64,64. Changing it starts a new run.",
-    "dataset": "Changing the dataset starts a new run.",
-    "seed": "Seeds the data, the initial weights and the dropout masks. Changing it starts a new run.",
-    "momentum": "Momentum μ (SGD + momentum): v ← μv + g; θ ← θ − ηv.\nThe step is about η/(1 − μ) "
-                "along a steady gradient: μ = 0.9 takes ~10× larger effective steps than plain SGD.",
-    "beta1": "Adam's β1: m ← β1·m + (1 − β1)·g, the running mean of the gradient (0.9 almost always).",
-    "beta2": "Adam's β2: v ← β2·v + (1 − β2)·g², the running mean of g². 0.999 is the default; LLM "
-             "recipes use 0.95, which adapts faster after a loss spike.",
-    "grad_clip": "Max global gradient norm c: g ← g · min(1, c / ‖g‖). 0 turns clipping off.\n"
-                 "The LLaMA recipe clips at 1.0.",
-    "label_smoothing": "Label smoothing ε: the target is (1 − ε)·one-hot + ε/C, so the network is never "
-                       "asked for infinite logits (classification only; 0.1 in the original Transformer).",
-    "warmup_steps": "warmup_cosine: the learning rate rises linearly from η/warmup to η over these steps.",
-    "total_steps": "warmup_cosine: the cosine reaches its floor (min lr ratio × η) at this step and "
-                   "stays there.",
-    "min_lr_ratio": "warmup_cosine: the floor of the cosine as a fraction of η (the LLaMA recipe: 0.1).",
-}
-
-LIVE_FIELDS = ("dropout", "input_dropout", "weight_decay", "decay_mode", "optimizer", "lr",
-               "batch_size", "schedule", "decay_norms_and_biases", "momentum", "betas", "grad_clip",
-               "label_smoothing", "warmup_steps", "total_steps", "min_lr_ratio")
+# The dock's groups: which settings it shows, in which order. Everything about each setting (range,
+# step, label, tooltip, live or new run) comes from regsim.hparams.SETTINGS.
+GROUPS = (
+    ("Data and network (new run)", ("dataset", "hidden", "seed")),
+    ("Regularization (live)", ("dropout", "input_dropout", "weight_decay", "decay_mode",
+                               "decay_norms_and_biases", "label_smoothing")),
+    ("Optimization (live)", ("optimizer", "lr", "momentum", "betas", "batch_size", "grad_clip",
+                             "schedule", "warmup_steps", "total_steps", "min_lr_ratio")),
+)
+SHOWN = tuple(name for _, names in GROUPS for name in names)
+LIVE_FIELDS = tuple(n for n in SHOWN if SETTINGS[n].live)
+REBUILD_FIELDS = tuple(n for n in SHOWN if not SETTINGS[n].live)
+# Every widget: (attribute on ControlPanel, setting, its Control).
+WIDGETS = tuple((c.attr or n, SETTINGS[n], c) for n in SHOWN for c in SETTINGS[n].controls)
+# Each widget's tooltip: the setting's words and math, then the allowed range.
+TIPS = {attr: "\n".join(t for t in ((c.tip or s.tip), s.allowed_text()) if t) for attr, s, c in WIDGETS}
 # Log sliders move over these values in each decade (1, 1.5, 2, 3, 5, 7 × 10ᵏ): a drag ends on a number
 # a lecturer would say, and neighbouring stops differ by at most 1.5× (the old 10-per-decade stops
 # gave 0.00126 and 0.00158).
 NICE_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
-P_STEP = 0.05  # dropout sliders snap to multiples of this (a drag to 0.70 ended at 0.73)
-REBUILD_FIELDS = ("dataset", "hidden", "seed")
+P_STEP = SETTINGS["dropout"].controls[0].step  # drop-rate sliders snap to multiples of this (0.05)
 
 
 class LogSlider(QWidget):
@@ -217,79 +189,22 @@ class ControlPanel(QWidget):
         lay.addWidget(self.save_btn)
         root.addWidget(box)
 
-        # --- data and network
-        box = QGroupBox("Data and network (new run)")
-        form = QFormLayout(box)
-        self.dataset = QComboBox()
-        self.dataset.addItems(list(DATASETS))
-        self.hidden = QLineEdit()
-        self.hidden.setPlaceholderText("e.g. 64,64")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setKeyboardTracking(False)
-        form.addRow("Dataset", self.dataset)
-        form.addRow("Hidden", self.hidden)
-        form.addRow("Seed", self.seed)
-        root.addWidget(box)
-
-        # --- regularization
-        box = QGroupBox("Regularization (live)")
-        form = QFormLayout(box)
-        self.dropout = _p_slider(0.9)
-        self.input_dropout = _p_slider(0.5)
-        self.weight_decay = LogSlider(1e-6, 1.0, zero=True)
-        self.decay_mode = QComboBox()
-        self.decay_mode.addItem("decoupled (AdamW / SGDW)", "decoupled")
-        self.decay_mode.addItem("L2 penalty in the gradient", "l2")
-        self.decay_all = QCheckBox("also decay biases and norms")
-        self.label_smoothing = _number(0.0, 0.99, 2, 0.05)
-        form.addRow("Dropout p", self.dropout)
-        form.addRow("Input dropout", self.input_dropout)
-        form.addRow("Weight decay λ", self.weight_decay)
-        form.addRow("Decay mode", self.decay_mode)
-        form.addRow(self.decay_all)  # the whole row: no empty label column beside it
-        form.addRow("Label smoothing", self.label_smoothing)
-        root.addWidget(box)
-
-        # --- optimization
-        box = QGroupBox("Optimization (live)")
-        form = QFormLayout(box)
-        self.optimizer = QComboBox()
-        self.optimizer.addItem("Adam", "adam")
-        self.optimizer.addItem("SGD + momentum", "momentum")
-        self.optimizer.addItem("SGD", "sgd")
-        self.lr = LogSlider(1e-5, 1.0)
-        self.momentum = _number(0.0, 0.999, 3, 0.05)
-        self.beta1 = _number(0.0, 0.999, 3, 0.01)
-        self.beta2 = _number(0.0, 0.9999, 4, 0.001)
-        self.batch_size = QSpinBox()
-        # Wider than HParams allows, so an out-of-range number is rejected with a message naming
-        # the range instead of being clamped without a word.
-        self.batch_size.setRange(1, 99_999_999)
-        self.batch_size.setKeyboardTracking(False)
-        self.grad_clip = _number(0.0, 1e6, 2, 0.1)
-        self.grad_clip.setSpecialValueText("off")
-        self.schedule = QComboBox()
-        self.schedule.addItems(["constant", "warmup_cosine"])
-        self.warmup_steps = QSpinBox()
-        self.warmup_steps.setRange(0, 10_000_000)
-        self.warmup_steps.setKeyboardTracking(False)
-        self.total_steps = QSpinBox()
-        self.total_steps.setRange(1, 100_000_000)
-        self.total_steps.setKeyboardTracking(False)
-        self.min_lr_ratio = _number(0.0, 1.0, 2, 0.05)
-        form.addRow("Optimizer", self.optimizer)
-        form.addRow("Learning rate", self.lr)
-        form.addRow("Momentum μ", self.momentum)
-        form.addRow("Adam β1", self.beta1)
-        form.addRow("Adam β2", self.beta2)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Gradient clip", self.grad_clip)
-        form.addRow("Schedule", self.schedule)
-        form.addRow("Warmup steps", self.warmup_steps)
-        form.addRow("Total steps", self.total_steps)
-        form.addRow("Min lr ratio", self.min_lr_ratio)
-        root.addWidget(box)
+        # --- the settings, built from their descriptions (regsim.hparams.SETTINGS)
+        self._widgets: dict[str, QWidget] = {}
+        for title, names in GROUPS:
+            box = QGroupBox(title)
+            form = QFormLayout(box)
+            for name in names:
+                s = SETTINGS[name]
+                for c in s.controls:
+                    w = make_widget(s, c)
+                    self._widgets[c.attr or name] = w
+                    setattr(self, c.attr or name, w)
+                    if c.kind == "check":
+                        form.addRow(w)  # the whole row: no empty label column beside it
+                    else:
+                        form.addRow(c.label or s.label, w)
+            root.addWidget(box)
         root.addStretch(1)
 
         # Combo boxes as wide as the dock gives them, not as their longest item: the dock's minimum
@@ -297,9 +212,8 @@ class ControlPanel(QWidget):
         for combo in self.findChildren(QComboBox):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
-        for name, tip in TIPS.items():
-            w = getattr(self, {"decay_norms_and_biases": "decay_all"}.get(name, name))
-            w.setToolTip(tip)
+        for attr, tip in TIPS.items():
+            self._widgets[attr].setToolTip(tip)
         self._tips = dict(TIPS)
 
         # --- wiring
@@ -309,29 +223,8 @@ class ControlPanel(QWidget):
         self.run_btn.clicked.connect(self.run_toggled)
         self.step_btn.clicked.connect(self.step_clicked)
         self.reset_btn.clicked.connect(self.reset_clicked)
-        self.dropout.valueChanged.connect(lambda v: self._snapped(self.dropout, "dropout", v))
-        self.input_dropout.valueChanged.connect(
-            lambda v: self._snapped(self.input_dropout, "input_dropout", v))
-        self.weight_decay.valueChanged.connect(lambda v: self._live(weight_decay=v))
-        self.decay_mode.currentIndexChanged.connect(
-            lambda _: self._live(decay_mode=self.decay_mode.currentData()))
-        self.decay_all.toggled.connect(lambda b: self._live(decay_norms_and_biases=bool(b)))
-        self.optimizer.currentIndexChanged.connect(
-            lambda _: self._live(optimizer=self.optimizer.currentData()))
-        self.lr.valueChanged.connect(lambda v: self._live(lr=v))
-        self.batch_size.valueChanged.connect(lambda v: self._live(batch_size=int(v)))
-        self.schedule.currentTextChanged.connect(lambda s: self._live(schedule=s))
-        self.momentum.valueChanged.connect(lambda v: self._live(momentum=float(v)))
-        self.beta1.valueChanged.connect(lambda v: self._live(betas=(float(v), self.beta2.value())))
-        self.beta2.valueChanged.connect(lambda v: self._live(betas=(self.beta1.value(), float(v))))
-        self.grad_clip.valueChanged.connect(lambda v: self._live(grad_clip=float(v)))
-        self.label_smoothing.valueChanged.connect(lambda v: self._live(label_smoothing=float(v)))
-        self.warmup_steps.valueChanged.connect(lambda v: self._live(warmup_steps=int(v)))
-        self.total_steps.valueChanged.connect(lambda v: self._live(total_steps=int(v)))
-        self.min_lr_ratio.valueChanged.connect(lambda v: self._live(min_lr_ratio=float(v)))
-        self.dataset.currentTextChanged.connect(lambda s: self.rebuild_requested.emit({"dataset": s}))
-        self.hidden.editingFinished.connect(self._hidden_edited)
-        self.seed.valueChanged.connect(lambda v: self.rebuild_requested.emit({"seed": int(v)}))
+        for attr, setting, c in WIDGETS:
+            self._connect(self._widgets[attr], setting, c)
         # Space in a number field would type a space it cannot use; it runs/pauses instead. Only
         # the text field (Hidden) keeps its spaces.
         self._space = _SpaceToShortcut(self)
@@ -341,6 +234,31 @@ class ControlPanel(QWidget):
 
     def _live(self, **changes: Any) -> None:
         self.live_changed.emit(changes)
+
+    def _connect(self, w: QWidget, s: Setting, c: Control) -> None:
+        """Send the widget's changes: live ones at the next step, the others as a new run."""
+        name = s.name
+        if c.kind == "p":
+            w.valueChanged.connect(lambda v: self._snapped(w, name, v))
+        elif c.kind == "text":
+            w.editingFinished.connect(lambda: self._text_edited(w, name))
+        elif c.kind == "choice":
+            w.currentIndexChanged.connect(lambda _: self._send(name, w.currentData()))
+        elif c.kind == "check":
+            w.toggled.connect(lambda b: self._send(name, bool(b)))
+        elif len(s.controls) > 1:  # one setting, several boxes (Adam's β1, β2): send them together
+            parts = [self._widgets[p.attr] for p in s.controls]
+            w.valueChanged.connect(lambda _: self._send(name, tuple(float(b.value()) for b in parts)))
+        elif c.kind == "integer":
+            w.valueChanged.connect(lambda v: self._send(name, int(v)))
+        else:
+            w.valueChanged.connect(lambda v: self._send(name, float(v)))
+
+    def _send(self, name: str, value: Any) -> None:
+        if SETTINGS[name].live:
+            self._live(**{name: value})
+        else:
+            self.rebuild_requested.emit({name: value})
 
     def _snapped(self, slider: QLabeledDoubleSlider, name: str, v: float) -> None:
         """Snap a drop-rate slider to multiples of P_STEP; send only when the snapped value moves
@@ -357,42 +275,29 @@ class ControlPanel(QWidget):
         if index > 0:
             self.preset_chosen.emit(self.preset.itemText(index))
 
-    def _hidden_edited(self) -> None:
-        text = self.hidden.text()
-        if self._h is not None and text == _hidden_text(self._h):
+    def _text_edited(self, field: QLineEdit, name: str) -> None:
+        text = field.text()
+        if self._h is not None and text == _as_text(getattr(self._h, name)):
             return  # focus left an unchanged field: no new run
-        self.rebuild_requested.emit({"hidden": text})
+        self._send(name, text)
 
     def set_hparams(self, h: HParams) -> None:
         """Show `h` in every widget without emitting anything (a rejected value typed into a field
         is replaced too: the field shows what the engine has)."""
         self._h = h
-        widgets = (self.dataset, self.hidden, self.seed, self.dropout, self.input_dropout,
-                   self.weight_decay, self.decay_mode, self.decay_all, self.optimizer, self.lr,
-                   self.batch_size, self.schedule, self.momentum, self.beta1, self.beta2,
-                   self.grad_clip, self.label_smoothing, self.warmup_steps, self.total_steps,
-                   self.min_lr_ratio, self.preset)
-        with signals_blocked_all(widgets):
-            self.dataset.setCurrentText(h.dataset)
-            self.hidden.setText(_hidden_text(h))
-            self.seed.setValue(h.seed)
-            self.dropout.setValue(h.dropout)
-            self.input_dropout.setValue(h.input_dropout)
-            self.weight_decay.setValue(h.weight_decay)
-            self.decay_mode.setCurrentIndex(self.decay_mode.findData(h.decay_mode))
-            self.decay_all.setChecked(h.decay_norms_and_biases)
-            self.optimizer.setCurrentIndex(self.optimizer.findData(h.optimizer))
-            self.lr.setValue(h.lr)
-            self.batch_size.setValue(h.batch_size)
-            self.schedule.setCurrentText(h.schedule)
-            self.momentum.setValue(h.momentum)
-            self.beta1.setValue(h.betas[0])
-            self.beta2.setValue(h.betas[1])
-            self.grad_clip.setValue(h.grad_clip)
-            self.label_smoothing.setValue(h.label_smoothing)
-            self.warmup_steps.setValue(h.warmup_steps)
-            self.total_steps.setValue(h.total_steps)
-            self.min_lr_ratio.setValue(h.min_lr_ratio)
+        with signals_blocked_all((*self._widgets.values(), self.preset)):
+            for attr, setting, c in WIDGETS:
+                w, value = self._widgets[attr], getattr(h, setting.name)
+                if len(setting.controls) > 1:
+                    value = value[setting.controls.index(c)]
+                if c.kind == "choice":
+                    w.setCurrentIndex(w.findData(value))
+                elif c.kind == "check":
+                    w.setChecked(value)
+                elif c.kind == "text":
+                    w.setText(_as_text(value))
+                else:
+                    w.setValue(value)
             self.preset.setCurrentIndex(self.matching_preset_index(h))
         self._sent.clear()
         self._sent.update(dropout=h.dropout, input_dropout=h.input_dropout)
@@ -408,19 +313,14 @@ class ControlPanel(QWidget):
     def _update_relevance(self, h: HParams) -> None:
         """Grey out settings the current optimizer, schedule or task does not use (kept in place,
         so the dock does not jump), and say why in the tooltip."""
-        uses = {
-            "momentum": (h.optimizer == "momentum", "used by SGD + momentum only"),
-            "beta1": (h.optimizer == "adam", "used by Adam only"),
-            "beta2": (h.optimizer == "adam", "used by Adam only"),
-            "warmup_steps": (h.schedule == "warmup_cosine", "used by the warmup_cosine schedule only"),
-            "total_steps": (h.schedule == "warmup_cosine", "used by the warmup_cosine schedule only"),
-            "min_lr_ratio": (h.schedule == "warmup_cosine", "used by the warmup_cosine schedule only"),
-            "label_smoothing": (h.dataset != "regression", "classification only (regression uses MSE)"),
-        }
-        for name, (on, why) in uses.items():
-            w = getattr(self, name)
+        for attr, setting, _c in WIDGETS:
+            when = setting.used_when
+            if when is None:
+                continue
+            on = getattr(h, when.field) in when.values
+            w = self._widgets[attr]
             w.setEnabled(on)
-            w.setToolTip(self._tips[name] + ("" if on else f"\n\n(Now off: {why}.)"))
+            w.setToolTip(self._tips[attr] + ("" if on else f"\n\n(Now off: {when.why}.)"))
 
     def set_running(self, running: bool) -> None:
         self.run_btn.setText("Pause" if running else "Run")
@@ -444,17 +344,59 @@ CUSTOM = "— custom —"
 MIN_WIDTH = 270  # the dock never gets narrower: below this the form's values are cut off
 
 
-def _hidden_text(h: HParams) -> str:
-    return ",".join(str(w) for w in h.hidden)
+def _as_text(value: Any) -> str:
+    """A tuple setting as the text field shows it: (64, 64) → "64,64"."""
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
-def _p_slider(hi: float) -> QLabeledDoubleSlider:
-    s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-    s.setRange(0.0, hi)
-    s.setDecimals(2)
-    s.setSingleStep(P_STEP)
-    s.setPageStep(0.1)
-    return s
+def control_range(s: Setting, c: Control) -> tuple[float, float]:
+    """The widget's (min, max): the setting's range on the widget's grid. An open end moves one grid
+    step inside (p ∈ [0, 1) snapped to 0.05 → a slider to 0.95; μ ∈ [0, 1) with 3 decimals → 0.999); a
+    log slider over a range from 0 has 0 as its first stop and `log_lo` as its second."""
+    assert s.lo is not None and s.hi is not None, s.name
+    grid = {"p": c.step, "number": 10.0 ** -c.decimals, "integer": 1.0}.get(c.kind, 0.0)
+    lo = s.lo + grid if s.lo_open else s.lo
+    hi = s.hi - grid if s.hi_open else s.hi
+    if c.typed_hi is not None:
+        hi = c.typed_hi
+    return round(lo, 12), round(hi, 12)
+
+
+def make_widget(s: Setting, c: Control) -> QWidget:
+    """The widget for one Control of a setting, with the setting's range, step and words."""
+    if c.kind == "choice":
+        combo = QComboBox()
+        for value, label in s.choice_labels.items():
+            combo.addItem(label, value)
+        return combo
+    if c.kind == "check":
+        return QCheckBox(c.label or s.label)
+    if c.kind == "text":
+        field = QLineEdit()
+        field.setPlaceholderText(c.placeholder)
+        return field
+    lo, hi = control_range(s, c)
+    if c.kind == "log":
+        return LogSlider(lo or c.log_lo, hi, zero=lo == 0)
+    if c.kind == "p":
+        slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        slider.setRange(lo, hi)
+        slider.setDecimals(2)
+        slider.setSingleStep(c.step)
+        slider.setPageStep(2 * c.step)
+        return slider
+    if c.kind == "integer":
+        box = QSpinBox()
+        box.setRange(int(lo), int(hi))
+        box.setSingleStep(int(c.step))
+        box.setKeyboardTracking(False)  # sent once, when typing ends (not 9, 99, 999 …)
+        return box
+    if c.kind == "number":
+        box = _number(lo, hi, c.decimals, c.step)
+        if c.special:
+            box.setSpecialValueText(c.special)
+        return box
+    raise ValueError(f"{s.name}: unknown control kind {c.kind!r}")  # pragma: no cover
 
 
 def _number(lo: float, hi: float, decimals: int, step: float) -> QDoubleSpinBox:

@@ -13,6 +13,7 @@ thread's queue.Queue has no file descriptor and is polled.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 import queue
@@ -40,7 +41,7 @@ STOP_TIMEOUT = 0.8
 class EngineClient(QObject):
     ready = Signal(dict)  # {"device": name}
     snapshot = Signal(object)  # regsim.snapshot.Snapshot
-    landscape = Signal(object)  # regsim.snapshot.LandscapeResult
+    job = Signal(object)  # regsim.analyses.jobs.JobEvent: an analysis job's progress or result
     invalid = Signal(str)  # a rejected command: the message names the field and range
     died = Signal(str)  # the engine failed or its process vanished; restart() brings it back
     stopped = Signal()
@@ -65,6 +66,7 @@ class EngineClient(QObject):
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
         self._notifiers: list[QSocketNotifier] = []  # process mode: the queue's pipe and the sentinel
+        self._job_ids = itertools.count(1)
 
     # ------------------------------------------------------------------------------- lifecycle
     def start(self, hparams: HParams) -> None:
@@ -191,8 +193,18 @@ class EngineClient(QObject):
             self.hparams = hparams
         self.send("reset", hparams.to_dict() if hparams is not None else None)
 
-    def request_landscape(self, **request: Any) -> None:
-        self.send("landscape", request)
+    def analyze(self, analysis: str, params: dict | None = None, job_id: str | None = None,
+                run: str = "") -> str:
+        """Ask the engine to run analysis `analysis` (regsim.analyses) in the background; returns
+        the job id its `job` events carry. A newer request of the same analysis for the same run
+        supersedes this one."""
+        job_id = job_id or f"job{next(self._job_ids)}"
+        self.send("analyze", {"id": job_id, "run": run, "analysis": analysis,
+                              "params": dict(params or {})})
+        return job_id
+
+    def cancel_job(self, job_id: str) -> None:
+        self.send("cancel", job_id)
 
     # ------------------------------------------------------------------------------- messages
     def _poll(self) -> None:
@@ -215,8 +227,8 @@ class EngineClient(QObject):
         if kind == "snapshot":
             self.hparams = payload.hparams
             self.snapshot.emit(payload)
-        elif kind == "landscape":
-            self.landscape.emit(payload)
+        elif kind == "job":
+            self.job.emit(payload)
         elif kind == "ready":
             self.ready.emit(payload)
         elif kind == "invalid":

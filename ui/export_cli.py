@@ -192,7 +192,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
 
     Returns the last snapshot. Stops early, keeping what it has, if the run diverges.
     """
-    from regsim.landscape import LandscapeRequest
+    from regsim.analyses import analyze
 
     snap = trainer.snapshot()
     window.on_snapshot(snap)
@@ -217,9 +217,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
         log(f"trained {done} steps in {time.perf_counter() - t0:.1f} s")
     if landscape:
         t1 = time.perf_counter()
-        results = trainer.landscape(LandscapeRequest(resolution=resolution))
-        for result in results:
-            window.on_landscape(result)
+        window.on_landscape(analyze(trainer, "landscape", resolution=resolution, preview=0))
         if log is not None:
             log(f"loss landscape {resolution}×{resolution} in {time.perf_counter() - t1:.1f} s")
     return snap

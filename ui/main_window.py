@@ -28,10 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regsim.analyses.jobs import JobEvent
+from regsim.analyses.landscape import LandscapeResult
 from regsim.hparams import HParams
 from regsim.memory import TRIM_EVERY_S, release_freed_memory
 from regsim.presets import PRESET_DIR, load_preset, save_preset
-from regsim.snapshot import History, LandscapeResult, Snapshot
+from regsim.snapshot import History, Snapshot
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
 from ui.panels.base import Panel
@@ -161,7 +163,7 @@ class MainWindow(QMainWindow):
         self.client = client or EngineClient(mode=engine_mode, device=device)
         self.client.setParent(self)
         self.client.snapshot.connect(self.on_snapshot)
-        self.client.landscape.connect(self.on_landscape)
+        self.client.job.connect(self.on_job)
         self.client.invalid.connect(self.on_invalid)
         self.client.ready.connect(self.on_ready)
         self.client.died.connect(self.on_engine_died)
@@ -360,8 +362,10 @@ class MainWindow(QMainWindow):
                                          5000)
 
     def _panel_request(self, name: str, payload: dict) -> None:
-        if name == "landscape":
-            self.client.request_landscape(**payload)
+        if name == "analyze":
+            self.client.analyze(payload["analysis"], payload.get("params"), job_id=payload.get("id"))
+        elif name == "cancel":
+            self.client.cancel_job(payload["id"])
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:
@@ -416,6 +420,17 @@ class MainWindow(QMainWindow):
         self.controls.set_hparams(self.last_good)
         self._intent = False  # from the engine's point of view: paused (diverged); now run
         self.toggle_run()
+
+    def on_job(self, event: JobEvent) -> None:
+        """An analysis job's event: to every built panel (the loss surface takes its own); the
+        newest landscape is kept for panels built later, and a failure is said in the status bar."""
+        if event.analysis == "landscape" and event.result is not None:
+            self._last_landscape = event.result
+        if event.kind == "failed":
+            self.statusBar().showMessage(event.message, 10000)
+        for p in self._built_panels():
+            p.on_job(event)
+        self._mark_dirty()
 
     def on_landscape(self, result: LandscapeResult) -> None:
         self._last_landscape = result

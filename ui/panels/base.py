@@ -8,11 +8,17 @@ hidden panel costs nothing. Plot items are created once in `__init__`; `redraw` 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
-from regsim.snapshot import History, LandscapeResult, Snapshot
+from regsim.analyses.landscape import LandscapeResult
+from regsim.snapshot import History, Snapshot
 from ui.theme import SCREEN, Theme
+
+if TYPE_CHECKING:
+    from regsim.analyses.jobs import JobEvent
 
 
 class Panel(QWidget):
@@ -51,6 +57,10 @@ class Panel(QWidget):
 
     def on_landscape(self, result: LandscapeResult) -> None:
         """A landscape computed by the engine (only the loss-surface panel cares)."""
+
+    def on_job(self, event: JobEvent) -> None:
+        """An analysis job's event (regsim.analyses.jobs): progress, a partial or final result, a
+        failure, a cancellation. Panels that ask for analyses pick out their own."""
 
     def reset(self) -> None:
         """A new run starts: forget run-specific state."""

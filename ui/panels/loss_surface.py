@@ -3,7 +3,9 @@
 The engine evaluates L(θ + α·d₁ + β·d₂) on a grid, with d₁, d₂ random directions rescaled by filter
 normalization (Li et al. 2018), and sends a `LandscapeResult`. Computing it costs one forward pass
 per grid point, so it only happens on request: the Compute button (shortcut L), or automatically
-every K steps. A coarse preview arrives first and is drawn at once, then the full grid replaces it.
+every K steps. The engine runs it as a background job (regsim.analyses.jobs) between training
+chunks: its events move the progress bar, its coarse preview (a partial result) is drawn at once,
+then the full grid replaces it. Cancel (Esc) drops the job; nothing of it reaches the screen.
 
 Losses across a slice span orders of magnitude (a diverged corner can be 10⁶ × the centre), so the
 colours default to log₁₀ loss; non-finite points are clipped to the worst finite value for display.
@@ -12,6 +14,7 @@ Plot items are created once; drawing only feeds them new data.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -33,7 +36,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from regsim.snapshot import History, LandscapeResult, Snapshot
+from regsim.analyses.jobs import JobEvent
+from regsim.analyses.landscape import LandscapeResult
+from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
@@ -43,6 +48,7 @@ from ui.widgets import LiveLabel
 
 CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as grid quantiles
 PENDING_TIMEOUT_S = 300.0  # a request unanswered this long is presumed lost, so auto mode resumes
+_JOB_IDS = itertools.count(1)  # job ids, unique in this process (several panels may ask)
 
 SURFACE_TIP = (
     "A slice through the network's loss around its current weights θ: the colour at (α, β) is\n"
@@ -144,7 +150,9 @@ class LossSurfacePanel(Panel):
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
         self.result: LandscapeResult | None = None  # the grid shown (a preview until a full one)
-        self.pending = False  # a request is in flight (until a full result arrives)
+        self._pending = False  # a request is in flight (until a full result arrives)
+        self._job_id: str | None = None  # the job of the request in flight (or the last one)
+        self._dropped: set[str] = set()  # jobs cancelled here: their late events are ignored
         self._pending_since = 0.0
         self._last_request_step: int | None = None
         self._expected_total = 0  # grid points of the full grid asked for (0: unknown)
@@ -157,6 +165,12 @@ class LossSurfacePanel(Panel):
         self.compute_button.setShortcut(QKeySequence("L"))
         self.compute_button.setToolTip("Ask the engine for a loss slice around the current weights")
         self.compute_button.clicked.connect(self.request_landscape)
+        self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_button.setToolTip("Stop computing this landscape (training goes on either way)")
+        self.cancel_button.setProperty("export_hidden", True)
+        self.cancel_button.clicked.connect(self.cancel_landscape)
+        self.cancel_button.setVisible(False)  # shown only while a request is in flight
         self.resolution_spin = QSpinBox()
         self.resolution_spin.setRange(11, 101)
         self.resolution_spin.setValue(51)
@@ -214,7 +228,7 @@ class LossSurfacePanel(Panel):
         self.help_label = self.help_button  # the old name, for callers that hide it on export
 
         controls = QHBoxLayout()
-        for w in (self.compute_button, self.resolution_spin, self.span_spin):
+        for w in (self.compute_button, self.cancel_button, self.resolution_spin, self.span_spin):
             controls.addWidget(w)
         controls.addSpacing(12)
         controls.addWidget(self.auto_check)
@@ -340,6 +354,8 @@ class LossSurfacePanel(Panel):
         """A new run: forget the result and any request in flight."""
         super().reset()
         self.result = None
+        if self.pending and self._job_id is not None:
+            self._dropped.add(self._job_id)  # the engine cancels a reset run's jobs itself
         self.pending = False
         self._last_request_step = None
         self._expected_total = self._preview_total = 0
@@ -407,10 +423,24 @@ class LossSurfacePanel(Panel):
         self.redraw()
 
     # ------------------------------------------------------------------------------ public API
+    @property
+    def pending(self) -> bool:
+        """A request is in flight (until its full result, failure or cancellation)."""
+        return self._pending
+
+    @pending.setter
+    def pending(self, value: bool) -> None:
+        self._pending = bool(value)
+        self.cancel_button.setVisible(self._pending)
+
     def request_landscape(self) -> None:
-        """Ask the engine for a landscape with the chosen resolution and span."""
+        """Ask the engine for a landscape with the chosen resolution and span (a background job;
+        a request still in flight is superseded by the engine)."""
         args = {"resolution": int(self.resolution_spin.value()),
                 "span": float(self.span_spin.value())}
+        if self.pending and self._job_id is not None:
+            self._dropped.add(self._job_id)  # the engine cancels it; ignore what is in flight
+        self._job_id = f"landscape-{next(_JOB_IDS)}"
         self.pending = True
         self._pending_since = time.monotonic()
         self._last_request_step = self.snapshot.step if self.snapshot is not None else None
@@ -419,7 +449,43 @@ class LossSurfacePanel(Panel):
         self._show_progress(0, self._expected_total,
                             f"computing {args['resolution']}×{args['resolution']}, "
                             f"span ±{args['span']:g}")
-        self.request.emit("landscape", args)
+        self.request.emit("analyze", {"id": self._job_id, "analysis": "landscape", "params": args})
+
+    def cancel_landscape(self) -> None:
+        """Cancel the request in flight (Cancel button, Esc): the engine drops the job, and any of
+        its events still on the way are ignored. The grid on screen stays."""
+        if not self.pending or self._job_id is None:
+            return
+        self._dropped.add(self._job_id)
+        self.request.emit("cancel", {"id": self._job_id})
+        self.pending = False
+        self._expected_total = self._preview_total = 0
+        self._show_progress(0, 1, "cancelled")
+        self.status_label.setText("cancelled" + (f" · showing {self._result_text(self.result)}"
+                                                 if self.result is not None else ""))
+
+    def on_job(self, event: JobEvent) -> None:
+        """An analysis job's event from the engine: landscapes only, never a cancelled job's.
+
+        Results (the finished preview, half-filled grids, the full grid) go to `on_landscape`,
+        whichever job they come from; progress, failure and cancellation only count for the
+        request in flight here."""
+        if event.analysis != "landscape" or event.id in self._dropped:
+            return
+        if event.result is not None:
+            self.on_landscape(event.result)
+            return
+        if event.id != self._job_id or not self.pending:
+            return
+        if event.kind == "progress" and 0 <= event.done < event.total:
+            self._show_job_progress(event.done, event.total)
+        elif event.kind in ("failed", "cancelled"):
+            self.pending = False
+            self._expected_total = self._preview_total = 0
+            self._show_progress(0, 1, event.kind)
+            self.status_label.setText(f"{event.kind}: {event.message}")
+            if event.kind == "failed":
+                self.status_message.emit(event.message)
 
     def show_help(self) -> None:
         """Open (or raise) a short explanation of the slice: directions, axes, objective, path."""
@@ -450,6 +516,18 @@ class LossSurfacePanel(Panel):
         self.progress.setRange(0, total)
         self.progress.setValue(min(max(int(done), 0), total))
         self.progress.setFormat(text.replace("%", "%%"))
+
+    def _show_job_progress(self, done: int, total: int) -> None:
+        """A job's progress over preview and full grid together (total = preview² + full²), in the
+        words `_update_progress` uses for partial results, so the bar reads the same either way."""
+        full = self._expected_total or total
+        preview = max(0, total - full)
+        if done < preview:
+            n = round(preview ** 0.5)
+            self._show_progress(done, total, f"preview {n}×{n} · {done}/{total} points · %p%")
+        else:
+            n = round(full ** 0.5)
+            self._show_progress(done, total, f"full {n}×{n} · {done}/{total} points · %p%")
 
     def _update_progress(self, result: LandscapeResult, done: int, total: int,
                          finished: bool) -> None:

@@ -1,4 +1,4 @@
-"""Loss surfaces: a 2-D slice of the real model's loss around its current weights.
+"""The loss landscape's arithmetic (torch): directions, the batched grid, the decay term.
 
     f(α, β) = L(θ + α·d1 + β·d2)
 
@@ -16,60 +16,28 @@ With weight decay the optimizer does not minimize the data loss, so its current 
 at a minimum of it. Each result also carries the decay term of the objective on the same grid (see
 `decay_term`): for L2 mode exactly λ/2·‖θ_decay‖² over the parameters the optimizer decays. It is a
 quadratic in (α, β), so it costs six dot products, not a forward pass.
+
+Everything here reads a `RunView` (a consistent copy of the run), never the Trainer. The request,
+the result and the generator the engine drives are in regsim/analyses/landscape.py, which imports
+this module only when it computes (the GUI unpickles results without loading torch).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .optim import DECAY_KEY
-from .snapshot import LandscapeResult
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from ..optim import DECAY_KEY
+from .base import RunView
 
 MAX_CHUNK_FLOATS = 16 * 2**20  # perturbed weights materialized per batched forward (64 MB)
 # Activations per batched forward: small enough to stay in cache. Measured here: bmm on 16 networks
 # at a time ran at 125 GFLOP/s, on 1024 at once at 27 GFLOP/s (memory-bound).
 CACHE_FLOATS = 2**19
-
-
-@dataclass(frozen=True)
-class LandscapeRequest:
-    resolution: int = 51  # grid points per axis, in [3, 201]
-    span: float = 1.0  # half-width of the grid in filter-normalized units, in (0, 10]
-    points: int = 512  # training examples the loss is averaged over, >= 1
-    directions: str = "pca"  # "pca" (of the recent trajectory) or "random"
-    preview: int = 11  # resolution of the coarse preview sent first; 0 = no preview
-    seed: int = 0  # seeds the random directions
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.resolution, int) and 3 <= self.resolution <= 201):
-            raise ValueError(f"resolution = {self.resolution!r} is out of range; allowed: [3, 201]")
-        if not (0 < float(self.span) <= 10):
-            raise ValueError(f"span = {self.span!r} is out of range; allowed: (0, 10]")
-        if not (isinstance(self.points, int) and self.points >= 1):
-            raise ValueError(f"points = {self.points!r} is out of range; allowed: [1, ∞)")
-        if self.directions not in ("pca", "random"):
-            raise ValueError(f"directions = {self.directions!r} is not allowed; choose one of: "
-                             "pca, random")
-        if not (isinstance(self.preview, int) and (self.preview == 0 or 3 <= self.preview <= 51)):
-            raise ValueError(f"preview = {self.preview!r} is out of range; allowed: 0 or [3, 51]")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LandscapeRequest:
-        known = {"resolution", "span", "points", "directions", "preview", "seed"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown landscape setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**d)
 
 
 def filter_normalize(direction: list[torch.Tensor], params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -180,25 +148,26 @@ class DecayTerm:
     note: str  # what is shown and why it is the right term
 
 
-def _group_names(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> str:
+def _group_names(run: RunView) -> str:
     """"the 3 weight matrices" / "all 6 parameter tensors": what the decayed set is, in words."""
-    decayed = {id(p) for g in optimizer.param_groups for p in g["params"]
+    decayed = {i for g in run.param_groups for i in g["params"]
                if g.get("weight_decay", 0.0) or g.get(DECAY_KEY, 0.0)}
-    params = list(model.parameters())
-    n = sum(1 for p in params if id(p) in decayed)
-    matrices = all(p.dim() >= 2 for p in params if id(p) in decayed)
+    params = list(run.model.parameters())
+    n = sum(1 for i in range(len(params)) if i in decayed)
+    matrices = all(p.dim() >= 2 for i, p in enumerate(params) if i in decayed)
     if n == len(params):
         return f"all {n} parameter tensors (biases and norms included)"
     return f"the {n} weight matrices (biases and norms not decayed)" if matrices else \
         f"{n} of {len(params)} parameter tensors"
 
 
-def decay_term(trainer: Trainer) -> DecayTerm:
+def decay_term(run: RunView) -> DecayTerm:
     """The decay term of the objective the optimizer's fixed points minimize, per decay group.
 
-    Read from the optimizer's own param_groups, so it covers exactly what is decayed (the decay
-    group; the no_decay biases and norms only with decay_norms_and_biases). With η the learning
-    rate and g = ∇L (η cancels in every fixed point, so schedules don't matter):
+    Read from the optimizer's own param_groups (as plain data in the view), so it covers exactly
+    what is decayed (the decay group; the no_decay biases and norms only with
+    decay_norms_and_biases). With η the learning rate and g = ∇L (η cancels in every fixed point,
+    so schedules don't matter):
     - L2 mode (any optimizer): λθ is added to g, so the objective is L + λ/2·‖θ‖², exactly.
     - decoupled, plain SGD: θ ← (1 − ηλ)θ − ηg is the same update as L2 (θ ← θ − η(g + λθ)),
       so the objective is L + λ/2·‖θ‖², exactly.
@@ -209,26 +178,23 @@ def decay_term(trainer: Trainer) -> DecayTerm:
       at a fixed point (m̂ ≈ g) g + λ(√v̂ + ε)⊙θ = 0, the stationary points of
       L + λ/2·Σᵢ(√v̂ᵢ + ε)θᵢ² with Adam's current v̂ held fixed: a local objective, not a global one.
     """
-    opt, model = trainer.optimizer, trainer.model
-    index = {id(p): i for i, p in enumerate(model.parameters())}
-    coef: list[torch.Tensor | float] = [0.0] * len(index)
+    n_params = len(list(run.model.parameters()))
+    coef: list[torch.Tensor | float] = [0.0] * n_params
     kinds, lams = set(), set()
-    adam = isinstance(opt, torch.optim.Adam)
-    for g in opt.param_groups:
+    adam = run.optimizer == "adam"
+    for g in run.param_groups:
         l2, dec = float(g.get("weight_decay", 0.0)), float(g.get(DECAY_KEY, 0.0))
         if adam and g.get("decoupled_weight_decay", False):
             l2, dec = 0.0, l2
-        for p in g["params"]:
-            if id(p) not in index or not (l2 or dec):
+        for i, state in zip(g["params"], g["state"]):
+            if not (0 <= i < n_params) or not (l2 or dec):
                 continue
-            i = index[id(p)]
             if l2:
                 coef[i], kind = l2, "l2"
             elif not adam:
                 mu = float(g.get("momentum", 0.0))
                 coef[i], kind = (1.0 - mu) * dec, ("sgdw" if mu else "sgd")
             else:
-                state = opt.state.get(p, {})
                 if "exp_avg_sq" not in state:
                     continue  # no step yet: no v̂, no fixed point to speak of
                 beta2 = float(g["betas"][1])
@@ -239,11 +205,11 @@ def decay_term(trainer: Trainer) -> DecayTerm:
             lams.add(l2 or dec)
     if not kinds:
         if adam and any(g.get("decoupled_weight_decay", False) and g.get("weight_decay", 0.0)
-                        for g in opt.param_groups):
+                        for g in run.param_groups):
             return DecayTerm(coef, "", "AdamW has taken no step yet: no decay term to show")
         return DecayTerm(coef, "", "λ = 0: nothing is decayed, the objective is the data loss")
     lam = ", ".join(f"{v:g}" for v in sorted(lams))
-    what = _group_names(opt, model)
+    what = _group_names(run)
     kind, mu = sorted(kinds)[0]
     if kind == "l2":
         return DecayTerm(coef, "λ/2·‖θ_decay‖²", f"L2 mode: λθ joins the gradient, so the optimizer "
@@ -279,56 +245,76 @@ def penalty_grid(term: DecayTerm, params: list[torch.Tensor], d1: list[torch.Ten
                   + bb * bb * s[5])
 
 
-@torch.no_grad()
-def grid_losses(trainer: Trainer, d1: list[torch.Tensor], d2: list[torch.Tensor],
-                alphas: np.ndarray, betas: np.ndarray, x: torch.Tensor, y: torch.Tensor,
-                on_chunk: Callable[[np.ndarray, int], None] | None = None) -> np.ndarray:
-    """Loss at every (α, β) with many perturbed networks per batched forward. Returns (B, A)."""
-    model = trainer.model
+def grid_losses(run: RunView, d1: list[torch.Tensor], d2: list[torch.Tensor],
+                alphas: np.ndarray, betas: np.ndarray, x: torch.Tensor, y: torch.Tensor
+                ) -> np.ndarray:
+    """The whole grid at once (for the bench and for tests): `iter_grid_losses` run to the end."""
+    gen = iter_grid_losses(run, d1, d2, alphas, betas, x, y)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def iter_grid_losses(run: RunView, d1: list[torch.Tensor], d2: list[torch.Tensor],
+                     alphas: np.ndarray, betas: np.ndarray, x: torch.Tensor, y: torch.Tensor
+                     ) -> Generator[tuple[np.ndarray, int], None, np.ndarray]:
+    """Loss at every (α, β) with many perturbed networks per batched forward; returns (B, A).
+
+    A generator: after each chunk of grid points it yields (the grid so far, unfinished points NaN,
+    (B, A); points done), so a job runner can interleave it with training. A chunk is the unit of
+    work: measured on one CPU thread, 16 points (~2 ms) on a 2-64-64-2 net with 512 examples, 2
+    points on a 64-512-512-10 net. The yielded grid is the working buffer: copy it to keep it.
+
+    Works on the view's own copy of the network (its parameters are θ), never the live model."""
+    model = run.model
     linears = model.weight_layers()
     index = {id(p): i for i, p in enumerate(model.parameters())}
     w_idx = [index[id(lin.weight)] for lin in linears]
     b_idx = [index[id(lin.bias)] for lin in linears]
-    params = list(model.parameters())
+    params = [p.detach() for p in model.parameters()]
     dev = params[0].device
     aa, bb = np.meshgrid(alphas, betas)  # (B, A), rows = betas
     coef_a = torch.as_tensor(aa.ravel(), dtype=torch.float32, device=dev)
     coef_b = torch.as_tensor(bb.ravel(), dtype=torch.float32, device=dev)
     total = coef_a.numel()
-    # The first layer is linear in its parameters, so its output at θ + α·d₁ + β·d₂ is
-    #   x·W₀ᵀ + b₀ + α·(x·D₁ᵀ + d₁b) + β·(x·D₂ᵀ + d₂b):
-    # three (N, H1) products once, then two multiply-adds per grid point, instead of a batched
-    # matmul over perturbed copies of W₀ (on a 2-64-64-2 net that matmul and its copies were a
-    # third of the time).
-    w0, b0 = w_idx[0], b_idx[0]
-    first = F.linear(x, params[w0].detach(), params[b0].detach())  # (N, H1)
-    first_a = F.linear(x, d1[w0], d1[b0])
-    first_b = F.linear(x, d2[w0], d2[b0])
-    n_weights = sum(params[i].numel() for i in w_idx[1:] + b_idx[1:])
-    widest = max(model.sizes)
-    chunk = int(max(1, min(1024, MAX_CHUNK_FLOATS // max(1, n_weights),
-                           CACHE_FLOATS // max(1, len(x) * widest))))
     out = np.full(total, np.nan)
-    # Every chunk reuses the same buffers: a fresh multi-megabyte tensor per chunk is a fresh mmap,
-    # and its page faults cost as much as the arithmetic (measured: a broadcast multiply-add into
-    # a new (16, 512, 64) tensor took 660 µs, into a reused one 115 µs).
-    later = list(zip(w_idx[1:], b_idx[1:]))
-    w_buf = [params[wi].new_empty((chunk, *params[wi].shape)) for wi, _ in later]
-    b_buf = [params[bi].new_empty((chunk, *params[bi].shape)) for _, bi in later]
-    h_buf = [first.new_empty((chunk, len(x), size)) for size in model.sizes[1:-1]]
-    h_buf.append(first.new_empty((chunk, model.sizes[-1], len(x))))  # logits: (G, C, N)
+    grid = out.reshape(aa.shape)
+    with torch.no_grad():
+        # The first layer is linear in its parameters, so its output at θ + α·d₁ + β·d₂ is
+        #   x·W₀ᵀ + b₀ + α·(x·D₁ᵀ + d₁b) + β·(x·D₂ᵀ + d₂b):
+        # three (N, H1) products once, then two multiply-adds per grid point, instead of a batched
+        # matmul over perturbed copies of W₀ (on a 2-64-64-2 net that matmul and its copies were a
+        # third of the time).
+        w0, b0 = w_idx[0], b_idx[0]
+        first = F.linear(x, params[w0], params[b0])  # (N, H1)
+        first_a = F.linear(x, d1[w0], d1[b0])
+        first_b = F.linear(x, d2[w0], d2[b0])
+        n_weights = sum(params[i].numel() for i in w_idx[1:] + b_idx[1:])
+        widest = max(model.sizes)
+        chunk = int(max(1, min(1024, MAX_CHUNK_FLOATS // max(1, n_weights),
+                               CACHE_FLOATS // max(1, len(x) * widest))))
+        # Every chunk reuses the same buffers: a fresh multi-megabyte tensor per chunk is a fresh
+        # mmap, and its page faults cost as much as the arithmetic (measured: a broadcast
+        # multiply-add into a new (16, 512, 64) tensor took 660 µs, into a reused one 115 µs).
+        later = list(zip(w_idx[1:], b_idx[1:]))
+        w_buf = [params[wi].new_empty((chunk, *params[wi].shape)) for wi, _ in later]
+        b_buf = [params[bi].new_empty((chunk, *params[bi].shape)) for _, bi in later]
+        h_buf = [first.new_empty((chunk, len(x), size)) for size in model.sizes[1:-1]]
+        h_buf.append(first.new_empty((chunk, model.sizes[-1], len(x))))  # logits: (G, C, N)
     target = y if y.dim() == 1 else y.T  # (N,) classes, or (1, N) regression targets
 
     def perturb(i: int, buf: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """θᵢ + a·d₁ᵢ + b·d₂ᵢ for every (a, b) of the chunk, written into `buf`."""
         shape = (-1,) + (1,) * params[i].dim()
         torch.mul(d1[i], a.view(shape), out=buf)
-        return buf.addcmul_(b.view(shape), d2[i]).add_(params[i].detach())
+        return buf.addcmul_(b.view(shape), d2[i]).add_(params[i])
 
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, total, chunk):
+    for start in range(0, total, chunk):
+        # no_grad per chunk, not around the loop: a generator's suspended `with` would leave
+        # grad mode off in whoever runs between two chunks (the training step).
+        with torch.no_grad():
             a = coef_a[start:start + chunk]  # (G,)
             b = coef_b[start:start + chunk]
             g = len(a)
@@ -338,65 +324,7 @@ def grid_losses(trainer: Trainer, d1: list[torch.Tensor], d2: list[torch.Tensor]
             h1.addcmul_(b.view(-1, 1, 1), first_b).add_(first)
             logits = model.forward_batched(h1, weights, biases,
                                            out=[buf[:g] for buf in h_buf[1:]])  # (G, C, N)
-            loss = trainer._loss(logits, target.expand(g, *target.shape), reduction="none")
+            loss = run.loss(logits, target.expand(g, *target.shape), reduction="none")
             out[start:start + g] = loss.reshape(g, -1).mean(1).double().cpu().numpy()
-            if on_chunk is not None:
-                on_chunk(out.reshape(aa.shape), start + g)
-    finally:
-        model.train(was_training)
-    return out.reshape(aa.shape)
-
-
-def compute_landscape(trainer: Trainer, request: LandscapeRequest,
-                      progress: Callable[[LandscapeResult], None] | None = None
-                      ) -> list[LandscapeResult]:
-    """A coarse preview (if asked), then the full grid; `progress` sees partial grids as they fill."""
-    t0 = time.perf_counter()
-    params = list(trainer.model.parameters())
-    steps_path = trainer.history_path()
-    path = [v for _, v in steps_path]
-    theta = _flatten([p.detach() for p in params])
-    pca = path_pca(path, theta) if request.directions == "pca" else None
-    d1, d2, used = make_directions(params, path, request.directions, request.seed, pca)
-    coords = project_path(path, theta, _flatten(d1), _flatten(d2))
-    residual, captured = path_residuals(path, theta, _flatten(d1), _flatten(d2), coords)
-    explained = pca[1] if pca is not None and used == "pca" else ()
-    term = decay_term(trainer)
-    penalty_info = dict(objective=term.formula, objective_note=term.note, path_residual=residual,
-                        path_captured=captured, pca_explained=explained)
-    path_steps = np.asarray([s for s, _ in steps_path], dtype=np.int64)
-    n = min(request.points, len(trainer.x_train))
-    x, y = trainer.x_train[:n], trainer.y_train[:n]
-    # Widen the window, if needed, so the whole recent path fits on the slice.
-    reach = np.abs(coords).max(0) * 1.1 if len(coords) else np.zeros(2)
-    span_a, span_b = max(request.span, float(reach[0])), max(request.span, float(reach[1]))
-    results: list[LandscapeResult] = []
-    resolutions = ([request.preview] if request.preview else []) + [request.resolution]
-    center = float(grid_losses(trainer, d1, d2, np.zeros(1), np.zeros(1), x, y)[0, 0])
-    for k, res in enumerate(resolutions):
-        coarse = k == 0 and len(resolutions) == 2
-        alphas, betas = np.linspace(-span_a, span_a, res), np.linspace(-span_b, span_b, res)
-        last_emit = [time.perf_counter()]
-
-        def on_chunk(partial: np.ndarray, done: int, alphas: np.ndarray = alphas,
-                     betas: np.ndarray = betas, res: int = res, coarse: bool = coarse,
-                     last_emit: list = last_emit) -> None:
-            now = time.perf_counter()
-            if progress is not None and done < res * res and now - last_emit[0] > 0.05:
-                last_emit[0] = now
-                progress(LandscapeResult(trainer.step_count, alphas, betas, partial.copy(),
-                                         float("nan"), coords, path_steps, coarse,
-                                         now - t0, done, res * res))
-
-        loss = grid_losses(trainer, d1, d2, alphas, betas, x, y, on_chunk)
-        penalty = (penalty_grid(term, params, d1, d2, alphas, betas) if term.formula else None)
-        center_penalty = (float(penalty_grid(term, params, d1, d2, np.zeros(1), np.zeros(1))[0, 0])
-                          if term.formula else 0.0)
-        result = LandscapeResult(trainer.step_count, alphas, betas, loss, center, coords, path_steps,
-                                 coarse, time.perf_counter() - t0, res * res, res * res,
-                                 directions=used, penalty=penalty, center_penalty=center_penalty,
-                                 **penalty_info)
-        results.append(result)
-        if progress is not None:
-            progress(result)
-    return results
+        yield grid, start + g
+    return grid

@@ -1,0 +1,58 @@
+"""On-demand analyses of a live run: one contract (base.py), one explicit registry, one runner.
+
+    import regsim
+    regsim.list_analyses()                       # ["landscape"]
+    res = regsim.analyze(trainer, "landscape", resolution=31, span=0.5)
+
+`ANALYSES` maps a name to its `AnalysisSpec` (Request, Result, compute, title, description). It is
+written out by hand, not discovered: adding an analysis is one module plus one entry here. The
+engine runs the same specs as background jobs (regsim.analyses.jobs). Importing this package does
+not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from . import landscape
+from .base import AnalysisSpec, Progress, RunView, drain
+
+__all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
+
+ANALYSES: dict[str, AnalysisSpec] = {
+    "landscape": AnalysisSpec(
+        name="landscape", title="Loss surface",
+        description="The loss (and the decay term) on a filter-normalized 2-D slice around the "
+                    "current weights, with the recent path projected onto it (Li et al. 2018).",
+        Request=landscape.LandscapeRequest, Result=landscape.LandscapeResult,
+        compute=landscape.compute),
+}
+
+
+class _HasView(Protocol):
+    def view(self) -> RunView: ...
+
+
+def spec(name: str) -> AnalysisSpec:
+    """The registered analysis `name`; ValueError listing the known names otherwise."""
+    found = ANALYSES.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise ValueError(f"analysis = {name!r} is not known; choose one of: {', '.join(ANALYSES)}")
+    return found
+
+
+def list_analyses() -> list[str]:
+    """The names `analyze` accepts, in registry order."""
+    return list(ANALYSES)
+
+
+def analyze(trainer: _HasView, name: str, **params: Any) -> Any:
+    """Run analysis `name` on `trainer`'s current state now and return its Result (synchronous,
+    for scripts and notebooks; the engine runs the same computation as a background job).
+
+    `params` are the analysis's Request fields; a bad one raises ValueError naming it. The run is
+    read through `trainer.view()`, a copy: the trainer is left exactly as it was."""
+    s = spec(name)
+    request = s.request(params)
+    return drain(s.compute(trainer.view(), request))
+
