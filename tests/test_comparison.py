@@ -271,3 +271,100 @@ def test_importing_regsim_and_runs_stays_torch_free() -> None:
             "assert 'torch' not in sys.modules, 'torch was imported'; "
             "assert regsim.Comparison.__name__ == 'Comparison' and 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------- the engine
+
+
+class _Engine:
+    """An engine in a thread, with the messages it sent kept in order."""
+
+    def __init__(self, h: HParams) -> None:
+        import queue
+        import threading
+
+        from regsim.engine import engine_main
+
+        self.cmds: queue.Queue = queue.Queue()
+        self.out: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=engine_main, args=(self.cmds, self.out, h.to_dict(),
+                                                                 "cpu"), daemon=True)
+        self.thread.start()
+
+    def send(self, name: str, payload=None) -> None:
+        self.cmds.put((name, payload))
+
+    def wait(self, pred, timeout: float = 60.0):
+        import queue
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                kind, payload = self.out.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            assert kind not in ("error",), payload
+            if pred(kind, payload):
+                return payload
+        raise AssertionError("the engine did not send the message waited for")
+
+    def close(self) -> None:
+        self.send("stop")
+        self.wait(lambda k, p: k == "stopped")
+        self.thread.join(5)
+
+
+def test_engine_hosts_a_comparison_with_run_addressed_commands() -> None:
+    eng = _Engine(SMALL)
+    try:
+        ready = eng.wait(lambda k, p: k == "ready")
+        assert ready["runs"] == ["A"] and ready["selected"] == "A"
+        eng.send("step", 12)
+        one = eng.wait(lambda k, p: k == "snapshot" and p.step == 12)  # one run: as before
+        assert one.hparams == SMALL
+        eng.send("add_run", {"name": "B"})  # a copy of the selected run at its step
+        assert eng.wait(lambda k, p: k == "runs")["runs"] == ["A", "B"]
+        both = eng.wait(lambda k, p: k == "snapshots")
+        assert both.names == ("A", "B") and both.selected == "A"
+        assert both.runs["B"].step == 12 and both.runs["B"].train_loss == both.runs["A"].train_loss
+        eng.send("update", {"run": "B", "changes": {"weight_decay": 0.3}})
+        eng.send("step", 20)
+        snaps = eng.wait(lambda k, p: k == "snapshots" and p.runs["A"].step == 32)
+        assert snaps.runs["B"].step == 32
+        assert snaps.runs["A"].hparams.weight_decay == 0.0
+        assert snaps.runs["B"].hparams.weight_decay == 0.3
+        # The un-addressed form edits the selected run; "select" changes which that is.
+        eng.send("select", "B")
+        eng.wait(lambda k, p: k == "runs" and p["selected"] == "B")
+        eng.send("update", {"lr": 0.002})
+        snaps = eng.wait(lambda k, p: k == "snapshots" and p.runs["B"].hparams.lr == 0.002)
+        assert snaps.runs["A"].hparams.lr == SMALL.lr and snaps.selected == "B"
+        # Errors name the run and what is allowed; nothing changes.
+        eng.send("update", {"run": "Q", "changes": {"lr": 0.1}})
+        assert "no run named 'Q'; runs: A, B" in eng.wait(lambda k, p: k == "invalid")
+        eng.send("update", {"run": "A", "changes": {"dropout": 1.0}})
+        assert "run 'A': dropout = 1.0 is out of range" in eng.wait(lambda k, p: k == "invalid")
+        eng.send("rename_run", {"old": "B", "new": "λ=0.3"})
+        runs = eng.wait(lambda k, p: k == "runs")
+        assert runs == {"runs": ["A", "λ=0.3"], "selected": "λ=0.3"}
+        eng.send("add_run", {"from": None, "hparams": {"dropout": 0.2}})  # fresh, at step 0
+        runs = eng.wait(lambda k, p: k == "runs")
+        assert runs["runs"] == ["A", "λ=0.3", "B"]
+        fresh = eng.wait(lambda k, p: k == "snapshots")
+        assert fresh.runs["B"].step == 0
+        assert fresh.runs["B"].hparams == SMALL.replace(lr=0.002, weight_decay=0.3, dropout=0.2)
+        eng.send("remove_run", "λ=0.3")
+        assert eng.wait(lambda k, p: k == "runs") == {"runs": ["A", "B"], "selected": "A"}
+        eng.send("reset", {"runs": {"X": {"weight_decay": 0.1}, "Y": {"weight_decay": 0.0}}})
+        assert eng.wait(lambda k, p: k == "runs") == {"runs": ["X", "Y"], "selected": "X"}
+        snaps = eng.wait(lambda k, p: k == "snapshots")
+        assert (snaps.runs["X"].step, snaps.runs["Y"].step) == (0, 0)
+        eng.send("run")
+        snaps = eng.wait(lambda k, p: k == "snapshots" and p.runs["X"].step > 30)
+        assert all(s.status == "running" for s in snaps.runs.values())
+        eng.send("pause")
+        snaps = eng.wait(lambda k, p: k == "snapshots" and p.runs["X"].status == "paused")
+        assert snaps.runs["X"].step == snaps.runs["Y"].step  # lockstep
+    finally:
+        eng.close()
