@@ -527,7 +527,7 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     print("\nSummary")
     print_table(rows)
     if args.json:
-        from .cli import write_json_atomic
+        from .files import atomic_write_json
 
-        write_json_atomic(Path(args.json), {"device": device, "quick": args.quick, "rows": rows})
+        atomic_write_json(Path(args.json), {"device": device, "quick": args.quick, "rows": rows})
     return 0

@@ -106,8 +106,12 @@ def test_pause_resume_step_reset(qtbot, window) -> None:
 
 
 def test_tab_shortcuts(qtbot, window) -> None:
+    """Alt+n opens the n-th chapter, Ctrl+k its k-th panel (tests/test_navigation.py has the rest)."""
     for i in range(window.tabs.count()):
-        qtbot.keyClick(window, Qt.Key(Qt.Key.Key_1 + i), Qt.KeyboardModifier.ControlModifier)
+        chapter = window.nav.chapters.index(window.nav.specs[i].chapter)
+        qtbot.keyClick(window, Qt.Key(Qt.Key.Key_1 + chapter), Qt.KeyboardModifier.AltModifier)
+        k = window.nav.in_chapter(window.nav.chapter).index(i)
+        qtbot.keyClick(window, Qt.Key(Qt.Key.Key_1 + k), Qt.KeyboardModifier.ControlModifier)
         assert window.tabs.currentIndex() == i
 
 

@@ -210,15 +210,6 @@ def test_site_with_zero_units_and_varying_layer_sizes(panel, qtbot):
     assert img.std() > 10
 
 
-def test_grab_is_not_blank(panel, qtbot):
-    panel.ingest(designed_snapshot())
-    show_on_screen(panel, qtbot)
-    panel.redraw()
-    img = to_array(panel.grab().toImage())
-    assert img.shape[:2] == (800, 1200)
-    assert img.astype(float).std() > 20
-
-
 def test_slide_theme_has_white_plot_background(panel, qtbot):
     panel.ingest(designed_snapshot())
     show_on_screen(panel, qtbot)

@@ -200,16 +200,6 @@ def test_path_points_off_the_slice_are_reported(panel):
     assert "1 of 3 path points" in panel.note_label.text()
 
 
-def test_grab_is_not_blank(panel, qtbot):
-    panel.ingest(make_snapshot(100))
-    panel.on_landscape(make_landscape(100))
-    show_on_screen(panel, qtbot)
-    panel.redraw()
-    img = to_array(panel.grab().toImage())
-    assert img.shape[:2] == (800, 1200)
-    assert img.astype(float).std() > 20
-
-
 def test_slide_theme_has_white_plot_background(panel, qtbot):
     show_on_screen(panel, qtbot)
     x, y = viewbox_pixel(panel, panel.view, panel.plot)

@@ -274,28 +274,6 @@ def test_slide_theme_makes_plot_backgrounds_white(panel, history, qtbot):
     assert viewbox_mode_color(panel, panel.loss_widget, back) == (0x1e, 0x1f, 0x24)
 
 
-@pytest.mark.slow
-def test_storm_of_redraws(panel, history, qtbot):
-    rng = np.random.default_rng(1)
-    datasets = ("moons", "digits", "regression", "xor")
-    panel.resize(900, 600)
-    panel.show()
-    for i in range(3000):
-        ds = datasets[(i // 400) % len(datasets)]
-        events = [(i * 10, f"change {i}")] if rng.random() < 0.05 else []
-        snap = make_snapshot(step=i * 10, dataset=ds, seed=i % 7, events=events)
-        history.add(snap)
-        panel.ingest(snap)
-        panel.redraw()
-        if i % 250 == 0:
-            panel.log_y.setChecked(not panel.log_y.isChecked())
-            qtbot.wait(1)  # let Qt paint now and then
-        if i == 1500:
-            panel.apply_theme(SLIDE)
-    np.testing.assert_array_equal(panel.train_curve.yData, history.series("train_loss"))
-    assert sum(m.isVisible() for m in panel.markers) <= MAX_MARKERS
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.t = 0.0

@@ -184,29 +184,6 @@ def test_slide_theme_makes_plot_backgrounds_white(panel, history, qtbot):
     assert viewbox_mode_color(panel, panel.norm_widget, to_array(panel.grab().toImage())) == dark
 
 
-@pytest.mark.slow
-def test_storm_of_redraws(panel, history, qtbot):
-    rng = np.random.default_rng(2)
-    panel.resize(900, 600)
-    panel.show()
-    for i in range(3000):
-        snap = make_snapshot(step=i * 10, weight_decay=float(rng.uniform(0, 1)), seed=i % 5)
-        if (i // 700) % 2:
-            snap = two_layers(snap)
-        if i % 700 == 0:
-            history.clear()  # a new architecture is a new run
-        history.add(snap)
-        panel.ingest(snap)
-        panel.redraw()
-        if i % 300 == 0:
-            panel.layer_box.setCurrentIndex(i % max(1, panel.layer_box.count()))
-            panel.density.setChecked(not panel.density.isChecked())
-            qtbot.wait(1)
-        if i == 1500:
-            panel.apply_theme(SLIDE)
-    np.testing.assert_array_equal(panel.total_norm.yData, history.series("weight_norm"))
-
-
 def _spread(item) -> float:
     """Standard deviation of the weights a drawn histogram describes (bin centres, counts)."""
     e, c = np.asarray(item.xData), np.asarray(item.yData)

@@ -7,13 +7,12 @@ is ingested (cheap); only the visible panel redraws, once per new snapshot, on t
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QElapsedTimer, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QScrollArea,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -34,21 +32,18 @@ from regsim.hparams import HParams
 from regsim.memory import TRIM_EVERY_S, release_freed_memory
 from regsim.presets import PRESET_DIR, load_preset, save_preset
 from regsim.snapshot import History, Snapshot
+from ui.chapters import ChapterNav
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
+from ui.export.actions import install_export_actions
 from ui.panels.base import Panel
+from ui.panels.registry import PANELS
 from ui.session import DEFAULT_PRESET, saved_hparams
 
 # A frame is drawn as soon as a snapshot has arrived (after the queue is drained), but never sooner
 # than MIN_FRAME_MS after the previous frame: the frame rate follows the engine's 30 Hz snapshots one
 # to one, and bursts (a landscape's progress, a backlog after a stall) are merged instead of queued.
 MIN_FRAME_MS = 8
-# Tab order: (title, module, class). Panel modules (and pyqtgraph with them) are imported when the
-# panel is first built, after the window is already on screen.
-PANELS = (("Training", "ui.panels.training", "TrainingPanel"),
-          ("Weights", "ui.panels.weights", "WeightsPanel"),
-          ("Dropout masks", "ui.panels.dropout", "DropoutPanel"),
-          ("Loss surface", "ui.panels.loss_surface", "LossSurfacePanel"))
 UPDATE_COALESCE_MS = 15  # slider storms are merged into one engine message per this interval
 DEFAULT_SIZE = (1400, 900)
 MIN_PANEL_WIDTH = 420  # a restored layout leaving the panels narrower than this is repaired
@@ -114,20 +109,19 @@ class MainWindow(QMainWindow):
         # --- panels
         # Only the visible panel is built before the window shows; the others follow right after
         # (about 0.25 s of the 1.2 s start-up budget), or at once when something asks for them.
-        self.tabs = QTabWidget()
+        # Tabs are in registry order (ui.panels.registry.PANELS), one per panel, under a chapter
+        # bar that shows one chapter's tabs at a time (ui.chapters).
+        self.nav = ChapterNav(PANELS)
+        self.tabs = self.nav.tabs
         self._panels: list[Panel | None] = [None] * len(PANELS)
         self._last_landscape: LandscapeResult | None = None
-        for title, _, _ in PANELS:
-            placeholder = QLabel("Loading…")
-            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.tabs.addTab(placeholder, title)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.banner = Banner()
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.banner)
-        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.nav, 1)
         self.setCentralWidget(central)
 
         # --- controls
@@ -249,14 +243,7 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _checked=False, slot=slot: slot())
             run_menu.addAction(act)
             self.addAction(act)
-        self.tab_shortcuts = []
-        for i in range(9):
-            sc = QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self)
-            sc.activated.connect(lambda i=i: self.tabs.setCurrentIndex(i)
-                                 if i < self.tabs.count() else None)
-            self.tab_shortcuts.append(sc)
-        from ui.export_actions import install_export_actions  # here: no import cycle
-
+        self.tab_shortcuts = self.nav.install_shortcuts(self)  # Ctrl+1..9, Alt+1..9, PgUp/PgDn
         install_export_actions(self)
 
     @property
@@ -328,8 +315,8 @@ class MainWindow(QMainWindow):
             try:
                 save_preset(self.last_good, Path(path), "saved from regsim")
                 self.statusBar().showMessage(f"Saved {path}", 5000)
-            except OSError as e:
-                self.on_invalid(f"cannot save {path}: {e.strerror}")
+            except ValueError as e:  # regsim.files names the file and the reason
+                self.on_invalid(str(e))
 
     # ------------------------------------------------------------------------------- controls in
     def _live_changed(self, changes: dict) -> None:
@@ -510,9 +497,7 @@ class MainWindow(QMainWindow):
         panel = self._panels[index]
         if panel is not None:
             return panel
-        title, module, name = PANELS[index]
-        cls = getattr(importlib.import_module(module), name)
-        panel = cls(self.history)
+        panel = PANELS[index].load()(self.history)
         self._panels[index] = panel
         panel.request.connect(self._panel_request)
         panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 5000))
@@ -520,16 +505,7 @@ class MainWindow(QMainWindow):
             panel.ingest(self.latest)
         if self._last_landscape is not None:
             panel.on_landscape(self._last_landscape)
-        current = self.tabs.currentIndex()
-        blocked = self.tabs.blockSignals(True)
-        try:
-            placeholder = self.tabs.widget(index)
-            self.tabs.removeTab(index)
-            self.tabs.insertTab(index, panel, title)
-            self.tabs.setCurrentIndex(current)
-            placeholder.deleteLater()
-        finally:
-            self.tabs.blockSignals(blocked)
+        self.nav.set_widget(index, panel)
         return panel
 
     def _tab_changed(self, index: int) -> None:
@@ -546,11 +522,11 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window_state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-        tab = self.settings.value("tab", 0)
-        try:
-            self.tabs.setCurrentIndex(int(tab))
-        except (TypeError, ValueError):
-            pass
+        # The panel last shown, by key: a key this version does not know (a panel renamed or
+        # removed, a hand-edited file) falls back to the first panel.
+        key = self.settings.value("panel", "")
+        keys = [s.key for s in PANELS]
+        self.tabs.setCurrentIndex(keys.index(key) if isinstance(key, str) and key in keys else 0)
         self._restored = True
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -589,7 +565,7 @@ class MainWindow(QMainWindow):
     def _save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
-        self.settings.setValue("tab", self.tabs.currentIndex())
+        self.settings.setValue("panel", PANELS[self.tabs.currentIndex()].key)
         if self.last_good is not None:
             self.settings.setValue("hparams", json.dumps(self.last_good.to_dict()))
         self.settings.sync()

@@ -44,7 +44,7 @@ from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
 from ui.panels.style import style_plot_item as _style_plot
 from ui.theme import Theme
-from ui.widgets import LiveLabel
+from ui.widgets import LiveLabel, MathLabel, drawable_text
 
 CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as grid quantiles
 PENDING_TIMEOUT_S = 300.0  # a request unanswered this long is presumed lost, so auto mode resumes
@@ -121,7 +121,7 @@ def _pixel_rect(alphas: np.ndarray, betas: np.ndarray) -> QRectF:
 
 
 def _wrapped() -> QLabel:
-    label = QLabel("")
+    label = MathLabel("")  # the objective's formula has v̂ in it (AdamW)
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
@@ -492,7 +492,7 @@ class LossSurfacePanel(Panel):
         if self.help_dialog is None:
             dialog = QDialog(self)
             dialog.setWindowTitle("What is this slice?")
-            text = QLabel(HELP_HTML)
+            text = QLabel(drawable_text(HELP_HTML))
             text.setWordWrap(True)
             text.setTextFormat(Qt.TextFormat.RichText)
             close = QPushButton("Close")
