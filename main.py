@@ -3,6 +3,7 @@
     python main.py                      open the app
     python main.py train --preset NAME [--set key=value ...] [--steps N] [--device D] [--json PATH]
     python main.py presets              list presets
+    python main.py lesson [NAME] [--seed N] [--json PATH]   list lessons, or run one and check its claim
     python main.py bench [--quick] [--json PATH] [--soak MINUTES]
     python main.py bench --gui-check    the real-window lecture check (needs Xvfb, openbox, xdotool)
     python main.py export --preset NAME --out DIR [...]   figures without a display
@@ -26,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return run_app(argv[1:])
     if command == "export":
-        from ui.export_cli import run_export
+        from ui.app import headless_window
+        from ui.export.cli import run_export
 
-        return run_export(argv[1:])
+        return run_export(argv[1:], headless_window)
     if command == "bench":
         if "--gui-check" in argv:
             return _gui_check()

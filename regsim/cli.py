@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
+from .files import atomic_write_json, check_parent
 from .hparams import HParams
 from .presets import list_presets, load_preset
 from .snapshot import History
@@ -84,30 +84,57 @@ def _train(args: argparse.Namespace) -> int:
                                                           "train_acc", "val_acc")},
                   "history": {k: history.series(k).tolist() for k in History.SERIES},
                   "events": history.events}
-        write_json_atomic(Path(args.json), record)
+        atomic_write_json(Path(args.json), record)
         print(f"wrote {args.json}")
     return 3 if snap.status == "diverged" else 0
+
+
+def _lesson(args: argparse.Namespace) -> int:
+    """`lesson [NAME] [--seed N] [--json PATH]`: without a name, list the lessons; with one, train
+    its runs in lockstep, print the claim's verdict and return 0 if it holds, 1 if not."""
+    from .lessons import evaluate_claim, list_lessons, load_lesson, train_lesson
+
+    if not args.name:
+        for name, title in list_lessons().items():
+            print(f"{name:30s} {title}")
+        return 0
+    lesson = load_lesson(args.name)
+    if args.seed is not None and not 0 <= args.seed <= 2**31 - 1:
+        raise ValueError(f"--seed = {args.seed} is out of range; allowed: [0, {2**31 - 1}]")
+    if args.json:
+        check_parent(args.json)  # before training, not after it
+    threads = check_threads(args.threads)
+    from .trainer import set_threads
+
+    set_threads(threads)  # the engine's policy (regsim.threads), before any torch work
+    runs = lesson.hparams(args.seed)
+    seeds = sorted({h.seed for h in runs.values()})
+    differ = "; ".join(f"{k} " + ", ".join(f"{n}={v}" for n, v in vals.items())
+                       for k, vals in lesson.differences().items())
+    print(f"regsim: lesson {lesson.id}: {lesson.title}\n  seed {', '.join(map(str, seeds))}, "
+          f"{lesson.steps} steps, {_threads_note(threads, args)}; runs differ in: {differ}", flush=True)
+    t0 = time.perf_counter()
+    traces, problem = train_lesson(lesson, args.seed, args.device)
+    result = evaluate_claim(lesson, traces)
+    text = f"✗ cannot judge: {problem}" if problem else result.text
+    holds = result.holds and not problem
+    elapsed = time.perf_counter() - t0
+    print(text)
+    print(f"done: {len(runs)} runs × {lesson.steps} steps in {elapsed:.1f} s", flush=True)
+    if args.json:
+        atomic_write_json(Path(args.json), {
+            "lesson": lesson.id, "title": lesson.title, "seed": args.seed, "seconds": elapsed,
+            "hparams": {n: h.to_dict() for n, h in runs.items()},
+            "claim": {**result.to_dict(), "holds": holds, "text": text, "problem": problem},
+            "curves": {n: {"step": tr.steps.tolist(), **{k: v.tolist() for k, v in tr.series.items()}}
+                       for n, tr in traces.items()}})
+        print(f"wrote {args.json}")
+    return 0 if holds else 1
 
 
 def _threads_note(threads: int, args: argparse.Namespace) -> str:
     how = "as asked" if args.threads > 0 else "automatic: one per spare core"
     return f"{threads} CPU thread{'s' if threads != 1 else ''} ({how})"
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON through a temporary file and a rename: never a half-written file."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"folder {str(path.parent)!r} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", "utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise ValueError(f"cannot write {str(path)!r}: {e.strerror}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads; 0 (default) = one per spare core (all cores but one), "
                         "as the app's engine uses")
     sub.add_parser("presets", help="list presets")
+    les = sub.add_parser("lesson", help="list lessons, or run one and check its claim (exit 0: holds)")
+    les.add_argument("name", nargs="?", help="lesson id (see `lesson` without a name) or a .json path")
+    les.add_argument("--seed", type=int, default=None, help="seed for every run (default: the lesson's)")
+    les.add_argument("--json", help="write the claim result and the runs' curves to this file")
+    les.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    les.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="torch CPU threads; 0 (default) = one per spare core, as `train`")
     return p
 
 
@@ -133,6 +167,8 @@ def run_cli(argv: list[str]) -> int:
             for name, desc in list_presets().items():
                 print(f"{name:20s} {desc}")
             return 0
+        if args.command == "lesson":
+            return _lesson(args)
         return _train(args)
     except ValueError as e:
         print(f"regsim: error: {e}", file=sys.stderr)

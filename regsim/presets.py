@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write_text
 from .hparams import HParams
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
@@ -62,13 +63,6 @@ def load_preset(name_or_path: str | Path) -> HParams:
 
 
 def save_preset(hparams: HParams, path: Path, description: str = "") -> None:
-    """Write a preset atomically (temporary file, then rename): never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write a preset whole or not at all (`regsim.files`); a ValueError names the file and why."""
     text = json.dumps({"description": description, "hparams": hparams.to_dict()}, indent=2)
-    try:
-        tmp.write_text(text + "\n", "utf-8")
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_text(path, text + "\n")

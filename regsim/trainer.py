@@ -163,6 +163,11 @@ class Trainer:
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
+        # The share of the wall clock this run trains for: 1/N in a Comparison of N runs stepped
+        # one after another. The snapshot budgets below are shares of *this run's* time, so N runs
+        # together spend what one run would (measured: without it, 2 runs in lockstep made
+        # 0.80× the steps of one, their early log-spaced measurements taking 5 % each).
+        self.time_share = 1.0
         self._chance = constant_loss(self.data.task, self.data.y_train, self.data.n_classes,
                                      h.label_smoothing)
         self._initial_loss = self.evaluate()[0]
@@ -323,6 +328,7 @@ class Trainer:
             lr = lr_at(h, self.step_count)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            self.model.seed_dropout(h.seed, self.step_count)  # this step's masks (models.py)
             loss = self._loss(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -444,6 +450,32 @@ class Trainer:
         else:
             self.optimizer = build_optimizer(self.model, self.hparams)
 
+    def fork(self) -> Trainer:
+        """An independent copy of this run at its current step, as if it had trained alongside:
+        the same data, weights, optimizer state (moments), step, batch order position, divergence
+        monitor, checkpoints and trajectory. Stepping both afterwards gives bit-identical weights
+        until their settings differ (the dropout masks are indexed by step, see models.py).
+        Settings queued with update() but not yet applied are queued on the copy too."""
+        with self._lock:
+            pending = dict(self._pending)
+        twin = Trainer(self.hparams, str(self.device))  # same data and architecture: rebuilt
+        twin._load_state(self._save_state())
+        twin.step_count = self.step_count
+        twin.generator.set_state(self.generator.get_state())
+        twin._perm, twin._perm_pos = self._perm.clone(), self._perm_pos
+        twin._monitor = copy.deepcopy(self._monitor)
+        twin._initial_loss, twin._chance = self._initial_loss, self._chance
+        # Saved states are never modified in place (a restore copies them), so they can be shared.
+        twin._checkpoint, twin._candidate = self._checkpoint, self._candidate
+        twin._path = deque(self._path, maxlen=self._path.maxlen)
+        twin._hist_lock = self._hist_lock.copy()
+        twin._grad_norm = self._grad_norm.clone()
+        twin.status = "paused" if self.status == "running" else self.status
+        twin.message = self.message
+        with twin._lock:
+            twin._pending.update(pending)
+        return twin
+
     def _record_path(self) -> None:
         if self._path and self._path[-1][0] == self.step_count:
             return
@@ -500,7 +532,7 @@ class Trainer:
         # keep the early, fast-changing part of a run dense. They may take up to
         # EARLY_POINTS_OVERHEAD of the time (on a 64-512-512-10 net a measurement costs ~8 steps,
         # and unbounded they took 16 % of the first seconds of a run).
-        since = now - self._heavy_at
+        since = (now - self._heavy_at) * self.time_share
         missing = heavy is not None and not want_heavy <= heavy["parts"]
         due = (max_overhead is None or heavy is None or self.status != "running" or missing
                or since * max_overhead >= self._heavy_cost
@@ -601,7 +633,8 @@ class Trainer:
                 post.append(np.zeros(0, dtype=np.float32))
                 continue
             x = d.last_input[:MASK_ROWS, :MASK_COLS]
-            mask = (d.last_mask[:MASK_ROWS, :MASK_COLS] if d.last_mask is not None
+            scaled = d.last_scaled_mask  # compared on the sent part only: last_mask compares it all
+            mask = (scaled[:MASK_ROWS, :MASK_COLS] != 0 if scaled is not None
                     else torch.ones_like(x, dtype=torch.bool))
             masks.append(mask.cpu().numpy())
             pre.append(d.last_input[0, :ACT_UNITS].float().cpu().numpy())
@@ -613,12 +646,18 @@ class Trainer:
         seen: dict[int, torch.Tensor] = {}
         hooks = [d.register_forward_pre_hook(lambda _m, args, i=i: seen.setdefault(i, args[0]))
                  for i, d in enumerate(modules)]
-        was_training = self.model.training
-        self.model.eval()
+        # Inference differs from training only at the dropout sites (Linear, LayerNorm and the
+        # activations behave the same in both modes), so only they are switched: model.eval() and
+        # train() walk every module, and took 0.8 of this method's 3 ms per snapshot (profiled on
+        # the loaded 2-core machine, 64-512-512-10), a cost each run in a Comparison pays.
+        modes = [d.training for d in modules]
+        for d in modules:
+            d.training = False
         try:
             self.model(first[:1])
         finally:
-            self.model.train(was_training)
+            for d, mode in zip(modules, modes):
+                d.training = mode
             for hook in hooks:
                 hook.remove()
         inference = tuple(seen[i][0, :ACT_UNITS].float().cpu().numpy() if i in seen
@@ -654,8 +693,8 @@ class Trainer:
         The network is deep-copied (eval mode) and the optimizer's state cloned, so an analysis
         that runs across many training chunks sees one θ, and nothing it does reaches the live
         model, the optimizer, the random streams or the step count. The data and the recorded
-        trajectory are shared (training never writes to them). Measured on one CPU thread: ~0.3 ms
-        for the 2-64-64-2 moons net, ~3 ms for 64-512-512-10 with Adam (see the report).
+        trajectory are shared (training never writes to them). Measured on one busy CPU thread:
+        1–1.5 ms for the 2-64-64-2 moons net, 2–4 ms for 64-512-512-10 with Adam.
         """
         model = copy.deepcopy(self.model)
         for d in model.dropout_modules():  # the last batch's masks: no business of an analysis

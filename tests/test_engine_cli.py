@@ -52,7 +52,7 @@ def test_core_imports_without_qt() -> None:
 def test_regsim_light_import_does_not_load_torch() -> None:
     code = ("import sys, regsim, regsim.snapshot, regsim.analyses, regsim.analyses.jobs\n"
             "from regsim.analyses.landscape import LandscapeResult\n"
-            "assert regsim.list_analyses() == ['landscape']\n"
+            "assert 'landscape' in regsim.list_analyses()\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)

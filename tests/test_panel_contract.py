@@ -150,8 +150,8 @@ def test_theme_round_trip_restores_the_pixels(spec, qtbot, run) -> None:
     panel), leaves the live panel pixel-identical. A bare apply_theme round trip does not: an
     axis keeps the tick-label room the slide fonts needed (pyqtgraph's hysteresis; measured:
     50 000–220 000 pixels moved on the first round trip, none on later ones), which the exporter
-    saves and puts back (ui.export._restore_axis_text_space)."""
-    from ui.export import render_widget
+    saves and puts back (ui.export.stage._restore_axis_text_space)."""
+    from ui.export.render import render_widget
 
     panel, history = make_panel(spec, qtbot)
     feed(panel, history, run)
@@ -255,7 +255,7 @@ def test_cleanup_leaves_no_running_timer(spec, qtbot, run) -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_export_png_is_the_asked_size_and_not_blank(spec, qtbot, run, tmp_path) -> None:
-    from ui.export import export_figure
+    from ui.export.render import export_figure
 
     panel, history = make_panel(spec, qtbot)
     feed(panel, history, run)

@@ -104,7 +104,7 @@ def test_bench_measures_the_cli_as_run_and_stops_its_busy_loop() -> None:
 def test_export_cli_takes_the_same_threads_flag(tmp_path) -> None:
     """`python main.py export` trains too: same flag, same policy, same message."""
     pytest.importorskip("PySide6")
-    from ui.export_cli import build_parser, validate
+    from ui.export.cli import build_parser, validate
 
     def plan(*extra: str):
         return validate(build_parser().parse_args(["--preset", "moons_dropout", "--out",

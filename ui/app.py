@@ -25,6 +25,17 @@ def build_app():
     return app
 
 
+
+def headless_window(hparams, device: str, settings):
+    """A main window that is never shown, fed by the caller instead of an engine (its thread engine
+    is never started): what `python main.py export` and the export bench fill from a Trainer in this
+    process. `settings` keeps the user's own QSettings out of it. The export package receives this
+    function instead of importing the window (the window imports the export package)."""
+    build_app()
+    from ui.main_window import MainWindow  # Qt widgets and pyqtgraph: only when a window is wanted
+
+    return MainWindow(hparams, engine_mode="thread", device=device, settings=settings, restore=False)
+
 STATE_MS = 500  # how often REGSIM_STATE_FILE is rewritten
 
 
@@ -79,12 +90,11 @@ def write_state(window, path: str) -> None:
                     "weight_decay": handle(controls.weight_decay.slider)},
         "status_bar": window.statusBar().currentMessage(),
     }
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-        os.replace(tmp, path)
-    except OSError:
+    from regsim.files import atomic_write_text
+
+    try:  # no fsync: a scratch file rewritten twice a second, read only while the app runs
+        atomic_write_text(path, json.dumps(state), fsync=False)
+    except ValueError:  # the folder went away: the script reading it is gone too
         pass
 
 

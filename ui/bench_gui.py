@@ -280,9 +280,10 @@ def bench_gui(quick: bool, device: str) -> list[dict]:
                   "target": "", "ok": None},
                  {"name": f"{title} tab while training: event-loop lag p99", "value": lag,
                   "unit": "ms", "target": "", "ok": None}]
-    from ui.export import bench_export
+    from ui.app import headless_window
+    from ui.export.cli import bench_export
 
-    rows += bench_export(quick, device)
+    rows += bench_export(headless_window, quick, device)
     print_table(rows)
     return rows
 

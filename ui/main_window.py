@@ -35,6 +35,7 @@ from regsim.snapshot import History, Snapshot
 from ui.chapters import ChapterNav
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
+from ui.export.actions import install_export_actions
 from ui.panels.base import Panel
 from ui.panels.registry import PANELS
 from ui.session import DEFAULT_PRESET, saved_hparams
@@ -244,8 +245,6 @@ class MainWindow(QMainWindow):
             run_menu.addAction(act)
             self.addAction(act)
         self.tab_shortcuts = self.nav.install_shortcuts(self)  # Ctrl+1..9, Alt+1..9, PgUp/PgDn
-        from ui.export_actions import install_export_actions  # here: no import cycle
-
         install_export_actions(self)
 
     @property
@@ -317,8 +316,8 @@ class MainWindow(QMainWindow):
             try:
                 save_preset(self.last_good, Path(path), "saved from regsim")
                 self.statusBar().showMessage(f"Saved {path}", 5000)
-            except OSError as e:
-                self.on_invalid(f"cannot save {path}: {e.strerror}")
+            except ValueError as e:  # regsim.files names the file and the reason
+                self.on_invalid(str(e))
 
     # ------------------------------------------------------------------------------- controls in
     def _live_changed(self, changes: dict) -> None:

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from PySide6 import QtGui
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QStyle, QStyleOption, QWidget
 
 MIN_CHARS = 12  # a LiveLabel may be squeezed to about this many characters (then it elides)
+
+# Combining marks that Qt (6.x, HarfBuzz) draws away from their letter in DejaVu Sans, the default
+# font here, when the letter has no precomposed form: the hat of "v̂" (v + U+0302) landed over the
+# space before the word, and moved by a pixel between paints depending on which font sizes Qt had
+# laid out before (a loss-surface export at slide size shifted ~21 pixels of the live "√v̂ᵢ" label).
+# Measured per mark: U+0302 and U+0307 fail over v, m, θ, x; U+0303 and U+0304 are drawn right
+# (and a joiner before U+0304 would push the macron off "L̄"), so only these two are joined.
+DETACHED_MARKS = ("\u0302", "\u0307")  # combining circumflex (v̂, m̂), combining dot above (v̇)
+ZWJ = "\u200d"  # zero-width joiner: with it, Qt places the mark over the letter, at any font size
+
+
+def drawable_text(text: str) -> str:
+    """`text` as Qt draws it right: precomposed where Unicode has a character for it (e + U+0302 →
+    ê), and a zero-width joiner before each of the marks in DETACHED_MARKS that remain. Only what is
+    drawn changes: the same letters and marks, in the same order. Idempotent."""
+    text = unicodedata.normalize("NFC", text)
+    for mark in DETACHED_MARKS:
+        text = text.replace(ZWJ + mark, mark).replace(mark, ZWJ + mark)
+    return text
+
+
+class MathLabel(QLabel):
+    """A QLabel for text with mathematical accents (v̂, m̂ from the core's formulas): see
+    `drawable_text`. The text is stored as drawn; `text()` returns it with the joiners."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(drawable_text(text), parent)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(drawable_text(text))
 
 
 class LiveLabel(QLabel):

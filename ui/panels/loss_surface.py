@@ -44,7 +44,7 @@ from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
 from ui.panels.style import style_plot_item as _style_plot
 from ui.theme import Theme
-from ui.widgets import LiveLabel
+from ui.widgets import LiveLabel, MathLabel, drawable_text
 
 CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as grid quantiles
 PENDING_TIMEOUT_S = 300.0  # a request unanswered this long is presumed lost, so auto mode resumes
@@ -121,7 +121,7 @@ def _pixel_rect(alphas: np.ndarray, betas: np.ndarray) -> QRectF:
 
 
 def _wrapped() -> QLabel:
-    label = QLabel("")
+    label = MathLabel("")  # the objective's formula has v̂ in it (AdamW)
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
@@ -492,7 +492,7 @@ class LossSurfacePanel(Panel):
         if self.help_dialog is None:
             dialog = QDialog(self)
             dialog.setWindowTitle("What is this slice?")
-            text = QLabel(HELP_HTML)
+            text = QLabel(drawable_text(HELP_HTML))
             text.setWordWrap(True)
             text.setTextFormat(Qt.TextFormat.RichText)
             close = QPushButton("Close")
@@ -515,7 +515,9 @@ class LossSurfacePanel(Panel):
         total = max(1, int(total))
         self.progress.setRange(0, total)
         self.progress.setValue(min(max(int(done), 0), total))
-        self.progress.setFormat(text.replace("%", "%%"))
+        # Verbatim: QProgressBar substitutes %p, %v, %m but has no escape for "%" (a "%%p%%"
+        # showed as "%30%%"), so the texts hold no other "%".
+        self.progress.setFormat(text)
 
     def _show_job_progress(self, done: int, total: int) -> None:
         """A job's progress over preview and full grid together (total = preview² + full²), in the
@@ -598,7 +600,8 @@ class LossSurfacePanel(Panel):
         if objective:
             raw = raw + np.asarray(result.penalty, dtype=np.float64)
         values, bad = display_values(raw, log)
-        what = f"L + {result.objective}" if objective else "data loss L"
+        # Titles and axis labels are Qt text too: the hat of v̂ needs drawable_text (ui.widgets).
+        what = f"L + {drawable_text(result.objective)}" if objective else "data loss L"
         label = f"log₁₀ ({what})" if log else what
         if values.ndim != 2 or values.size == 0:
             self.image.clear()

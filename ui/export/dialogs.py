@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from regsim.hparams import HParams
 from regsim.snapshot import Snapshot
-from ui.export import (
+from ui.export.files import (
     CURRENT,
     DEFAULT_SIZE,
     GIF_FPS,

@@ -8,6 +8,10 @@ It trains with `regsim.Trainer` in this process (no engine process: nothing to w
 feeds the snapshots and one loss landscape to a real, never-shown `MainWindow` (so the figures are the
 app's own panels, not look-alikes), and writes one file per panel and format plus `metrics.json`.
 
+The window comes from a factory the caller passes in (`main.py` passes `ui.app.headless_window`):
+the window installs the Export menu from this package, so this package never imports the window —
+the dependency points one way, window → export, and `ui.export` is importable without the app.
+
 Every argument is checked before training starts and before anything is written, so bad input costs
 a second, not a training run, and leaves the folder as it was: `regsim: error: <what, and what is
 allowed>` on stderr, exit status 2. If a write fails midway, the files this run already wrote are
@@ -20,15 +24,32 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-PANEL_HELP = "training, weights, dropout, landscape (or all)"
+from regsim.files import atomic_write_json
+from ui.panels.registry import panel_keys
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QWidget
+
+    from regsim.hparams import HParams
+
+# (hparams, device, settings) → a never-shown app window: `.panels` (each with `.key`),
+# `.on_snapshot`, `.on_landscape`, `.shutdown()`. In the app: `ui.app.headless_window`.
+WindowFactory = Callable[["HParams", str, "QSettings"], "QWidget"]
+
+
+def panel_help() -> str:
+    """The allowed --panels values, from the panel registry (the one list of panels)."""
+    return f"{', '.join(panel_keys())} (or all)"
 
 
 class _UsageError(Exception):
@@ -48,7 +69,7 @@ class Plan:
     hparams: Any  # HParams
     steps: int
     out: Path
-    panels: tuple[str, ...] | None  # None = every panel of the window
+    panels: tuple[str, ...] | None  # None = every panel of the registry
     formats: tuple[str, ...]
     size: tuple[int, int]
     theme: str
@@ -68,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1000, help="training steps before the figures "
                    "(default 1000)")
     p.add_argument("--out", required=True, help="folder the figures go into (created if missing)")
-    p.add_argument("--panels", default="all", help=f"comma-separated: {PANEL_HELP}")
+    p.add_argument("--panels", default="all", help=f"comma-separated: {panel_help()}")
     p.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT in pixels, each in [64, 8192]")
     p.add_argument("--format", default="png", help="comma-separated: png, svg")
     p.add_argument("--theme", default="slide", help="slide (white, large type) or screen (dark)")
@@ -92,10 +113,10 @@ def _unique(values: list[str]) -> tuple[str, ...]:
 
 def validate(args: argparse.Namespace) -> Plan:
     """Check every argument (cheap checks first, torch last); ValueError names the flag and what is
-    allowed. Panel names are checked against the window later, once it exists."""
+    allowed. Panel names are checked against `ui.panels.registry`, before any window is built."""
     from regsim.cli import parse_sets
     from regsim.presets import load_preset
-    from ui.export import FORMATS, check_format, parse_size
+    from ui.export.files import FORMATS, check_format, parse_size
 
     try:
         base = load_preset(args.preset)
@@ -112,7 +133,10 @@ def validate(args: argparse.Namespace) -> Plan:
                          "allowed: [3, 201]")
     panels = _split(args.panels)
     if not panels:
-        raise ValueError(f"--panels is empty; allowed: {PANEL_HELP}")
+        raise ValueError(f"--panels is empty; allowed: {panel_help()}")
+    unknown = [k for k in panels if k != "all" and k not in panel_keys()]
+    if unknown:
+        raise ValueError(f"--panels: unknown panel {unknown[0]!r}; allowed: {panel_help()}")
     formats = _split(args.format)
     if not formats:
         raise ValueError(f"--format is empty; allowed: {', '.join(FORMATS)}")
@@ -151,7 +175,7 @@ def check_out_folder(folder: str | os.PathLike) -> Path:
     must be a writable folder; a missing one must be creatable, i.e. its nearest existing ancestor
     is a writable folder. It is created only when the first figure is written, so a run refused
     later (an unknown panel name) leaves no empty folder behind."""
-    from ui.export import check_folder
+    from ui.export.files import check_folder
 
     path = Path(folder)
     if path.exists():
@@ -251,34 +275,32 @@ def _metrics(plan: Plan, snap: Any, files: list[Path], seconds: float,
     }
 
 
-def export(plan: Plan, out: Callable[[str], None] = print) -> int:
+def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = print) -> int:
     """Build the window, check the panel names against it, train, write. 0, 2 (bad input or a
     failed write, nothing left behind) or 3 (diverged; figures written)."""
+    # Qt, pyqtgraph and torch are imported only once the arguments are known to be good: a typo
+    # costs a second, not the ~3 s these take to load.
     from PySide6.QtCore import QEvent, QSettings
     from PySide6.QtWidgets import QApplication
 
-    from regsim.cli import write_json_atomic
     from regsim.trainer import Trainer
-    from ui.app import build_app
-    from ui.export import caption_for, default_filename, export_figure
-    from ui.main_window import MainWindow
+    from ui.export import render
+    from ui.export.files import caption_for, default_filename
 
     t0 = time.perf_counter()
-    build_app()
     written: list[Path] = []
     created: list[Path] = []  # the output folder, if this run made it
     with tempfile.TemporaryDirectory(prefix="regsim-export-") as tmp:
         # The user's own settings are neither read nor changed by a headless export.
         settings = QSettings(str(Path(tmp) / "regsim.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(plan.hparams, engine_mode="thread", device=plan.device,
-                            settings=settings, restore=False)
+        window = make_window(plan.hparams, plan.device, settings)
         try:
             by_key = {p.key: p for p in window.panels}
-            keys = plan.panels or tuple(by_key)
-            unknown = [k for k in keys if k not in by_key]
-            if unknown:
-                raise ValueError(f"--panels: unknown panel {unknown[0]!r}; allowed: "
-                                 f"{', '.join(by_key)} (or all)")
+            keys = plan.panels or panel_keys()
+            missing = [k for k in keys if k not in by_key]
+            if missing:  # the registry and the window disagree: a bug, said plainly
+                raise ValueError(f"--panels: the window has no panel {missing[0]!r} (it has: "
+                                 f"{', '.join(by_key)})")
             if plan.device == "cpu":
                 # The app's engine policy: all cores but one. On a small machine with other work
                 # running, OpenMP's spinning threads otherwise fight for the busy core (the engine
@@ -310,12 +332,12 @@ def export(plan: Plan, out: Callable[[str], None] = print) -> int:
                 for fmt in plan.formats:
                     path = plan.out / default_filename(key, snap, fmt)
                     t1 = time.perf_counter()
-                    export_figure(by_key[key], path, fmt, plan.size, plan.theme, caption)
+                    render.export_figure(by_key[key], path, fmt, plan.size, plan.theme, caption)
                     written.append(path)
                     out(f"wrote {path} ({w}×{h} {fmt.upper()}, {plan.theme} theme, "
                         f"{time.perf_counter() - t1:.2f} s)")
             metrics = plan.out / "metrics.json"
-            write_json_atomic(metrics, _metrics(plan, snap, written, time.perf_counter() - t0,
+            atomic_write_json(metrics, _metrics(plan, snap, written, time.perf_counter() - t0,
                                                 skipped))
             written.append(metrics)
             out(f"wrote {metrics}")
@@ -366,7 +388,7 @@ def _quiet_qt() -> Any:
     return qInstallMessageHandler(handler)
 
 
-def run_export(argv: list[str]) -> int:
+def run_export(argv: list[str], make_window: WindowFactory) -> int:
     """Entry point for `python main.py export …`; returns the exit status."""
     if _needs_offscreen():  # before anything imports Qt
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -375,7 +397,7 @@ def run_export(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         plan = validate(args)
-        return export(plan, out=lambda line: print(line, flush=True))
+        return export(plan, make_window, out=lambda line: print(line, flush=True))
     except (_UsageError, ValueError) as e:
         sys.stdout.flush()
         print(f"regsim: error: {e}", file=sys.stderr, flush=True)
@@ -387,3 +409,60 @@ def run_export(argv: list[str]) -> int:
             from PySide6.QtCore import qInstallMessageHandler
 
             qInstallMessageHandler(previous)
+
+
+# ------------------------------------------------------------------------------------ bench
+
+
+def bench_export(make_window: WindowFactory, quick: bool = True, device: str = "cpu",
+                 preset: str = "moons_dropout") -> list[dict]:
+    """PNG and SVG export time of every panel at 1920×1080 in the slide theme, measured on a window
+    filled by a real training run (a Trainer in this process, snapshots fed to `on_snapshot`, a
+    landscape to `on_landscape`; no engine), so every plot holds real data.
+
+    Rows follow regsim/bench.py: {"name", "value", "unit", "target", "ok"}.
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from regsim.presets import load_preset
+    from regsim.trainer import Trainer
+    from ui.export.files import DEFAULT_SIZE, caption_for
+    from ui.export.render import render_widget, write_png, write_svg
+
+    hparams = load_preset(preset)
+    reps = 2 if quick else 5
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="regsim-bench-export-") as tmp:
+        settings = QSettings(str(Path(tmp) / "regsim.ini"), QSettings.Format.IniFormat)
+        window = make_window(hparams, device, settings)
+        try:
+            snap = train_into_window(window, Trainer(hparams, device), 200 if quick else 600,
+                                     landscape=True)
+            caption = caption_for(snap)
+            for panel in window.panels:
+                png_t, svg_t, svg_size = [], [], 0
+                for i in range(reps + 1):  # the first round warms caches up and is not counted
+                    t0 = time.perf_counter()
+                    write_png(render_widget(panel, DEFAULT_SIZE, "slide", caption),
+                              Path(tmp) / f"{panel.key}.png")
+                    t1 = time.perf_counter()
+                    write_svg(panel, Path(tmp) / f"{panel.key}.svg", DEFAULT_SIZE, "slide", caption)
+                    t2 = time.perf_counter()
+                    if i:
+                        png_t.append(t1 - t0)
+                        svg_t.append(t2 - t1)
+                svg_size = (Path(tmp) / f"{panel.key}.svg").stat().st_size
+                png, svg = statistics.median(png_t), statistics.median(svg_t)
+                rows += [
+                    {"name": f"PNG 1920×1080 slide, {panel.key} panel ({preset})", "value": png,
+                     "unit": "s", "target": "≤ 1.0", "ok": png <= 1.0},
+                    {"name": f"SVG 1920×1080 slide, {panel.key} panel ({preset})", "value": svg,
+                     "unit": "s", "target": "≤ 2.0", "ok": svg <= 2.0},
+                    {"name": f"SVG file size, {panel.key} panel ({preset})",
+                     "value": svg_size / 2**20, "unit": "MB", "target": "", "ok": None},
+                ]
+        finally:
+            window.shutdown()
+            window.deleteLater()
+    return rows

@@ -1,6 +1,8 @@
 """The Export menu and toolbar: panel, window, clipboard and GIF, one keystroke each.
 
-Installed by `MainWindow._make_actions` through `install_export_actions(window)`. The actions are
+Installed by `MainWindow._make_actions` through `install_export_actions(window)`. This module, the
+dialogs and `ui.export.files` import no pyqtgraph, so the window can install the menu before any
+panel is built; the rendering modules are imported by the first export. The actions are
 attributes of the window (`export_panel_action`, `export_window_action`, `copy_action`,
 `record_gif_action`) so tests and scripts can trigger them. No failure here may take the app down:
 every error becomes a status-bar message plus a non-blocking message box, and training goes on.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -18,25 +20,32 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialo
 
 from regsim.hparams import HParams
 from regsim.snapshot import Snapshot
-from ui.export import (
-    CURRENT,
-    DEFAULT_SIZE,
-    GifRecorder,
-    caption_for,
-    copy_to_clipboard,
-    default_filename,
-    export_figure,
-    parse_size,
-    render_widget,
-)
-from ui.export_dialog import ExportDialog, ExportOptions, GifDialog, GifOptions, read_setting
+from ui.export.dialogs import ExportDialog, ExportOptions, GifDialog, GifOptions, read_setting
+from ui.export.files import CURRENT, DEFAULT_SIZE, caption_for, default_filename, parse_size
 from ui.panels.base import Panel
 
 if TYPE_CHECKING:
-    from ui.main_window import MainWindow
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMenuBar, QStatusBar, QToolBar
+
+    from ui.export.gif import GifRecorder
 
 
-def install_export_actions(window: MainWindow) -> None:
+class ExportHost(Protocol):
+    """What the actions need of the window (`ui.main_window.MainWindow` is the one): named here,
+    not imported, because the window imports this module — the dependency points one way."""
+
+    settings: QSettings  # the export dialogs remember their choices in group "export"
+    latest: Snapshot | None  # the newest snapshot, for captions and file names
+    last_good: HParams  # the settings in force when no snapshot has arrived yet
+
+    def current_panel(self) -> Panel: ...
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802  (Qt's name)
+    def menuBar(self) -> QMenuBar: ...  # noqa: N802
+    def addToolBar(self, title: str) -> QToolBar: ...  # noqa: N802
+
+
+def install_export_actions(window: ExportHost) -> None:
     """Add the Export menu and toolbar to `window` and expose the actions as its attributes."""
     menu = window.menuBar().addMenu("E&xport")
     toolbar = window.addToolBar("Export")
@@ -72,7 +81,7 @@ def install_export_actions(window: MainWindow) -> None:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def report_error(window: MainWindow, title: str, message: str) -> None:
+def report_error(window: ExportHost, title: str, message: str) -> None:
     """Say what failed in the status bar and in a message box that does not block the event loop."""
     window.statusBar().showMessage(f"{title}: {message}", 15000)
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, window)
@@ -82,7 +91,7 @@ def report_error(window: MainWindow, title: str, message: str) -> None:
     box.open()
 
 
-def _source(window: MainWindow) -> Snapshot | HParams | None:
+def _source(window: ExportHost) -> Snapshot | HParams | None:
     return window.latest if window.latest is not None else window.last_good
 
 
@@ -90,14 +99,14 @@ def _label(widget: QWidget) -> str:
     return f"the {widget.title} panel" if isinstance(widget, Panel) else "the window"
 
 
-def exported_state(window: MainWindow, widget: QWidget) -> Snapshot | HParams | None:
+def exported_state(window: ExportHost, widget: QWidget) -> Snapshot | HParams | None:
     """The state a figure of `widget` shows: the panel's own newest snapshot (the one its redraw
     renders), or the window's for a window figure."""
     snap = widget.snapshot if isinstance(widget, Panel) else None
     return snap if snap is not None else _source(window)
 
 
-def export_to(window: MainWindow, widget: QWidget, options: ExportOptions) -> Path | None:
+def export_to(window: ExportHost, widget: QWidget, options: ExportOptions) -> Path | None:
     """Write one figure as `options` say; report the outcome. The path, or None on failure.
 
     The caption and a prefilled file name are taken from the state rendered now, not from the one
@@ -108,6 +117,8 @@ def export_to(window: MainWindow, widget: QWidget, options: ExportOptions) -> Pa
         key = widget.key if isinstance(widget, Panel) else "window"
         options = dataclasses.replace(options, filename=default_filename(key, state, options.format))
     caption = caption_for(state) if options.caption else None
+    from ui.export.render import export_figure  # pyqtgraph: not before the first export (start-up)
+
     QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
     try:
         path = export_figure(widget, options.path, options.format, options.size, options.theme,
@@ -127,7 +138,7 @@ def export_to(window: MainWindow, widget: QWidget, options: ExportOptions) -> Pa
     return path
 
 
-def _run_dialog(window: MainWindow, dialog: QDialog) -> Any:
+def _run_dialog(window: ExportHost, dialog: QDialog) -> Any:
     """Show `dialog` modally (reachable as window.export_dialog meanwhile, for tests); its
     options() when accepted, else None."""
     window.export_dialog = dialog
@@ -140,7 +151,7 @@ def _run_dialog(window: MainWindow, dialog: QDialog) -> Any:
         dialog.deleteLater()
 
 
-def _export_with_dialog(window: MainWindow, widget: QWidget, key: str, title: str) -> Path | None:
+def _export_with_dialog(window: ExportHost, widget: QWidget, key: str, title: str) -> Path | None:
     options = _run_dialog(window, ExportDialog(window, window.settings, key, _source(window), title))
     return None if options is None else export_to(window, widget, options)
 
@@ -148,18 +159,18 @@ def _export_with_dialog(window: MainWindow, widget: QWidget, key: str, title: st
 # ------------------------------------------------------------------------------------ actions
 
 
-def export_panel(window: MainWindow) -> Path | None:
+def export_panel(window: ExportHost) -> Path | None:
     """Export panel… (Ctrl+E): the visible panel, through the export dialog."""
     panel = window.current_panel()
     return _export_with_dialog(window, panel, panel.key, f"Export {panel.title} panel")
 
 
-def export_window(window: MainWindow) -> Path | None:
+def export_window(window: ExportHost) -> Path | None:
     """Export window… (Ctrl+Shift+E): the whole window, its visible panel themed."""
     return _export_with_dialog(window, window, "window", "Export window")
 
 
-def copy_panel(window: MainWindow) -> bool:
+def copy_panel(window: ExportHost) -> bool:
     """Copy panel to clipboard (Ctrl+Shift+C), at the size, theme and caption last used to export."""
     panel = window.current_panel()
     s = window.settings
@@ -171,6 +182,8 @@ def copy_panel(window: MainWindow) -> bool:
         theme = read_setting(s, "theme", "slide")
         caption = (caption_for(exported_state(window, panel)) if read_setting(s, "caption", True)
                    else None)
+        from ui.export.render import copy_to_clipboard, render_widget  # pyqtgraph: see export_to
+
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             image = render_widget(panel, size, theme, caption)
@@ -186,7 +199,7 @@ def copy_panel(window: MainWindow) -> bool:
     return True
 
 
-def record_gif(window: MainWindow) -> GifRecorder | None:
+def record_gif(window: ExportHost) -> GifRecorder | None:
     """Record GIF…: ask for length and file, then record the visible panel."""
     recorder = window.gif_recorder
     if recorder is not None and recorder.active:
@@ -197,9 +210,11 @@ def record_gif(window: MainWindow) -> GifRecorder | None:
     return None if options is None else start_gif(window, panel, options)
 
 
-def start_gif(window: MainWindow, panel: QWidget, options: GifOptions) -> GifRecorder | None:
+def start_gif(window: ExportHost, panel: QWidget, options: GifOptions) -> GifRecorder | None:
     """Start a GifRecorder with a cancellable, non-modal progress dialog (the app stays usable, so a
     slider can be moved while recording). The recorder, or None if it could not start."""
+    from ui.export.gif import GifRecorder  # pyqtgraph: see export_to
+
     try:
         recorder = GifRecorder(panel, options.seconds, options.fps, options.path, options.size,
                                options.theme, parent=window)
