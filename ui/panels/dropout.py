@@ -283,6 +283,7 @@ class DropoutPanel(Panel):
         if snap is None or (snap is self._drawn and not self._dirty):
             return
         if "masks" not in snap.measured:  # the engine measures them only while this panel shows
+            self._sync_sites(snap)  # the sites are always in: the site choice survives
             self._clear("masks are measured while this panel is shown…")
             self._drawn, self._dirty = snap, False
             return
@@ -300,9 +301,12 @@ class DropoutPanel(Panel):
         self._clear("waiting for the first snapshot…")
 
     def _clear(self, message: str) -> None:
-        """Empty every item and say why (`message`)."""
+        """Empty every item, titles and captions included, and say why (`message`)."""
         self._drawn = None
         self._dirty = True
+        self.net_plot.setTitle(None)
+        self.bar_plot.setTitle(None)
+        self._layout_masks(0)
         self.neurons.setData([], [])
         self._net_key = None
         self.net_plot.getAxis("bottom").setTicks([[], []])
