@@ -133,10 +133,7 @@ def test_renders_non_blank_after_a_real_snapshot(spec, qtbot, run) -> None:
     panel.cleanup()
 
 
-ROUND_TRIP = [pytest.param(spec, id=spec.key, marks=pytest.mark.xfail(
-    reason="the dropout bar chart's tick-label room keeps settling after a figure (~163 000 "
-    "pixels move; the same known failure as test_export's live-window test, issue 8 #9)",
-    strict=False)) if spec.key == "dropout" else pytest.param(spec, id=spec.key) for spec in PANELS]
+ROUND_TRIP = [pytest.param(spec, id=spec.key) for spec in PANELS]
 
 
 @pytest.mark.parametrize("spec", ROUND_TRIP)

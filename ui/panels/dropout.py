@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -170,8 +171,12 @@ class DropoutPanel(Panel):
         self.site_combo = QComboBox()
         self.site_combo.setToolTip("Dropout site whose activations the bar chart shows")
         self.site_combo.currentIndexChanged.connect(self._mark_dirty)
+        # One line, elided with the whole text in the tooltip (LiveLabel): a word-wrapped header
+        # took its height from whichever text was current when Qt last asked for its hint, so a
+        # theme round trip (a slide export) left the header 48 px tall instead of 24 and moved
+        # everything below it (163 000 pixels).
         self.status_label = LiveLabel("waiting for the first snapshot…")
-        self.status_label.setWordWrap(True)
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
 
         controls = QHBoxLayout()
         controls.addWidget(self.train_button)
@@ -683,7 +688,7 @@ class DropoutPanel(Panel):
         rates = [float(r) for r in snap.dropout_rates]
         on = [(s, r) for s, r in zip(snap.dropout_sites, rates, strict=False) if r > 0]
         if not on:
-            text = "<b>dropout is off (p = 0)</b>: nothing dropped, training = inference"
+            text = "dropout is off (p = 0): nothing dropped, training = inference"
         else:  # runs of sites sharing a rate, so eight hidden layers still fit on one line
             runs: list[tuple[list[str], float]] = []
             for site, rate in zip(snap.dropout_sites, rates, strict=False):
@@ -691,9 +696,9 @@ class DropoutPanel(Panel):
                     runs[-1][0].append(site)
                 else:
                     runs.append(([site], rate))
-            text = "<b>dropout on</b>: " + "; ".join(
+            text = "dropout on: " + "; ".join(
                 (f"{names[0]}…{names[-1]}" if len(names) > 2 else ", ".join(names))
                 + f" p = {r:g}" for names, r in runs if r > 0)
             if self._mode == "inference":
                 text += " (training only)"
-        self.status_label.setText(f"{text} &nbsp; (step {snap.step})")
+        self.status_label.setText(f"{text}   (step {snap.step})")
