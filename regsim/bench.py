@@ -133,6 +133,65 @@ def bench_engine_speed(quick: bool, device: str) -> list[Row]:
     ]
 
 
+class _Lockstep:
+    """A Comparison driven as the engine drives it (chunks sized by engine.chunk_steps, a snapshot
+    of every run every 1/hz s), in timed windows: the bench alternates windows of one and of two
+    runs on Comparisons built once, so both see the same machine (on the shared 2-core machine
+    the same loop's speed drifted ±15 % from one 4 s run to the next)."""
+
+    def __init__(self, runs: dict, device: str, hz: float = 30.0) -> None:
+        from .comparison import Comparison
+
+        self.c = Comparison(runs, device)
+        self.c.step(5)  # warm-up
+        # The engine sends every run's first, full snapshot before training starts (Loop.run):
+        # here too, outside the timing. Inside it, that one heavy measurement per run (~150 ms
+        # on the loaded bench machine) took 11 % of a 1.5 s window for one run, 28 % for two.
+        self.c.snapshots()
+        self.chunk, self.period = 1, 1.0 / hz
+
+    def rate(self, seconds: float) -> float:
+        """Steps/s of each run over a window of `seconds`."""
+        from .engine import SNAPSHOT_OVERHEAD, chunk_steps
+
+        c, steps = self.c, 0
+        last = t0 = time.perf_counter()
+        while True:
+            c0 = time.perf_counter()
+            c.step(self.chunk)
+            steps += self.chunk
+            self.chunk = chunk_steps(self.chunk, time.perf_counter() - c0, len(c.trainers))
+            now = time.perf_counter()
+            if now - last >= self.period:
+                c.snapshots(SNAPSHOT_OVERHEAD)
+                last = now
+            if now - t0 >= seconds:
+                break
+        return steps / (time.perf_counter() - t0)
+
+
+def bench_lockstep(quick: bool, device: str) -> list[Row]:
+    """Two runs in lockstep cost at most twice one run (issue 9): each run's steps/s × 2 ÷ the
+    steps/s of a single run, both driven as the engine drives them, in alternating windows."""
+    from .hparams import HParams
+
+    h = HParams(dataset="digits", hidden=(512, 512), train_size=1000, batch_size=64, dropout=0.5,
+                optimizer="adam", decay_mode="decoupled", weight_decay=0.01, lr=1e-3)
+    secs, rounds = (0.75, 6) if quick else (1.5, 12)
+    one = _Lockstep({"A": h}, device)
+    two = _Lockstep({"A": h, "B": h.replace(weight_decay=0.1)}, device)
+    r1, r2 = _interleaved(lambda: one.rate(secs), lambda: two.rate(secs), rounds)
+    ratio = r2 * 2 / r1
+    return [
+        {"name": "one run (a Comparison of one), 64-512-512-10 digits", "value": r1,
+         "unit": "steps/s", "target": "", "ok": None},
+        {"name": "2 runs in lockstep (λ 0.01 vs 0.1), each", "value": r2, "unit": "steps/s",
+         "target": "", "ok": None},
+        {"name": "2 runs in lockstep: steps/s × 2 ÷ one run's", "value": ratio, "unit": "×",
+         "target": "≥ 0.95", "ok": ratio >= 0.95},
+    ]
+
+
 def bench_histograms(quick: bool, device: str) -> list[Row]:
     """Histogram cost per snapshot must not grow with λ (TensorBoard's did: pytorch #43328)."""
     from .hparams import HParams
@@ -553,7 +612,7 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="",
-                   help="comma-separated sections: engine,hist,landscape,jobs,cli,dropout,gui")
+                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,dropout,gui")
     p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                    help="run the live app this long, reporting RSS and frame rate over time")
     args = p.parse_args(argv)
@@ -570,12 +629,13 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
             return 2
         return soak(args.soak, device)
     sections = (set(filter(None, args.only.split(",")))
-                or {"engine", "hist", "landscape", "jobs", "cli", "dropout", "gui"})
+                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "dropout", "gui"})
     rows: list[Row] = []
     print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
-    for name, fn in (("engine", bench_engine_speed), ("hist", bench_histograms),
-                     ("landscape", bench_landscape), ("jobs", bench_snapshot_gap),
-                     ("cli", bench_cli_threads), ("dropout", bench_dropout)):
+    for name, fn in (("engine", bench_engine_speed), ("lockstep", bench_lockstep),
+                     ("hist", bench_histograms), ("landscape", bench_landscape),
+                     ("jobs", bench_snapshot_gap), ("cli", bench_cli_threads),
+                     ("dropout", bench_dropout)):
         if name in sections:
             section = fn(args.quick, device)
             rows += section

@@ -1,16 +1,34 @@
-"""The engine: a message loop around a Trainer (commands in, snapshots out).
+"""The engine: a message loop around a Comparison of runs (commands in, snapshots out).
 
 It runs unchanged in a thread (queue.Queue) or in a child process (multiprocessing queues): a child
 process keeps the training loop from sharing the GUI's interpreter lock, which on a 2-core machine
 was the difference between 0.28× and ~1.0× of the bare loop's speed.
 
+The engine always hosts a regsim.comparison.Comparison; a single run is a Comparison of one (named
+"A"). Run/pause/step act on every run (lockstep). Commands that concern one run take a "run" name;
+without it they go to the *selected* run (the one the controls edit; the first unless "select"ed),
+so the un-addressed forms of a single-run engine keep their meaning.
+
 Commands are tuples (name, payload):
-    ("run", None) ("pause", None) ("step", n) ("update", {field: value}) ("reset", hparams_dict|None)
-    ("snapshot", None) ("rate", hz) ("stop", None)
+    ("run", None) ("pause", None) ("step", n) ("snapshot", None) ("rate", hz) ("stop", None)
+    ("update", {field: value})  or  ("update", {"run": name, "changes": {field: value}})
+    ("reset", hparams_dict|None)  the selected run gets the settings; every run restarts at step 0
+    ("reset", {"run": name, "hparams": hparams_dict})   the same for the named run
+    ("reset", {"runs": {name: hparams_dict, ...}})      a new set of runs (a lesson's), at step 0
+    ("add_run", {"name": str|None, "from": name|None, "hparams": dict|None})
+        "from" (default: the selected run) → a copy of that run at its step, with the live settings
+        of "hparams" queued; "from": None → a fresh run built from "hparams" at step 0
+    ("remove_run", name) ("rename_run", {"old": name, "new": name}) ("select", name)
+    ("measure", [part, ...])   the heavy snapshot parts to measure from now on (regsim.snapshot.PARTS;
+                               all until asked), for every run: the window sends what its visible
+                               panel draws
     ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
     ("cancel", id)
 Messages out are tuples (kind, payload):
-    ("ready", {"device": name}) ("snapshot", Snapshot)
+    ("ready", {"device": name, "runs": [names], "selected": name})
+    ("snapshot", Snapshot)        while the comparison holds one run (as a single-run engine did)
+    ("snapshots", RunSnapshots)   with two or more: one message, every run after the same chunk
+    ("runs", {"runs": [names], "selected": name})   the run set or the selection changed
     ("job", JobEvent)      an analysis job's lifecycle (regsim.analyses.jobs): started, progress,
                            partial, then result, failed or cancelled
     ("invalid", message)   a rejected command; nothing changed
@@ -34,9 +52,22 @@ CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's
 SNAPSHOT_OVERHEAD = 0.02  # share of training time the heavy snapshot parts may take (≥ 0.97× speed)
 # Analysis jobs run between training chunks in slices of this budget (plus at most one yield of the
 # analysis): while a job runs it gets about two thirds of the loop and training a third, and the
-# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench`,
-# row "max gap between snapshots while a 51×51 landscape computes"): see regsim/bench.py.
+# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench
+# --only jobs`, 2-64-64-2 moons net, a shared 2-core machine): the worst gap between snapshots
+# while a 51×51 landscape computes was 56–96 ms, against 590–950 ms with the job in one piece.
 JOB_SLICE_S = 0.016
+
+
+def chunk_steps(chunk: int, dt: float, runs: int = 1) -> int:
+    """The next chunk's steps per run, so each run's part of a chunk takes ~CHUNK_SECONDS (a
+    lockstep chunk of N runs takes N × that: commands are seen within ~8 ms per run, 32 ms at
+    four). Each run then takes the same steps per Trainer.step call as it would alone, with the
+    same per-call cost (one host sync) and its weights hot in cache for as many steps: sizing
+    the whole chunk to 8 ms instead gave each of 2 runs half the steps per call. `dt`: how long
+    the last chunk of `chunk` steps per run took."""
+    if dt <= 0:
+        return chunk
+    return max(1, min(10_000, int(chunk * CHUNK_SECONDS * max(1, runs) / dt + 0.5)))
 
 
 def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = "auto",
@@ -48,12 +79,14 @@ def engine_main(commands: Any, out: Any, hparams: dict | HParams, device: str = 
 
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
-        from .trainer import Trainer, device_name
+        from .comparison import Comparison
+        from .trainer import device_name
 
         h = hparams if isinstance(hparams, HParams) else HParams.from_dict(hparams)
-        trainer = Trainer(h, device)
-        out.put(("ready", {"device": device_name(trainer.device)}))
-        loop = _Loop(trainer, commands, out, snapshot_hz, parent_pid)
+        comparison = Comparison({"A": h}, device)
+        out.put(("ready", {"device": device_name(comparison.trainer("A").device), "runs": ["A"],
+                           "selected": "A"}))
+        loop = _Loop(comparison, commands, out, snapshot_hz, parent_pid)
         loop.run()
         if loop.orphaned:
             # Nobody reads our queue any more: don't let its feeder thread block our exit on a
@@ -89,10 +122,12 @@ def _exit_child(out: Any) -> None:
 
 
 class _Loop:
-    def __init__(self, trainer: Any, commands: Any, out: Any, hz: float, parent_pid: int = 0) -> None:
+    def __init__(self, comparison: Any, commands: Any, out: Any, hz: float,
+                 parent_pid: int = 0) -> None:
         from .analyses.jobs import JobRunner
 
-        self.trainer = trainer
+        self.comparison = comparison
+        self.selected = comparison.names[0]  # the run un-addressed commands go to
         self.commands = commands
         self.out = out
         self.period = 1.0 / hz
@@ -105,6 +140,12 @@ class _Loop:
         self.last_parent_check = time.monotonic()
         self.orphaned = False
         self.next_trim = time.perf_counter() + TRIM_EVERY_S
+        self.parts: Any = None  # the snapshot parts to measure (None = all)
+
+    @property
+    def trainer(self) -> Any:
+        """The selected run's Trainer."""
+        return self.comparison.trainer(self.selected)
 
     def parent_gone(self) -> bool:
         """True once the process that started us has died (we were re-parented)."""
@@ -159,47 +200,52 @@ class _Loop:
                 return
 
     def handle(self, name: str, payload: Any) -> None:
-        t = self.trainer
+        c = self.comparison
         try:
             if name == "stop":
                 self.stop = True
             elif name == "run":
-                t.resume()
-                self.running = t.status != "diverged"
-                t.status = "running"
+                c.resume()
+                self.running = True
+                self.set_status("running")
             elif name == "pause":
                 self.running = False
-                if t.status != "diverged":
-                    t.status = "paused"
+                self.set_status("paused")
                 self.send_snapshot()
             elif name == "step":
                 self.running = False
-                t.resume()
-                t.step(int(payload or 1))
-                if t.status != "diverged":
-                    t.status = "paused"
+                c.resume()
+                c.step(int(payload or 1))
+                self.set_status("paused")
                 self.send_snapshot()
             elif name == "update":
-                t.update(**payload)
+                run, changes = self.addressed(payload, "changes")
+                c.update(run, **changes)
                 if not self.running:
                     self.send_snapshot()
             elif name == "reset":
-                new = HParams.from_dict(payload) if payload else None
-                self.send_jobs(self.jobs.cancel_run(None, "the run was reset"))
-                t.reset(new)
-                self.running = False
-                t.status = "paused"
-                self.send_snapshot()
+                self.reset(payload)
+            elif name in ("add_run", "remove_run", "rename_run", "select"):
+                self.edit_runs(name, payload)
             elif name == "analyze":
-                # One trainer for now: the payload's "run" is carried into the events, not used
-                # to pick a trainer. Validation failures come back as a "failed" job event.
+                # The job analyses the run named in the payload ("": the selected run); its events
+                # carry the name as given. Validation failures come back as a "failed" job event.
                 job = payload if isinstance(payload, dict) else {}
-                self.send_jobs(self.jobs.submit(job.get("id"), job.get("run", ""),
-                                                job.get("analysis"), job.get("params"), t.view))
+                run = str(job.get("run") or "")
+                view = c.trainer(run or self.selected).view
+                self.send_jobs(self.jobs.submit(job.get("id"), run, job.get("analysis"),
+                                                job.get("params"), view))
             elif name == "cancel":
                 self.send_jobs(self.jobs.cancel(str(payload)))
             elif name == "snapshot":
                 self.send_snapshot()
+            elif name == "measure":
+                from .snapshot import check_parts
+
+                parts = check_parts(payload)
+                if parts != self.parts:
+                    self.parts = parts
+                    self.send_snapshot()  # the panel just shown gets its parts now, not next frame
             elif name == "rate":
                 self.period = 1.0 / max(0.1, float(payload))
             else:
@@ -208,15 +254,87 @@ class _Loop:
             self.out.put(("invalid", str(e)))
             self.send_snapshot()
 
+    # ------------------------------------------------------------------------------- runs
+    def addressed(self, payload: Any, key: str) -> tuple[str, Any]:
+        """(run, value) of a command that may name its run: {"run": name, key: value}, or the
+        bare value for the selected run."""
+        if isinstance(payload, dict) and key in payload and set(payload) <= {"run", key}:
+            run = payload.get("run") or self.selected
+            self.comparison.trainer(run)  # an unknown name: a ValueError naming the runs
+            return run, payload[key]
+        return self.selected, payload
+
+    def set_status(self, status: str) -> None:
+        """Every run's status, except a diverged run's (it waits for "run" to resume it)."""
+        for t in self.comparison.trainers.values():
+            if t.status != "diverged":
+                t.status = status
+
+    def reset(self, payload: Any) -> None:
+        """Every run restarts at step 0 (lockstep from the start), with new settings for one run
+        or a whole new set of runs. Invalid settings change nothing."""
+        c = self.comparison
+        if isinstance(payload, dict) and set(payload) == {"runs"}:
+            runs = {str(n): HParams.from_dict(d or {}) for n, d in dict(payload["runs"]).items()}
+            from .comparison import Comparison
+
+            new = Comparison(runs, c.device)  # validated and built before the old one goes
+            self.send_jobs(self.jobs.cancel_run(None, "the runs were replaced"))
+            self.comparison = new
+            self.selected = new.names[0]
+            self.send_runs()
+        else:
+            run, hp = self.addressed(payload, "hparams")
+            new_h = {run: HParams.from_dict(hp)} if hp else None
+            self.send_jobs(self.jobs.cancel_run(None, "the run was reset"))
+            c.reset(new_h)
+        self.running = False
+        self.set_status("paused")
+        self.send_snapshot()
+
+    def edit_runs(self, name: str, payload: Any) -> None:
+        """add_run / remove_run / rename_run / select; then the new run set goes out."""
+        c = self.comparison
+        if name == "add_run":
+            spec = payload if isinstance(payload, dict) else {}
+            hp = spec.get("hparams")
+            source = spec["from"] if "from" in spec else self.selected
+            base = c.trainer(self.selected if source is None else source).hparams
+            hparams = HParams.from_dict(hp, base=base) if hp else None
+            added = c.add(spec.get("name"), hparams, source=source)
+            t = c.trainer(added)
+            t.status = "running" if self.running else "paused"
+        elif name == "remove_run":
+            run = str(payload)
+            c.remove(run)
+            self.send_jobs(self.jobs.cancel_run(run, "the run was removed"))
+            if run == self.selected:
+                self.send_jobs(self.jobs.cancel_run("", "the run was removed"))
+                self.selected = c.names[0]
+        elif name == "rename_run":
+            spec = payload if isinstance(payload, dict) else {}
+            old = spec.get("old")
+            new = c.rename(old, spec.get("new"))
+            if old == self.selected:
+                self.selected = new
+        else:
+            c.trainer(payload)
+            self.selected = payload
+        self.send_runs()
+        self.send_snapshot()
+
+    def send_runs(self) -> None:
+        self.out.put(("runs", {"runs": list(self.comparison.names), "selected": self.selected}))
+
     def train_chunk(self) -> None:
+        c = self.comparison
         t0 = time.perf_counter()
-        self.trainer.step(self.chunk)
-        dt = time.perf_counter() - t0
-        # Size chunks so one takes ~CHUNK_SECONDS: commands are seen within that time.
-        if dt > 0:
-            self.chunk = max(1, min(10_000, int(self.chunk * CHUNK_SECONDS / dt + 0.5)))
-        if self.trainer.status == "diverged":
+        c.step(self.chunk)
+        self.chunk = chunk_steps(self.chunk, time.perf_counter() - t0, len(c.trainers))
+        if any(t.status == "diverged" for t in c.trainers.values()):
+            # One run blew up: all stop, so the banner names it while the others wait in step.
             self.running = False
+            self.set_status("paused")
             self.send_snapshot()
 
     def send_jobs(self, events: list) -> None:
@@ -226,4 +344,10 @@ class _Loop:
                 release_freed_memory()  # a landscape's grid buffers are tens of MB
 
     def send_snapshot(self) -> None:
-        self.out.put(("snapshot", self.trainer.snapshot(SNAPSHOT_OVERHEAD)))
+        from .runs import RunSnapshots
+
+        snaps = self.comparison.snapshots(SNAPSHOT_OVERHEAD, parts=self.parts)
+        if len(snaps) == 1:
+            self.out.put(("snapshot", snaps[self.selected]))
+        else:
+            self.out.put(("snapshots", RunSnapshots(snaps, self.selected)))

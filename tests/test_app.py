@@ -64,7 +64,9 @@ def test_slider_change_reaches_engine_next_snapshot(qtbot, window) -> None:
     events = [t for _, t in window.history.events]
     assert any(t.startswith("λ 0.001 → 1") for t in events)
     assert "λ 0.001 → 1" in window.statusBar().currentMessage() or window.history.events
-    # p from its labelled slider
+    # p from its labelled slider; masks are measured while the dropout panel shows
+    window.tabs.setCurrentIndex([s.key for s in window.nav.specs].index("dropout"))
+    qtbot.waitUntil(lambda: "masks" in window.latest.measured, timeout=10_000)
     window.controls.dropout.setValue(0.7)
     qtbot.waitUntil(lambda: window.latest.hparams.dropout == 0.7, timeout=10_000)
     kept = window.latest.dropout_masks[1].mean()

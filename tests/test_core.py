@@ -370,20 +370,24 @@ def test_histogram_range_follows_shrinking_weights() -> None:
 
 
 def test_dropout_lowers_generalization_gap_on_digits() -> None:
-    """The original recipe's setting (SGD + momentum, 256-256) on 300 real digits, same budget.
+    """The original recipe's setting (SGD + momentum, 256-256, dropout 0.5 on hidden units and 0.2
+    on the inputs) on 300 real digits, same budget.
 
-    Measured here: gap 0.188 → 0.168 (seed 0) and 0.259 → 0.204 (seed 1) at 1000 steps.
+    Measured here at 1000 steps, gap p = 0 → recipe: 0.188 → 0.124 (seed 0), 0.259 → 0.141 (1),
+    0.210 → 0.137 (2), 0.215 → 0.138 (3). Hidden dropout alone closed it only 2–16 % (0.188 →
+    0.184 at seed 0), so weakly that the result hung on the mask stream: the per-run streams of
+    issue 9 (regsim/models.py) moved seed 0 from just under the old 0.95 bound to just over.
     """
     for seed in (0, 1):
         gaps = {}
         for p in (0.0, 0.5):
             t = Trainer(HParams(dataset="digits", train_size=300, hidden=(256, 256), dropout=p,
-                                optimizer="momentum", momentum=0.9, lr=0.05, batch_size=32,
-                                seed=seed), device="cpu")
+                                input_dropout=0.4 * p, optimizer="momentum", momentum=0.9, lr=0.05,
+                                batch_size=32, seed=seed), device="cpu")
             t.step(1000)
             s = t.snapshot()
             gaps[p] = s.val_loss - s.train_loss
-        assert gaps[0.5] < 0.95 * gaps[0.0], (seed, gaps)
+        assert gaps[0.5] < 0.8 * gaps[0.0], (seed, gaps)
 
 
 # ------------------------------------------------------------------------------------ presets

@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal
 
 from regsim.engine import engine_main
 from regsim.hparams import HParams
+from regsim.runs import RunSnapshots
 from regsim.threads import engine_threads  # the one thread policy, shared with the CLI
 
 POLL_MS = 10  # how often the GUI drains a thread engine's queue (a process's pipe is watched)
@@ -39,8 +40,12 @@ STOP_TIMEOUT = 0.8
 
 
 class EngineClient(QObject):
-    ready = Signal(dict)  # {"device": name}
-    snapshot = Signal(object)  # regsim.snapshot.Snapshot
+    ready = Signal(dict)  # {"device": name, "runs": [names], "selected": name}
+    snapshot = Signal(object)  # regsim.snapshot.Snapshot of the selected run
+    # regsim.runs.RunSnapshots: every run's snapshot of one tick (also for a single run), emitted
+    # just before `snapshot`
+    snapshots = Signal(object)
+    runs_changed = Signal(dict)  # {"runs": [names], "selected": name}: the run set changed
     job = Signal(object)  # regsim.analyses.jobs.JobEvent: an analysis job's progress or result
     invalid = Signal(str)  # a rejected command: the message names the field and range
     died = Signal(str)  # the engine failed or its process vanished; restart() brings it back
@@ -67,6 +72,8 @@ class EngineClient(QObject):
         self._timer.timeout.connect(self._poll)
         self._notifiers: list[QSocketNotifier] = []  # process mode: the queue's pipe and the sentinel
         self._job_ids = itertools.count(1)
+        self.run_names: list[str] = ["A"]  # the engine's runs, in order (its "runs" messages)
+        self.selected = "A"  # the run un-addressed commands edit
 
     # ------------------------------------------------------------------------------- lifecycle
     def start(self, hparams: HParams) -> None:
@@ -74,6 +81,7 @@ class EngineClient(QObject):
         if self._worker is not None:
             self.close()
         self.hparams = hparams
+        self.run_names, self.selected = ["A"], "A"  # a new engine hosts one run, "A"
         self._closing = False
         args = (hparams.to_dict(), self.device, self.snapshot_hz, engine_threads(self.torch_threads))
         if self.mode == "process":
@@ -185,13 +193,40 @@ class EngineClient(QObject):
     def step(self, n: int = 1) -> None:
         self.send("step", int(n))
 
-    def update(self, **changes: Any) -> None:
-        self.send("update", changes)
+    def update(self, run: str | None = None, **changes: Any) -> None:
+        """Live setting changes for run `run` (None: the selected run), at its next step."""
+        self.send("update", changes if run is None else {"run": run, "changes": changes})
 
-    def reset(self, hparams: HParams | None = None) -> None:
-        if hparams is not None:
+    def reset(self, hparams: HParams | None = None, run: str | None = None) -> None:
+        """Every run restarts at step 0; `hparams` (if given) for run `run` (None: selected)."""
+        if hparams is not None and (run is None or run == self.selected):
             self.hparams = hparams
-        self.send("reset", hparams.to_dict() if hparams is not None else None)
+        data = hparams.to_dict() if hparams is not None else None
+        self.send("reset", data if run is None else {"run": run, "hparams": data})
+
+    def reset_runs(self, runs: dict[str, HParams]) -> None:
+        """Replace the runs by these (a lesson's comparison), all at step 0."""
+        self.send("reset", {"runs": {name: h.to_dict() for name, h in runs.items()}})
+
+    def add_run(self, name: str | None = None, source: str | None = "",
+                hparams: HParams | None = None) -> None:
+        """Add a run: a copy of `source` ("" = the selected run) at its current step, or with
+        `source=None` a fresh run from `hparams` at step 0 (see regsim.engine)."""
+        spec: dict[str, Any] = {"name": name}
+        if source != "":
+            spec["from"] = source
+        if hparams is not None:
+            spec["hparams"] = hparams.to_dict()
+        self.send("add_run", spec)
+
+    def remove_run(self, name: str) -> None:
+        self.send("remove_run", name)
+
+    def rename_run(self, old: str, new: str) -> None:
+        self.send("rename_run", {"old": old, "new": new})
+
+    def select_run(self, name: str) -> None:
+        self.send("select", name)
 
     def analyze(self, analysis: str, params: dict | None = None, job_id: str | None = None,
                 run: str = "") -> str:
@@ -224,12 +259,18 @@ class EngineClient(QObject):
             self._report_death(f"the engine process ended unexpectedly (exit code {code})")
 
     def _dispatch(self, kind: str, payload: Any) -> None:
-        if kind == "snapshot":
-            self.hparams = payload.hparams
-            self.snapshot.emit(payload)
+        if kind == "snapshot":  # a comparison of one
+            self._emit_snapshots(RunSnapshots({self.run_names[0]: payload}, self.run_names[0]))
+        elif kind == "snapshots":
+            self._emit_snapshots(payload)
+        elif kind == "runs":
+            self.run_names, self.selected = list(payload["runs"]), payload["selected"]
+            self.runs_changed.emit(payload)
         elif kind == "job":
             self.job.emit(payload)
         elif kind == "ready":
+            self.run_names = list(payload.get("runs", ["A"]))
+            self.selected = payload.get("selected", self.run_names[0])
             self.ready.emit(payload)
         elif kind == "invalid":
             self.invalid.emit(str(payload))
@@ -239,6 +280,16 @@ class EngineClient(QObject):
             self._alive = False
             self._stop_watching()
             self.stopped.emit()
+
+    def _emit_snapshots(self, runs: RunSnapshots) -> None:
+        if set(runs.runs) != set(self.run_names) or runs.selected != self.selected:
+            # A snapshot sent before a "runs" message we have not read yet cannot happen (the
+            # engine sends "runs" first); one naming other runs is stale: trust what it says.
+            self.run_names, self.selected = list(runs.runs), runs.selected
+        current = runs.current
+        self.hparams = current.hparams
+        self.snapshots.emit(runs)
+        self.snapshot.emit(current)
 
     def _report_death(self, message: str) -> None:
         if self._closing:

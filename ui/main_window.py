@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.tabs = self.nav.tabs
         self._panels: list[Panel | None] = [None] * len(PANELS)
         self._last_landscape: LandscapeResult | None = None
+        self._measuring: frozenset[str] | None = None  # the snapshot parts last asked of the engine
         self.tabs.currentChanged.connect(self._tab_changed)
         self.banner = Banner()
         central = QWidget()
@@ -357,6 +358,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:
         self.controls.device_label.setText(f"device: {info.get('device', '?')}")
+        self._measuring = None  # a new engine measures everything until told
+        self._send_measure()
         if self.engine_running or self._intent:
             self._clear_ready_message()
             return
@@ -510,7 +513,20 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, index: int) -> None:
         self._panel(index)
+        self._send_measure()
         self._mark_dirty()
+
+    def measured_parts(self) -> frozenset[str]:
+        """The heavy snapshot parts the engine measures for this window: what the visible panel
+        draws (its registry `needs`), and "eval" always, for the losses in the status line and
+        the curves' history."""
+        return PANELS[self.tabs.currentIndex()].needs | {"eval"}
+
+    def _send_measure(self) -> None:
+        parts = self.measured_parts()
+        if parts != self._measuring and self.client.alive:
+            self._measuring = parts
+            self.client.send("measure", sorted(parts))
 
     # ------------------------------------------------------------------------------- settings
     def _restore_settings(self) -> None:

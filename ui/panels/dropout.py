@@ -277,6 +277,10 @@ class DropoutPanel(Panel):
         snap = self.snapshot
         if snap is None or (snap is self._drawn and not self._dirty):
             return
+        if "masks" not in snap.measured:  # the engine measures them only while this panel shows
+            self._clear("masks are measured while this panel is shown…")
+            self._drawn, self._dirty = snap, False
+            return
         self._sync_sites(snap)
         self._draw_network(snap)
         self._draw_masks(snap)
@@ -288,6 +292,10 @@ class DropoutPanel(Panel):
     def reset(self) -> None:
         """Forget the run: empty every item so nothing stale is shown for the next one."""
         super().reset()
+        self._clear("waiting for the first snapshot…")
+
+    def _clear(self, message: str) -> None:
+        """Empty every item and say why (`message`)."""
         self._drawn = None
         self._dirty = True
         self.neurons.setData([], [])
@@ -302,11 +310,11 @@ class DropoutPanel(Panel):
         self.bar_dropped.setData([], [])
         self.bar_scale.reset()
         self._scale_key = None
-        self._show_bars_empty("waiting for the first snapshot…")
+        self._show_bars_empty(message)
         for image in self.mask_images:
             image.clear()
         self.mask_captions = []
-        self.status_label.setText("waiting for the first snapshot…")
+        self.status_label.setText(message)
         self.explain_label.setText("")
 
     def apply_theme(self, theme: Theme) -> None:
@@ -609,7 +617,7 @@ class DropoutPanel(Panel):
         if not train:
             # What inference computes for this example: no mask anywhere upstream either (the
             # trainer's eval forward); y = h. Older snapshots lack it: then the training h.
-            inference = snap.extra.get("activation_inference", ())
+            inference = snap.activation_inference
             h = (np.asarray(inference[i], dtype=np.float64).ravel()[:n]
                  if i < len(inference) and np.asarray(inference[i]).size >= n else pre)
             pre, post = h, h.copy()

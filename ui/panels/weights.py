@@ -192,7 +192,11 @@ class WeightsPanel(Panel):
         empty = len(self.history) == 0
         show_empty(self.norm_plot, empty, theme=self.theme)
         show_empty(self.band_plot, empty, y=(-1.0, 1.0), hint="")
-        show_empty(self.hist_plot, snap is None, x=(-1.0, 1.0), y=(0.0, 1.0), hint="",
+        # Histograms are measured only while this panel shows (Snapshot.measured): until they
+        # come, an empty plot rather than the last ones measured.
+        no_hist = snap is None or "histograms" not in snap.measured or not snap.weight_hist
+        show_empty(self.hist_plot, no_hist, x=(-1.0, 1.0), y=(0.0, 1.0),
+                   hint="" if snap is None else "histograms are measured while this panel shows",
                    theme=self.theme)
         if snap is None:
             self._fixed_range = None
@@ -285,6 +289,10 @@ class WeightsPanel(Panel):
         """Each layer's histogram; on the fixed axis, the counts binned over the locked range."""
         n = len(self._names)
         if snap is None or not n:
+            return
+        if "histograms" not in snap.measured or len(snap.weight_hist) < n:
+            for item in self.hist_items:
+                item.setData([], [])
             return
         density = self.density.isChecked()
         fixed = self.fixed_axis.isChecked() and len(snap.weight_hist_fixed) >= n
