@@ -498,8 +498,11 @@ def _naive_mc(model, x, T: int) -> float:
 
     model.train()
     t0 = time.perf_counter()
-    with torch.random.fork_rng(), torch.no_grad():
-        outs = [model(x) for _ in range(T)]
+    with torch.no_grad():
+        outs = []
+        for t in range(T):
+            model.seed_dropout(0, t)  # pass t's masks from the network's own (seed, step) stream
+            outs.append(model(x))
         torch.stack(outs).mean(0)
     model.eval()
     return time.perf_counter() - t0
@@ -511,8 +514,12 @@ def _naive_calibration(model, x, y, T: int, bins: int) -> float:
 
     t0 = time.perf_counter()
     model.train()
-    with torch.random.fork_rng(), torch.no_grad():
-        mc = torch.stack([torch.softmax(model(x), 1) for _ in range(T)]).mean(0).numpy()
+    with torch.no_grad():
+        probs_t = []
+        for t in range(T):
+            model.seed_dropout(0, t)
+            probs_t.append(torch.softmax(model(x), 1))
+        mc = torch.stack(probs_t).mean(0).numpy()
     model.eval()
     with torch.no_grad():
         det = torch.softmax(model(x), 1).numpy()
