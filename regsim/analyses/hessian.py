@@ -149,7 +149,7 @@ def _tridiagonal_eigh(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, 
 
 
 def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, max_iter: int, tol: float,
-            generator: torch.Generator, device: Any = "cpu", check_every: int = 1,
+            generator: torch.Generator, device: Any = "cpu", check_every: int = 0,
             start: torch.Tensor | None = None
             ) -> Generator[int, None, tuple[np.ndarray, torch.Tensor, np.ndarray, int, bool]]:
     """Top-k eigen-pairs of the symmetric operator `hvp` on ℝⁿ by Lanczos with full
@@ -163,12 +163,20 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, max_ite
 
     k = min(k, n)
     m_max = min(n, max(k, max_iter))
+    # Tₘ's eigen-decomposition checks convergence; every step for small k, every k/5 steps beyond
+    # (0.7 ms at m = 80 vs ~0.5 ms for a product on 2-64-64-2: at most k/5 − 1 extra products).
+    check_every = check_every or max(1, k // 5)
     V = torch.zeros(m_max, n, dtype=torch.float64, device=device)  # (m, n) orthonormal rows
     alphas, betas = np.zeros(m_max), np.zeros(m_max)
 
     def orthogonalize(w: torch.Tensor, j: int) -> torch.Tensor:
-        for _ in range(2):  # "twice is enough" (Kahan, Parlett)
-            w = w - V[:j].T @ (V[:j] @ w)
+        """w − VⱼᵀVⱼw, a second pass only when the first removed most of w (the DGKS criterion,
+        ‖w′‖ < 0.7‖w‖; "twice is enough", Parlett). Written (Vw)V, not Vᵀ(Vw): the transposed
+        matvec took 0.5 ms vs 0.13 ms at (60, 4482), one thread."""
+        before = float(w.norm())
+        w = w - (V[:j] @ w) @ V[:j]
+        if float(w.norm()) < 0.7 * before:
+            w = w - (V[:j] @ w) @ V[:j]
         return w
 
     def fresh(j: int) -> torch.Tensor:
@@ -189,13 +197,16 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, max_ite
         w = hvp(v).to(torch.float64)
         a = float(w @ v)
         alphas[j] = a
+        w = w - a * v  # the three-term recurrence first, then the full reorthogonalization
+        if j > 0:
+            w = w - betas[j - 1] * V[j - 1]
         w = orthogonalize(w, j + 1)
         b = float(w.norm())
         m = j + 1
         yield m
         scale = max(abs(a), float(np.abs(alphas[:m]).max()), 1e-30)
         breakdown = b <= 1e-10 * scale
-        if m >= k and (m == m_max or (not breakdown and m % check_every == 0)):
+        if m >= k and (m == m_max or (not breakdown and (m - k) % check_every == 0)):
             theta, S = _tridiagonal_eigh(alphas[:m], betas[:m - 1])
             resid = np.abs(b * S[-1, ::-1][:k])
             scale = max(float(np.abs(theta).max()), 1e-30)
