@@ -1,0 +1,226 @@
+"""The (lr × λ) sweep: Loshchilov & Hutter (2019) Fig. 2 at small scale.
+
+Every cell is a short training run of the base settings with one (variant, lr, λ, seed); its result
+is the final validation error (1 − accuracy; the validation loss for regression). The paper's finding
+is about the *shape* of the grid: with L2 (SGD+L2, Adam+L2) the best λ moves as lr moves (for SGD
+lr·λ ≈ constant, a diagonal valley), with decoupled decay (SGDW, AdamW in the paper's form) the best
+λ stays put (a vertical/horizontal valley), so lr and λ can be tuned separately. PyTorch's AdamW
+multiplies λ by lr, so its valley is diagonal again; the paper's η_t·λ removes that.
+
+What a small grid can and cannot show: seeds give a spread per cell (`std`); a best cell that beats
+its neighbours by less than their standard error is noise, not an effect (`SweepGrid.resolved`).
+
+`run_sweep` is a generator that yields the partial grid after every cell, so it can run as a
+background job that fills a heatmap in. Each cell is `Trainer(h).step(steps)`: the same run as
+training it alone (the test checks it). Batching the cells with torch.func.vmap was measured against
+this (see `bench_optim` in regsim/bench.py and the report in the commit log) and is not used here:
+on this machine's one free thread it did not win (the issue's 1.5× needs 2 idle cores).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .files import atomic_write_json, atomic_write_text
+from .hparams import HParams
+
+# variant slug → (display name, settings it implies). The paper's SGD is SGD with momentum 0.9.
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "sgd-l2": ("SGD+L2", dict(optimizer="momentum", decay_mode="l2")),
+    "sgdw": ("SGDW", dict(optimizer="momentum", decay_mode="decoupled")),
+    "sgdw-paper": ("SGDW (paper)", dict(optimizer="momentum", decay_mode="decoupled_paper")),
+    "adam-l2": ("Adam+L2", dict(optimizer="adam", decay_mode="l2")),
+    "adamw": ("AdamW", dict(optimizer="adam", decay_mode="decoupled")),
+    "adamw-paper": ("AdamW (paper)", dict(optimizer="adam", decay_mode="decoupled_paper")),
+}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to sweep."""
+
+    base: HParams  # everything but the swept settings (a preset plus --set overrides)
+    lrs: tuple[float, ...]  # the lr axis
+    decays: tuple[float, ...]  # the λ axis (for the paper variants: the λ of η_t·λ)
+    variants: tuple[str, ...] = ("adam-l2", "adamw", "adamw-paper")  # VARIANTS slugs
+    seeds: tuple[int, ...] = (0,)  # each cell is trained once per seed (the spread)
+    steps: int = 300  # optimizer steps per run
+
+    def __post_init__(self) -> None:
+        for name in ("lrs", "decays", "variants", "seeds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad:
+            raise ValueError(f"variants: {bad[0]!r} is not allowed; choose from: {', '.join(VARIANTS)}")
+        for name in ("lrs", "decays", "variants", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: give at least one value")
+        if not 1 <= self.steps <= 10_000_000:
+            raise ValueError(f"steps = {self.steps} is out of range; allowed: [1, 10000000]")
+        for lr, lam, seed in ((lr, lam, s) for lr in self.lrs for lam in self.decays for s in self.seeds):
+            self.cell_hparams(self.variants[0], lr, lam, seed)  # validates every value once, up front
+
+    def cell_hparams(self, variant: str, lr: float, lam: float, seed: int) -> HParams:
+        """The settings of one cell: a ValueError names the field and its range (lr, weight_decay…)."""
+        return self.base.replace(lr=float(lr), weight_decay=float(lam), seed=int(seed),
+                                 **VARIANTS[variant][1])
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return len(self.variants), len(self.lrs), len(self.decays), len(self.seeds)
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The grid so far: NaN where a cell has not been trained yet."""
+
+    spec: SweepSpec
+    error: np.ndarray  # (V, L, D, S) final validation error per variant, lr, λ, seed
+    diverged: np.ndarray  # (V, L, D, S) bool: the run diverged (its error is the restored weights')
+    done: int  # cells × seeds trained so far
+    seconds: float  # wall time so far
+    total: int = field(init=False)  # cells × seeds in all
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", int(np.prod(self.spec.shape)))
+
+    def mean(self) -> np.ndarray:
+        """(V, L, D) mean error over the seeds trained so far (NaN where none)."""
+        with np.errstate(invalid="ignore"):
+            return _nanmean(self.error, axis=3)
+
+    def std(self) -> np.ndarray:
+        """(V, L, D) standard deviation over seeds (ddof=1; NaN with fewer than two)."""
+        n = np.sum(~np.isnan(self.error), axis=3)
+        out = np.full(n.shape, np.nan)
+        ok = n >= 2
+        if ok.any():
+            e = self.error[ok]
+            out[ok] = np.array([np.std(r[~np.isnan(r)], ddof=1) for r in e])
+        return out
+
+    def best_decay_per_lr(self) -> np.ndarray:
+        """(V, L) index of the λ with the lowest mean error at each lr (-1 where nothing is done)."""
+        m = self.mean()
+        filled = np.where(np.isnan(m), np.inf, m)
+        best = np.argmin(filled, axis=2)
+        return np.where(np.isinf(filled.min(axis=2)), -1, best)
+
+    def top(self, k: int = 10) -> list[list[tuple[int, int]]]:
+        """Per variant, the (lr index, λ index) of the k lowest-error cells, best first."""
+        out = []
+        for m in self.mean():
+            flat = np.where(np.isnan(m), np.inf, m).ravel()
+            order = [int(i) for i in np.argsort(flat, kind="stable") if np.isfinite(flat[i])][:k]
+            out.append([divmod(i, m.shape[1]) for i in order])
+        return out
+
+    def resolved(self) -> np.ndarray:
+        """(V,) True where the best cell beats the runner-up by more than one standard error of their
+        difference: only then is "the best λ" more than seed noise."""
+        m, s, n = self.mean(), self.std(), len(self.spec.seeds)
+        out = np.zeros(len(self.spec.variants), dtype=bool)
+        for v, ranked in enumerate(self.top(2)):
+            if len(ranked) == 2 and n >= 2:
+                (a, b) = ranked
+                se = math.sqrt((s[v][a] ** 2 + s[v][b] ** 2) / n)
+                out[v] = bool(m[v][b] - m[v][a] > se)
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per trained run, for the CSV."""
+        sp, out = self.spec, []
+        for (v, i, j, s), e in np.ndenumerate(self.error):
+            if not np.isnan(e):
+                out.append({"variant": sp.variants[v], "name": VARIANTS[sp.variants[v]][0],
+                            "lr": sp.lrs[i], "weight_decay": sp.decays[j], "seed": sp.seeds[s],
+                            "steps": sp.steps, "val_error": float(e),
+                            "diverged": bool(self.diverged[v, i, j, s])})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        sp = self.spec
+        m, s = self.mean(), self.std()
+        return {"base": sp.base.to_dict(), "lrs": list(sp.lrs), "decays": list(sp.decays),
+                "variants": {v: VARIANTS[v][0] for v in sp.variants}, "seeds": list(sp.seeds),
+                "steps": sp.steps, "done": self.done, "total": self.total, "seconds": self.seconds,
+                "mean_val_error": _jsonable(m), "std_val_error": _jsonable(s),
+                "best_decay_index_per_lr": self.best_decay_per_lr().tolist(),
+                "top10": [[list(c) for c in t] for t in self.top(10)],
+                "best_resolved_from_noise": self.resolved().tolist(), "runs": self.rows()}
+
+
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    n = np.sum(~np.isnan(a), axis=axis)
+    total = np.nansum(a, axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _jsonable(a: np.ndarray) -> Any:
+    return [None if (isinstance(x, float) and math.isnan(x)) else x for x in a.ravel().tolist()] \
+        if a.ndim == 1 else [_jsonable(r) for r in a]
+
+
+def train_cell(h: HParams, steps: int, device: str = "cpu") -> tuple[float, bool]:
+    """(final validation error, diverged) of one run, trained exactly as `Trainer(h).step(steps)`."""
+    from .trainer import Trainer
+
+    t = Trainer(h, device=device)
+    t.step(steps)
+    _, val_loss, _, val_acc = t.evaluate()
+    err = val_loss if t.data.task == "regression" else 1.0 - val_acc
+    return float(err), t.status == "diverged"
+
+
+def run_sweep(spec: SweepSpec, device: str = "cpu") -> Iterator[SweepGrid]:
+    """Train every (variant, lr, λ, seed) in turn, yielding the partial grid after each run.
+
+    Order: seed-major, so the whole grid fills in at one seed first (the heatmap is readable early)
+    and the spread arrives with the later seeds."""
+    error = np.full(spec.shape, np.nan)
+    diverged = np.zeros(spec.shape, dtype=bool)
+    t0, done = time.perf_counter(), 0
+    for s, seed in enumerate(spec.seeds):
+        for v, variant in enumerate(spec.variants):
+            for i, lr in enumerate(spec.lrs):
+                for j, lam in enumerate(spec.decays):
+                    e, d = train_cell(spec.cell_hparams(variant, lr, lam, seed), spec.steps, device)
+                    error[v, i, j, s], diverged[v, i, j, s] = e, d
+                    done += 1
+                    yield SweepGrid(spec, error.copy(), diverged.copy(), done, time.perf_counter() - t0)
+
+
+def write_grid(grid: SweepGrid, out: Path) -> tuple[Path, Path]:
+    """sweep.csv (one row per run) and sweep.json (the grid, stats and runs), each written atomically."""
+    rows = grid.rows()
+    buf = io.StringIO()
+    fields = ["variant", "name", "lr", "weight_decay", "seed", "steps", "val_error", "diverged"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = atomic_write_text(out / "sweep.csv", buf.getvalue())
+    json_path = atomic_write_json(out / "sweep.json", json.loads(json.dumps(grid.to_dict())))
+    return csv_path, json_path
+
+
+def parse_floats(text: str, name: str) -> tuple[float, ...]:
+    """"1e-3,3e-3,1e-2" → floats; a bad item raises a ValueError naming the option."""
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--{name} {text!r}: expected comma-separated numbers such as 1e-3,1e-2") from None
+    if not vals:
+        raise ValueError(f"--{name}: give at least one number")
+    return vals
