@@ -591,6 +591,99 @@ def bench_dropout(quick: bool, device: str) -> list[Row]:
     return rows
 
 
+def bench_optim(quick: bool, device: str) -> list[Row]:
+    """Issue 12: the 2-D race's cost, the (lr × λ) sweep's wall time and runs/s, and whether batching
+    the sweep's runs with torch.func.vmap wins over training them one by one (the decision in
+    regsim/sweep.py), on one CPU thread (the engine's policy on 2 cores)."""
+    from . import race
+    from .hparams import HParams
+    from .sweep import SweepSpec, run_sweep
+
+    def race_ms(loss: str) -> float:
+        t0 = time.perf_counter()
+        race.race(loss, lr=0.01 if loss == "quadratic" else 1e-3, lam=0.1, steps=200)
+        return (time.perf_counter() - t0) * 1e3
+
+    rows: list[Row] = []
+    for loss in race.LOSSES:
+        ms = statistics.median(race_ms(loss) for _ in range(3))
+        rows.append({"name": f"race: {len(race.VARIANTS)} variants × 200 steps, {loss}", "value": ms,
+                     "unit": "ms", "target": "", "ok": None})
+    h = HParams(dataset="digits", hidden=(128, 128), batch_size=128, train_size=1000, dropout=0.0)
+    n_grid, steps = (2, 120) if quick else (6, 120)
+    lrs = tuple(float(x) for x in _logspace(1e-4, 1e-2, n_grid))
+    decays = tuple(float(x) for x in _logspace(1e-4, 1e-1, n_grid))
+    spec = SweepSpec(h, lrs, decays, ("adam-l2", "adamw", "adamw-paper"), (0,), steps)
+    grid = _on_threads(1, lambda: list(run_sweep(spec, device))[-1])
+    rows += [{"name": f"sweep: {grid.total} runs × {steps} steps (64-128-128-10 digits, b 128), 1 thread",
+              "value": grid.seconds, "unit": "s", "target": "", "ok": None},
+             {"name": "sweep: runs per second", "value": grid.total / grid.seconds, "unit": "runs/s",
+              "target": "", "ok": None}]
+    k = 12 if quick else 36
+    t_vmap = _on_threads(1, lambda: _vmap_adam_probe(h, k, steps, device))
+    per_run = grid.seconds / grid.total
+    rows.append({"name": f"same runs batched with torch.func.vmap ({k} at once): speed-up", "value":
+                 per_run * k / t_vmap, "unit": "×", "target": "", "ok": None})
+    return rows
+
+
+def _logspace(lo: float, hi: float, n: int) -> list[float]:
+    import math
+
+    return [lo] if n == 1 else [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1))
+                                for i in range(n)]
+
+
+def _vmap_adam_probe(h, k: int, steps: int, device: str) -> float:
+    """Seconds for `k` AdamW MLPs (per-model lr and λ) trained `steps` steps as one vmapped model:
+    the batched alternative to the sweep's one-run-at-a-time cells (no dropout, no checks)."""
+    import torch
+    from torch import nn
+    from torch.func import functional_call, grad, vmap
+
+    from .data import make_dataset
+
+    d = make_dataset(h)
+    dev = torch.device(device)
+    x, y = torch.as_tensor(d.x_train, device=dev), torch.as_tensor(d.y_train, device=dev)
+    sizes = (d.input_dim, *h.hidden)
+
+    def mlp() -> nn.Module:
+        layers: list[nn.Module] = []
+        for i in range(len(h.hidden)):
+            layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(sizes[-1], d.n_classes)).to(dev)
+
+    t0 = time.perf_counter()
+    models = [mlp() for _ in range(k)]
+    base = mlp()
+    params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models])
+              for n, _ in base.named_parameters()}  # (K, ...) per tensor
+
+    def loss(p, xb, yb):
+        return nn.functional.cross_entropy(functional_call(base, p, (xb,)), yb)
+
+    grads = vmap(grad(loss), in_dims=(0, None, None))
+    lr = torch.logspace(-4, -2, k, device=dev)
+    lam = torch.logspace(-4, -1, k, device=dev)
+    m = {n: torch.zeros_like(p) for n, p in params.items()}
+    v = {n: torch.zeros_like(p) for n, p in params.items()}
+    gen = torch.Generator(device=dev).manual_seed(0)
+    bs = min(h.batch_size, len(x))
+    for t in range(1, steps + 1):
+        idx = torch.randint(0, len(x), (bs,), generator=gen, device=dev)
+        g = grads(params, x[idx], y[idx])
+        for n in params:
+            shape = (k,) + (1,) * (params[n].dim() - 1)
+            m[n].mul_(0.9).add_(g[n], alpha=0.1)
+            v[n].mul_(0.999).addcmul_(g[n], g[n], value=0.001)
+            step = (m[n] / (1 - 0.9 ** t)) / (v[n] / (1 - 0.999 ** t)).sqrt_().add_(1e-8)
+            params[n] = params[n] * (1 - lr.view(shape) * lam.view(shape)) - lr.view(shape) * step
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def print_table(rows: list[Row], out=sys.stdout) -> None:
     width = max(len(r["name"]) for r in rows) + 2
     print(f"{'measure':{width}s} {'value':>12s}  {'unit':8s} {'target':10s} ok", file=out)
@@ -612,7 +705,7 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="",
-                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,dropout,gui")
+                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,dropout,optim,gui")
     p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                    help="run the live app this long, reporting RSS and frame rate over time")
     args = p.parse_args(argv)
@@ -629,13 +722,14 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
             return 2
         return soak(args.soak, device)
     sections = (set(filter(None, args.only.split(",")))
-                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "dropout", "gui"})
+                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "dropout", "optim", "gui"})
     rows: list[Row] = []
     print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
     for name, fn in (("engine", bench_engine_speed), ("lockstep", bench_lockstep),
                      ("hist", bench_histograms), ("landscape", bench_landscape),
                      ("jobs", bench_snapshot_gap), ("cli", bench_cli_threads),
-                     ("dropout", bench_dropout)):
+                     ("dropout", bench_dropout),
+                     ("optim", bench_optim)):
         if name in sections:
             section = fn(args.quick, device)
             rows += section
