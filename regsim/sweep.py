@@ -10,11 +10,13 @@ multiplies λ by lr, so its valley is diagonal again; the paper's η_t·λ remov
 What a small grid can and cannot show: seeds give a spread per cell (`std`); a best cell that beats
 its neighbours by less than their standard error is noise, not an effect (`SweepGrid.resolved`).
 
-`run_sweep` is a generator that yields the partial grid after every cell, so it can run as a
-background job that fills a heatmap in. Each cell is `Trainer(h).step(steps)`: the same run as
-training it alone (the test checks it). Batching the cells with torch.func.vmap is measured against
-this in `python3 main.py bench --only optim` (one thread, machine under load ~6 on 2 cores: 2.2× for
-12 runs, 1.2× for 36 runs against Trainer cells, 120 steps each).
+`run_sweep` is a generator that yields partial grids, so it can run as a background job that fills a
+heatmap in. One at a time, each cell is `Trainer(h).step(steps)`: the same run as training it alone.
+Batched (the default when the base has no dropout and no clipping), the runs of one seed and one
+optimizer family train as one model under torch.func.vmap, from the same initial weights and batches,
+with one update formula for all decay modes: the test checks each run's weights against the run alone
+(1e-5) and the grid against the one-at-a-time grid. Measured (`python3 main.py bench --only optim`,
+one thread, the 2-core machine under load ~6 from other work): see the numbers in `bench_optim`.
 """
 
 from __future__ import annotations
@@ -183,14 +185,124 @@ def train_cell(h: HParams, steps: int, device: str = "cpu") -> tuple[float, bool
     return float(err), t.status == "diverged"
 
 
-def run_sweep(spec: SweepSpec, device: str = "cpu") -> Iterator[SweepGrid]:
-    """Train every (variant, lr, λ, seed) in turn, yielding the partial grid after each run.
+def can_batch(h: HParams) -> bool:
+    """The batched path covers runs without dropout and clipping (the rest of Trainer.step is the
+    batch order, the schedule and the update rule, which it reproduces)."""
+    return (h.dropout == 0 and not any(h.layer_dropout) and h.input_dropout == 0 and h.grad_clip == 0)
+
+
+def train_batched(hs: list[HParams], steps: int, device: str = "cpu") -> tuple[list[float], list[bool],
+                                                                                 dict[str, Any]]:
+    """Train runs that share seed, data and architecture (they differ in lr, λ, decay mode, within
+    one optimizer family) as one vmapped model: (errors, unstable, final params (K, ...)).
+
+    Each run starts from the weights `Trainer(h)` would start from and sees the same batches; one
+    update formula covers every decay mode, per run k (c_l2, c_dec from regsim.optim's group
+    settings, so exactly what the run alone would use):
+        g ← g + c_l2·θ;  Adam: m, v, θ ← θ − lr_t·c_dec·θ − lr_t·m̂/(√v̂ + ε)
+                         SGD:  b ← μb + g,  θ ← θ − lr_t·c_dec·θ − lr_t·b
+    A run whose loss went non-finite or above 4× its start is flagged `unstable`: the caller trains
+    it alone, because Trainer's divergence handling (restoring a checkpoint) is not reproduced."""
+    import torch
+    from torch.func import functional_call, grad, vmap
+
+    from .optim import DECAY_KEY, family, group_settings, lr_at
+    from .trainer import Trainer
+
+    t = Trainer(hs[0], device=device)  # the shared init and batch order
+    model = t.model.eval()  # no dropout in a batched run, so eval = train
+    k, adam = len(hs), family(hs[0].optimizer) == "adam"
+    names = [n for n, _ in model.named_parameters()]
+    base = {n: p.detach() for n, p in model.named_parameters()}
+    params = {n: p.unsqueeze(0).repeat(k, *([1] * p.dim())).clone() for n, p in base.items()}  # (K, ...)
+    dev = t.x_train.device
+
+    def coefs(no_decay: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        l2, dec = [], []
+        for h in hs:
+            g = group_settings(h, no_decay)
+            if adam:
+                c = g["weight_decay"]
+                l2.append(0.0 if g["decoupled_weight_decay"] else c)
+                dec.append(c if g["decoupled_weight_decay"] else 0.0)
+            else:
+                l2.append(g["weight_decay"])
+                dec.append(g[DECAY_KEY])
+        return torch.tensor(l2, device=dev), torch.tensor(dec, device=dev)
+
+    c = {False: coefs(False), True: coefs(True)}
+    view = {n: (k,) + (1,) * base[n].dim() for n in names}
+    c_l2 = {n: c[base[n].dim() < 2][0].view(view[n]) for n in names}
+    c_dec = {n: c[base[n].dim() < 2][1].view(view[n]) for n in names}
+    mu = torch.tensor([h.momentum if h.optimizer == "momentum" else 0.0 for h in hs], device=dev)
+    b1, b2 = hs[0].betas  # betas are not swept: one value for the whole grid
+    m = {n: torch.zeros_like(p) for n, p in params.items()}
+    v = {n: torch.zeros_like(p) for n, p in params.items()}
+
+    def loss(p, xb, yb):
+        return t._loss(functional_call(model, p, (xb,)), yb)
+
+    grads = vmap(grad(loss), in_dims=(0, None, None))
+    losses = vmap(loss, in_dims=(0, None, None))
+    first = losses(params, t.x_train, t.y_train)
+    for step in range(steps):
+        xb, yb = t._next_batch()
+        lr = torch.tensor([lr_at(h, step) for h in hs], device=dev)
+        g = grads(params, xb, yb)
+        for n in names:
+            lr_n, p = lr.view(view[n]), params[n]
+            gn = g[n] + c_l2[n] * p
+            if adam:
+                m[n].mul_(b1).add_(gn, alpha=1 - b1)
+                v[n].mul_(b2).addcmul_(gn, gn, value=1 - b2)
+                upd = (m[n] / (1 - b1 ** (step + 1))) / ((v[n] / (1 - b2 ** (step + 1))).sqrt() + 1e-8)
+            else:
+                m[n] = gn if step == 0 else mu.view(view[n]) * m[n] + gn
+                upd = m[n]
+            params[n] = p - lr_n * c_dec[n] * p - lr_n * upd
+    with torch.no_grad():
+        last = losses(params, t.x_train, t.y_train)
+        out = vmap(lambda p: functional_call(model, p, (t.x_val,)))(params)  # (K, N, C)
+        if t.data.task == "regression":
+            err = vmap(lambda o: t._loss(o, t.y_val))(out)
+        else:
+            err = 1.0 - (out.argmax(-1) == t.y_val).float().mean(-1)
+        bad = ~torch.isfinite(last) | (last > 4 * first)
+    return err.cpu().tolist(), bad.cpu().tolist(), params
+
+
+def run_sweep(spec: SweepSpec, device: str = "cpu", batched: bool | None = None) -> Iterator[SweepGrid]:
+    """Train every (variant, lr, λ, seed), yielding the partial grid after each run (one at a time)
+    or each batch (batched: the runs of one seed and optimizer family at once).
 
     Order: seed-major, so the whole grid fills in at one seed first (the heatmap is readable early)
-    and the spread arrives with the later seeds."""
+    and the spread arrives with the later seeds. `batched=None` batches when `can_batch(base)`."""
     error = np.full(spec.shape, np.nan)
     diverged = np.zeros(spec.shape, dtype=bool)
     t0, done = time.perf_counter(), 0
+    if batched is None:
+        batched = can_batch(spec.base)
+    if batched and not can_batch(spec.base):
+        raise ValueError("batched sweep: the base settings need dropout = 0 and grad_clip = 0")
+    if batched:
+        from .optim import family
+
+        for s, seed in enumerate(spec.seeds):
+            for fam in ("sgd", "adam"):
+                cells = [(v, i, j) for v, var in enumerate(spec.variants)
+                         if family(VARIANTS[var][1]["optimizer"]) == fam
+                         for i in range(len(spec.lrs)) for j in range(len(spec.decays))]
+                if not cells:
+                    continue
+                hs = [spec.cell_hparams(spec.variants[v], spec.lrs[i], spec.decays[j], seed)
+                      for v, i, j in cells]
+                errs, bad, _ = train_batched(hs, spec.steps, device)
+                for (v, i, j), h, e, b in zip(cells, hs, errs, bad):
+                    error[v, i, j, s], diverged[v, i, j, s] = train_cell(h, spec.steps, device) if b \
+                        else (e, False)
+                done += len(cells)
+                yield SweepGrid(spec, error.copy(), diverged.copy(), done, time.perf_counter() - t0)
+        return
     for s, seed in enumerate(spec.seeds):
         for v, variant in enumerate(spec.variants):
             for i, lr in enumerate(spec.lrs):

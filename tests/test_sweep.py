@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from regsim.cli import run_cli
 from regsim.hparams import HParams
@@ -65,3 +66,30 @@ def test_sweep_cli_writes_csv_and_json(tmp_path, capsys) -> None:
     assert not list(out.glob("*.tmp*"))  # atomic: no leftovers
     rc = run_cli(["sweep", "--lrs", "0.1,x", "--decays", "0", "--out", str(out)])
     assert rc == 2 and "--lrs" in capsys.readouterr().err
+
+
+def test_a_batched_sweep_cell_equals_the_run_trained_alone() -> None:
+    """The vmapped path: every run's weights after 30 steps equal Trainer(h).step(30)'s, and the grid
+    equals the one-at-a-time grid."""
+    from regsim.sweep import train_batched
+
+    base = BASE.replace(dropout=0.0, activation="tanh", schedule="warmup_cosine", warmup_steps=5,
+                        total_steps=40)
+    spec = SweepSpec(base, lrs=(0.01, 0.1), decays=(0.0, 0.3),
+                     variants=("sgd-l2", "sgdw-paper", "adam-l2", "adamw", "adamw-paper"), seeds=(2,),
+                     steps=30)
+    hs = [spec.cell_hparams(v, lr, lam, 2) for v in ("adam-l2", "adamw", "adamw-paper")
+          for lr in spec.lrs for lam in spec.decays]
+    _, bad, params = train_batched(hs, 30)
+    assert not any(bad)
+    for k, h in enumerate(hs):
+        alone = Trainer(h, device="cpu")
+        alone.step(30)
+        for n, p in alone.model.named_parameters():
+            torch.testing.assert_close(params[n][k], p.detach(), atol=1e-5, rtol=0, msg=f"{k} {n}")
+    one = list(run_sweep(spec, batched=False))[-1]
+    batched = list(run_sweep(spec, batched=True))
+    assert len(batched) == 2  # one partial grid per optimizer family
+    np.testing.assert_array_equal(batched[-1].error, one.error)
+    with pytest.raises(ValueError, match="dropout = 0"):
+        next(run_sweep(SweepSpec(BASE, lrs=(0.1,), decays=(0.0,)), batched=True))
