@@ -31,7 +31,7 @@ from ui.panels.style import (
     style_text,
 )
 from ui.theme import Theme
-from ui.widgets import LiveLabel
+from ui.widgets import LiveLabel, drawable_text
 
 MAX_MARKERS = 30  # settings-change markers per plot (the most recent steps)
 MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
@@ -54,6 +54,7 @@ L2_TIP = ("L2 regularization: the penalty ½λ‖θ‖² is added to the loss,\n
           "With plain SGD one step is θ ← (1 − ηλ)·θ − η·∇L: the same shrink factor.\n"
           "With Adam the λθ term is divided by √v̂ like the rest of the gradient,\n"
           "so weights with large gradients are barely decayed; decoupling fixes that.")
+L2_TIP = drawable_text(L2_TIP)  # the hat of v̂ over its v (ui/widgets.py)
 PRIOR_TIP = ("Bayesian view: weight decay is MAP estimation with a Gaussian prior θ ~ N(0, σ²),\n"
              "  −log p(θ) = ‖θ‖² / (2σ²) + const.\n"
              "Written as a penalty λ‖θ‖², this gives λ = 1/(2σ²), i.e. σ = 1/√(2λ).\n"
