@@ -407,11 +407,12 @@ class WeightsPanel(Panel):
         hp = snap.hparams
         lam, eta = hp.weight_decay, snap.lr
         lines = [f"<b>λ = {lam:g}</b> ({hp.decay_mode}) · η = {eta:.3g}"]
-        if lam > 0 and hp.decay_mode == "decoupled":
-            shrink = 1.0 - eta * lam
-            lines.append(f"each step: θ ← θ·(1 − ηλ) = θ·{shrink:.6f}")
-            if 0 < eta * lam < 1:
-                lines.append(f"half-life without gradient ≈ {math.log(2) / (eta * lam):,.0f} steps")
+        if lam > 0 and hp.decay_mode in ("decoupled", "decoupled_paper"):
+            paper = hp.decay_mode == "decoupled_paper"  # η_t·λ: the schedule multiplier, not lr
+            rate = (eta / hp.lr if paper else eta) * lam
+            lines.append(f"each step: θ ← θ·(1 − {'η_t' if paper else 'η'}λ) = θ·{1.0 - rate:.6f}")
+            if 0 < rate < 1:
+                lines.append(f"half-life without gradient ≈ {math.log(2) / rate:,.0f} steps")
         elif lam > 0:
             lines.append("gradient gets + λθ (penalty ½λ‖θ‖²)")
         else:
