@@ -179,3 +179,17 @@ def test_comparison_figure_exports_with_every_run(qtbot, window, tmp_path) -> No
         near = (np.abs(arr.astype(int) - rgb).sum(axis=2) < 40).sum()
         assert near > 200, (slot, near)
     assert panel.comparing and panel.theme.name == "screen"  # the live panel is back on screen
+
+
+def test_controls_follow_a_change_made_elsewhere_to_the_selected_run(qtbot, window) -> None:
+    w = window
+    w.runs.compare()
+    qtbot.waitUntil(lambda: w.runs.selected == "B", timeout=30_000)
+    w.client.update(run="B", dropout=0.5)  # not from the controls (a lesson, a script)
+    w.client.step(1)
+    qtbot.waitUntil(lambda: runs_now(w)["B"].hparams.dropout == 0.5, timeout=30_000)
+    assert w.controls._widgets["dropout"].value() == pytest.approx(0.5)
+    w.client.update(run="A", dropout=0.1)  # the other run: the controls stay on B
+    w.client.step(1)
+    qtbot.waitUntil(lambda: runs_now(w)["A"].hparams.dropout == 0.1, timeout=30_000)
+    assert w.controls._widgets["dropout"].value() == pytest.approx(0.5)

@@ -272,11 +272,14 @@ class RunsController(QObject):
         selected run's snapshot as it always did, without adding it again)."""
         self.latest = runs
         self._sync_names(list(runs.runs))
+        before = self.hparams.get(runs.selected)
         for name, snap in runs.runs.items():
             self.histories[name].add(snap)
             self.hparams[name] = snap.hparams
         if runs.selected != self.selected:
             self._switch_to(runs.selected)
+        else:
+            self._follow_outside_change(before, runs.current.hparams)
         for name, snap in runs.runs.items():
             if name != runs.selected and snap.status == "diverged" and snap.events:
                 self.window.statusBar().showMessage(f"Run {name}: {snap.message}", 10000)
@@ -330,6 +333,18 @@ class RunsController(QObject):
             self.window.controls.set_hparams(h)
         self.window.banner.hide()  # a banner was about the run selected before
         self.changed.emit()
+
+    def _follow_outside_change(self, before: HParams | None, now: HParams) -> None:
+        """The controls show the selected run's true settings when they changed by a command that
+        did not come from them (a lesson, the diverged banner, a script). Only a change between two
+        snapshots counts: an echo of an older slider value arriving late does not move the slider
+        back (its settings equal the previous snapshot's)."""
+        w = self.window
+        if before is None or now == before or now == w.last_good or w._pending \
+                or w._coalesce.isActive():
+            return
+        w.last_good = now
+        w.controls.set_hparams(now)
 
     def tell_panels(self) -> None:
         runs = [(n, h, self.slots[n]) for n, h in self.histories.items()]
