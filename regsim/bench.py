@@ -471,6 +471,126 @@ def bench_cli_threads(quick: bool, device: str, seconds: float | None = None,
     return rows
 
 
+def _naive_ensemble(model, x, y, p: float, n_masks: int) -> float:
+    """One full forward pass per dropout mask of the last hidden layer (the way a script would
+    enumerate them), accumulating the arithmetic mean and each mask's accuracy; seconds taken."""
+    import torch
+
+    n = model.out.in_features
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        arith = torch.zeros(len(x), model.out.out_features)
+        for m in range(n_masks):
+            mask = torch.tensor([(m >> i) & 1 for i in range(n)], dtype=x.dtype) / (1 - p)
+            h = x
+            for lin in model.linears:
+                h = torch.relu(lin(h))
+            z = model.out(h * mask)
+            w = (1 - p) ** int(mask.count_nonzero()) * p ** (n - int(mask.count_nonzero()))
+            arith += w * torch.softmax(z, 1)
+            float((z.argmax(1) == y).double().mean())
+    return time.perf_counter() - t0
+
+
+def _naive_mc(model, x, T: int) -> float:
+    """T forward passes through the network's own dropout modules in train mode, one at a time."""
+    import torch
+
+    model.train()
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(), torch.no_grad():
+        outs = [model(x) for _ in range(T)]
+        torch.stack(outs).mean(0)
+    model.eval()
+    return time.perf_counter() - t0
+
+
+def _naive_calibration(model, x, y, T: int, bins: int) -> float:
+    """The MC loop, then ECE bin by bin with boolean masks (the textbook implementation)."""
+    import torch
+
+    t0 = time.perf_counter()
+    model.train()
+    with torch.random.fork_rng(), torch.no_grad():
+        mc = torch.stack([torch.softmax(model(x), 1) for _ in range(T)]).mean(0).numpy()
+    model.eval()
+    with torch.no_grad():
+        det = torch.softmax(model(x), 1).numpy()
+    for probs in (det, mc):
+        conf, pred = probs.max(1), probs.argmax(1)
+        ece = 0.0
+        for b in range(bins):
+            inside = (conf >= b / bins) & ((conf < (b + 1) / bins) | (b == bins - 1))
+            if inside.any():
+                ece += inside.mean() * abs((pred[inside] == y[inside]).mean() - conf[inside].mean())
+    return time.perf_counter() - t0
+
+
+def bench_dropout(quick: bool, device: str) -> list[Row]:
+    """The dropout chapter's analyses (issue 10), each beside the naive loop it replaces, interleaved."""
+    import functools
+
+    import torch
+
+    from .analyses import calibration, ensemble, mc_dropout
+    from .analyses.base import drain
+    from .hparams import HParams
+    from .trainer import Trainer
+
+    rounds = 3 if quick else 5
+    rows: list[Row] = []
+
+    def timed(mod, view, request) -> float:
+        t0 = time.perf_counter()
+        drain(mod.compute(view, request))
+        return time.perf_counter() - t0
+
+    def scaled(seconds: Callable[[], float], factor: float) -> float:
+        return seconds() * factor
+
+    for n in (12, 16):  # moons, 200 train + 800 val = 1000 points, 2-n-2, p = 0.5
+        t = Trainer(HParams(dataset="moons", hidden=(n,), dropout=0.5, train_size=200, val_size=800),
+                    device)
+        t.step(200)
+        view = t.view()
+        x, y = torch.cat([view.x_train, view.x_val]), torch.cat([view.y_train, view.y_val])
+        sample = min(2**n, 2**10 if quick else 2**13)  # the naive loop on a sample of masks, scaled up
+        req = ensemble.EnsembleRequest(page_size=0)
+        drain(ensemble.compute(view, req))  # warm-up
+        naive_fn = functools.partial(_naive_ensemble, view.model, x, y, 0.5, sample)
+        fast, naive = _interleaved(functools.partial(timed, ensemble, view, req),
+                                   functools.partial(scaled, naive_fn, 2**n / sample), rounds)
+        rows += [{"name": f"ensemble 2^{n} masks exact, 1000 pts", "value": fast * 1e3, "unit": "ms",
+                  "target": "≤ 50" if n == 16 else "", "ok": fast <= 0.050 if n == 16 else None},
+                 {"name": f"  naive one-pass-per-mask loop ÷ ensemble (n = {n})", "value": naive / fast,
+                  "unit": "×", "target": "", "ok": None}]
+    for label, h, target in (
+            ("MC dropout T=100, 400 pts, 1-128-128-1",
+             HParams(dataset="regression", hidden=(128, 128), dropout=0.2), 0.060),
+            ("MC dropout T=100, digits val, 64-64-64-10", HParams(dataset="digits", dropout=0.5), 0.300)):
+        t = Trainer(h, device)
+        t.step(50)
+        view = t.view()
+        req = mc_dropout.MCRequest(T=100)
+        x = ensemble.data_grid(view, 400)[0] if h.dataset == "regression" else view.x_val
+        drain(mc_dropout.compute(view, req))
+        fast, naive = _interleaved(functools.partial(timed, mc_dropout, view, req),
+                                   functools.partial(_naive_mc, view.model, x, 100), rounds)
+        rows += [{"name": label, "value": fast * 1e3, "unit": "ms", "target": f"≤ {target * 1e3:g}",
+                  "ok": fast <= target},
+                 {"name": "  naive T-pass loop ÷ batched", "value": naive / fast, "unit": "×",
+                  "target": "", "ok": None}]
+    req = calibration.CalibrationRequest(T=100, bins=15)  # on the digits run of the last MC row
+    drain(calibration.compute(view, req))
+    naive_fn = functools.partial(_naive_calibration, view.model, view.x_val, view.y_val.numpy(), 100, 15)
+    fast, naive = _interleaved(functools.partial(timed, calibration, view, req), naive_fn, rounds)
+    rows += [{"name": "calibration T=100, digits val, 15 bins, both", "value": fast * 1e3, "unit": "ms",
+              "target": "", "ok": None},
+             {"name": "  naive loop + bin-by-bin ECE ÷ calibration", "value": naive / fast, "unit": "×",
+              "target": "", "ok": None}]
+    return rows
+
+
 def print_table(rows: list[Row], out=sys.stdout) -> None:
     width = max(len(r["name"]) for r in rows) + 2
     print(f"{'measure':{width}s} {'value':>12s}  {'unit':8s} {'target':10s} ok", file=out)
@@ -492,7 +612,7 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="",
-                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,gui")
+                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,dropout,gui")
     p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                    help="run the live app this long, reporting RSS and frame rate over time")
     args = p.parse_args(argv)
@@ -509,12 +629,13 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
             return 2
         return soak(args.soak, device)
     sections = (set(filter(None, args.only.split(",")))
-                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "gui"})
+                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "dropout", "gui"})
     rows: list[Row] = []
     print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
     for name, fn in (("engine", bench_engine_speed), ("lockstep", bench_lockstep),
                      ("hist", bench_histograms), ("landscape", bench_landscape),
-                     ("jobs", bench_snapshot_gap), ("cli", bench_cli_threads)):
+                     ("jobs", bench_snapshot_gap), ("cli", bench_cli_threads),
+                     ("dropout", bench_dropout)):
         if name in sections:
             section = fn(args.quick, device)
             rows += section

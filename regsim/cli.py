@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .files import atomic_write_json
+from .files import atomic_write_json, check_parent
 from .hparams import HParams
 from .presets import list_presets, load_preset
 from .snapshot import History
@@ -101,8 +101,8 @@ def _lesson(args: argparse.Namespace) -> int:
     lesson = load_lesson(args.name)
     if args.seed is not None and not 0 <= args.seed <= 2**31 - 1:
         raise ValueError(f"--seed = {args.seed} is out of range; allowed: [0, {2**31 - 1}]")
-    if args.json and not Path(args.json).parent.is_dir():
-        raise ValueError(f"--json: folder {str(Path(args.json).parent)!r} does not exist")
+    if args.json:
+        check_parent(args.json)  # before training, not after it
     threads = check_threads(args.threads)
     from .trainer import set_threads
 

@@ -169,8 +169,9 @@ class Comparison:
         """The leader's step (the step every aligned run is at)."""
         return max(t.step_count for t in self.trainers.values())
 
-    def snapshots(self, max_overhead: float | None = None) -> dict[str, Snapshot]:
-        """One Snapshot per run, in run order (Trainer.snapshot; `max_overhead` per run)."""
+    def snapshots(self, max_overhead: float | None = None, parts: Any = None) -> dict[str, Snapshot]:
+        """One Snapshot per run, in run order (Trainer.snapshot; `max_overhead` per run, `parts`
+        the heavy parts to measure, None = all: see regsim.snapshot.PARTS)."""
         with self._lock:
             runs = list(self.trainers.items())
-        return {name: t.snapshot(max_overhead) for name, t in runs}
+        return {name: t.snapshot(max_overhead, parts=parts) for name, t in runs}

@@ -19,6 +19,9 @@ Commands are tuples (name, payload):
         "from" (default: the selected run) → a copy of that run at its step, with the live settings
         of "hparams" queued; "from": None → a fresh run built from "hparams" at step 0
     ("remove_run", name) ("rename_run", {"old": name, "new": name}) ("select", name)
+    ("measure", [part, ...])   the heavy snapshot parts to measure from now on (regsim.snapshot.PARTS;
+                               all until asked), for every run: the window sends what its visible
+                               panel draws
     ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
     ("cancel", id)
 Messages out are tuples (kind, payload):
@@ -49,8 +52,9 @@ CHUNK_SECONDS = 0.008  # training time between command checks: bounds a slider's
 SNAPSHOT_OVERHEAD = 0.02  # share of training time the heavy snapshot parts may take (≥ 0.97× speed)
 # Analysis jobs run between training chunks in slices of this budget (plus at most one yield of the
 # analysis): while a job runs it gets about two thirds of the loop and training a third, and the
-# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench`,
-# row "max gap between snapshots while a 51×51 landscape computes"): see regsim/bench.py.
+# loop still sees commands and sends snapshots every ~25 ms. Measured (`python3 main.py bench
+# --only jobs`, 2-64-64-2 moons net, a shared 2-core machine): the worst gap between snapshots
+# while a 51×51 landscape computes was 56–96 ms, against 590–950 ms with the job in one piece.
 JOB_SLICE_S = 0.016
 
 
@@ -136,6 +140,7 @@ class _Loop:
         self.last_parent_check = time.monotonic()
         self.orphaned = False
         self.next_trim = time.perf_counter() + TRIM_EVERY_S
+        self.parts: Any = None  # the snapshot parts to measure (None = all)
 
     @property
     def trainer(self) -> Any:
@@ -234,6 +239,13 @@ class _Loop:
                 self.send_jobs(self.jobs.cancel(str(payload)))
             elif name == "snapshot":
                 self.send_snapshot()
+            elif name == "measure":
+                from .snapshot import check_parts
+
+                parts = check_parts(payload)
+                if parts != self.parts:
+                    self.parts = parts
+                    self.send_snapshot()  # the panel just shown gets its parts now, not next frame
             elif name == "rate":
                 self.period = 1.0 / max(0.1, float(payload))
             else:
@@ -334,7 +346,7 @@ class _Loop:
     def send_snapshot(self) -> None:
         from .runs import RunSnapshots
 
-        snaps = self.comparison.snapshots(SNAPSHOT_OVERHEAD)
+        snaps = self.comparison.snapshots(SNAPSHOT_OVERHEAD, parts=self.parts)
         if len(snaps) == 1:
             self.out.put(("snapshot", snaps[self.selected]))
         else:

@@ -261,10 +261,9 @@ _TABLE = (
             tip="Adam's (β1, β2): m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², "
                 "θ ← θ − η m̂ / (√v̂ + ε)."),
     Setting("schedule", "Schedule", "schedule", live=True, choices=SCHEDULES,
-            choice_labels={s: s for s in SCHEDULES},
-            choice_short={"constant": "constant", "warmup_cosine": "warm-up + cosine"},
+            choice_labels={"constant": "constant", "warmup_cosine": "warm-up + cosine"},
             controls=(Control("choice"),),
-            tip="constant: η at every step.\nwarmup_cosine: η·(t+1)/T_w for t < T_w, then "
+            tip="constant: η at every step.\nwarm-up + cosine (warmup_cosine): η·(t+1)/T_w for t < T_w, then "
                 "η·(r + (1 − r)·½(1 + cos πs)) with s going 0 → 1 until the total steps, r = min lr "
                 "ratio (the LLaMA recipe: 2000 warm-up steps, cosine to 10 %)."),
     Setting("warmup_steps", "Warm-up steps", "warm-up steps", live=True, lo=0, hi=10_000_000,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,6 +38,46 @@ class DataView:
     preds: np.ndarray | None = None  # (K,) predicted digit
 
 
+# The heavy parts of a snapshot, measured only when a reader asks for them (Trainer.snapshot(parts=)):
+# the window asks for what its visible panel draws (ui.panels.registry: PanelSpec.needs). Measured
+# on one loaded CPU thread: on 64-512-512-10 digits "eval" ~70 ms and "histograms" ~45 ms (38 of
+# them the fixed-axis counts), on 64-64 moons "data" (the refined decision map) ~12 ms of a ~15 ms
+# snapshot; "masks" < 1 ms, but it runs one extra forward.
+PARTS = frozenset({
+    "eval",  # train/val loss and accuracy over the whole splits (eval mode)
+    "histograms",  # weight_hist(_edges), weight_hist_fixed(_edges)
+    "data",  # the model's view of the data (DataView: decision map, curve or digit guesses)
+    "masks",  # dropout_masks, activation_pre, activation_post, activation_inference
+})
+
+
+def check_parts(parts) -> frozenset[str]:
+    """`parts` as a frozenset, or a ValueError naming the allowed ones (None = all)."""
+    if parts is None:
+        return PARTS
+    if isinstance(parts, str):
+        parts = (parts,)
+    out = frozenset(parts)
+    unknown = sorted(out - PARTS)
+    if unknown:
+        raise ValueError(f"parts: unknown part {unknown[0]!r}; allowed: {', '.join(sorted(PARTS))}")
+    return out
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The run's running totals since it started (or was reset). A snapshot never resets them, so
+    any number of readers can share a trainer: each one's interval means are differences of
+    totals, e.g. batch loss = Δloss_sum / Δloss_count between two of its snapshots."""
+
+    run: int  # which run of the trainer these count (bumped by reset)
+    loss_sum: float  # Σ minibatch losses (dropout on) of the kept steps, in float64
+    loss_count: int  # how many losses are in loss_sum (steps undone by a divergence are not)
+    steps: int  # optimizer steps taken in all (including ones a divergence undid)
+    train_seconds: float  # wall time spent in step()
+    events: int  # events logged so far (the index after the newest)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The state of a training run at one step. Every array is a numpy copy, safe to keep."""
@@ -55,9 +95,9 @@ class Snapshot:
     val_loss: float
     train_acc: float  # NaN for regression
     val_acc: float  # NaN for regression
-    batch_loss: float  # mean minibatch loss (dropout on) since the previous snapshot
+    batch_loss: float  # mean minibatch loss (dropout on) since this reader's previous snapshot
     grad_norm: float  # global L2 norm of the last gradient (before clipping)
-    steps_per_sec: float  # measured over the steps since the previous snapshot
+    steps_per_sec: float  # measured over the steps since this reader's previous snapshot
     layer_names: tuple[str, ...]  # weight matrices, input to output, e.g. ("fc1", "fc2", "out")
     layer_sizes: tuple[int, ...]  # neurons per layer including input and output, e.g. (2, 64, 64, 2)
     weight_hist: tuple[np.ndarray, ...]  # per layer: (bins,) counts of weight values
@@ -72,15 +112,23 @@ class Snapshot:
     activation_pre: tuple[np.ndarray, ...]
     activation_post: tuple[np.ndarray, ...]
     data: DataView | None
-    events: tuple[tuple[int, str], ...] = ()  # (step, text) of settings changed since the last one
+    # (step, text) of settings changed since this reader's previous snapshot
+    events: tuple[tuple[int, str], ...] = ()
     # The step at which losses, accuracies, histograms, norms and `data` were measured: these are
     # refreshed within a compute budget while training, so they may lag `step` a little.
     eval_step: int = -1
-    extra: dict = field(default_factory=dict)  # room for analyses that come later
+    # Per dropout site: the first example's input to the site in an eval-mode forward (what
+    # inference computes), capped like activation_pre. Part "masks".
+    activation_inference: tuple[np.ndarray, ...] = ()
     # Per layer: counts over a range locked when the run started (or was reset), widened only if a
     # weight grows past it (see trainer.locked_histograms): the Weights panel's fixed axis.
     weight_hist_fixed: tuple[np.ndarray, ...] = ()
     weight_hist_fixed_edges: tuple[np.ndarray, ...] = ()
+    # Which of PARTS this snapshot carries. A part not measured is empty: NaN losses and
+    # accuracies ("eval"), () for the histograms and masks, None for `data`; a panel shows its
+    # empty state for it, never an older measurement. weight_norms / weight_abs_max are always in.
+    measured: frozenset[str] = PARTS
+    counters: Counters | None = None  # the run's running totals (see Counters)
 
 
 class History:
@@ -145,6 +193,8 @@ class History:
             self._data[k][self._n] = v
         self.layer_norms.append([float(v) for v in snap.weight_norms])
         self._n += 1
+        if "histograms" not in snap.measured or not snap.weight_hist:
+            return  # the bands get points only where the histograms were measured
         if len(self._pct_steps) == self.percentile_capacity:
             self._pct_steps = self._pct_steps[0::2]
             self._pct = self._pct[0::2]

@@ -13,6 +13,7 @@ and a finiteness flag for the weights).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import threading
 import time
@@ -37,7 +38,7 @@ from .hparams import (
 )
 from .models import MLP
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
-from .snapshot import DataView, Snapshot
+from .snapshot import Counters, DataView, Snapshot, check_parts
 
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
@@ -55,6 +56,8 @@ PATH_EVERY = 10  # steps between recorded trajectory points
 CHECKPOINT_OVERHEAD = 0.02
 EARLY_POINTS_OVERHEAD = 0.05  # time share the log-spaced early measurements may take (snapshot())
 GRAD_NORM_EVERY_S = 0.02  # the gradient norm is measured at most this often (snapshots show it)
+EVENT_LOG_MAX = 10_000  # events kept for readers (a slider gesture logs ~20 a second)
+DEFAULT_READER = 0  # the reader of snapshot() calls that name none
 
 # Which settings need a reset (REBUILD_FIELDS: data, architecture) and which move the loss level of
 # the same weights (LOSS_LEVEL_FIELDS: the divergence monitor restarts its "best so far") come from
@@ -93,6 +96,17 @@ def device_name(device: torch.device) -> str:
     return device.type.upper()
 
 
+_CACHED_PARTS = frozenset({"eval", "histograms", "data"})  # reused between measurements
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cursor:
+    """What one reader saw at its previous snapshot."""
+
+    counters: Counters  # the totals then
+    rate: float  # the steps/s it was told (repeated while no step was taken since)
+
+
 class Trainer:
     """Trains an MLP on one dataset; every setting in HParams can change between steps."""
 
@@ -100,7 +114,19 @@ class Trainer:
         self.device = resolve_device(device)
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
+        # Per reader: the counters it saw at its previous snapshot (see snapshot(), Counters).
+        self._cursors: dict[int, _Cursor] = {}
+        self._next_reader = DEFAULT_READER + 1
+        self._run = 0
         self._build(hparams or HParams())
+
+    def reader(self) -> int:
+        """A new, independent snapshot reader. Pass it as `snapshot(reader=...)`: that reader's
+        snapshots then report the batch loss, rate and events since its own previous snapshot,
+        whoever else takes snapshots in between (a lesson checker beside the engine, a CLI log
+        beside a figure)."""
+        token, self._next_reader = self._next_reader, self._next_reader + 1
+        return token
 
     # ----------------------------------------------------------------------------------- set-up
     def _build(self, h: HParams) -> None:
@@ -123,14 +149,17 @@ class Trainer:
         self.message = ""
         self._perm = torch.empty(0, dtype=torch.long, device=dev)
         self._perm_pos = 0
-        self._loss_sum = torch.zeros((), device=dev)  # on-device running sum: no sync per step
-        self._loss_n = 0
+        # Running totals, never reset by a snapshot (readers keep cursors: see snapshot()). The
+        # losses are summed on the host, in float64, from the one transfer each step(n) makes anyway.
+        self._run += 1
+        self._loss_total = 0.0
+        self._loss_count = 0
+        self._steps_total = 0
+        self._time_total = 0.0
+        self._event_log: list[tuple[int, str]] = []
+        self._event_base = 0  # the event index of _event_log[0] (the log drops its oldest half)
         self._grad_norm = torch.zeros((), device=dev)
         self._grad_norm_due = 0.0  # perf_counter time after which the next norm is measured
-        self._events: list[tuple[int, str]] = []
-        self._train_time = 0.0
-        self._rate_steps = 0
-        self._last_rate = 0.0
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
@@ -269,7 +298,7 @@ class Trainer:
         for key in changes:
             a, b = getattr(old, key), getattr(new, key)
             if a != b:
-                self._events.append((self.step_count, change_text(key, a, b)))
+                self._log_event(self.step_count, change_text(key, a, b))
 
     # ----------------------------------------------------------------------------------- training
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,9 +346,8 @@ class Trainer:
             if self.step_count % PATH_EVERY == 0:
                 self._record_path()
         self._check_divergence(losses)
-        dt = time.perf_counter() - t0
-        self._train_time += dt
-        self._rate_steps += n
+        self._time_total += time.perf_counter() - t0
+        self._steps_total += n
         if self.status != "diverged":
             self.status = "running"
 
@@ -336,12 +364,13 @@ class Trainer:
         # isfinite().all() cost ~15% of a training step here).
         weights_ok = torch.isfinite(torch.stack(torch._foreach_norm(params))).all()
         vals = torch.stack(losses).float() if losses else torch.zeros(0, device=self.device)
-        self._loss_sum += vals.sum()
-        self._loss_n += len(losses)
         host = torch.cat([vals, weights_ok.float().reshape(1)]).tolist()  # the host sync
         verdict = self._monitor.feed(host[:-1])
         if verdict is None and host[-1] != 1.0:
             verdict = Verdict("nonfinite", self.step_count)
+        if verdict is None:  # a failed call's losses (NaN, exploded) are undone with its weights
+            self._loss_total += float(np.sum(host[:-1], dtype=np.float64))
+            self._loss_count += len(losses)
         self._keep_checkpoints(take=verdict is None)  # promotes one validated before a failure
         if verdict is not None:
             self._restore(verdict)
@@ -370,8 +399,6 @@ class Trainer:
         bad_step = verdict.step
         self._load_state(good)
         self._candidate = None
-        self._loss_sum.zero_()
-        self._loss_n = 0
         self.step_count = good["step"]
         while self._path and self._path[-1][0] > self.step_count:
             self._path.pop()  # the blown-up part is no longer this run's trajectory
@@ -395,7 +422,7 @@ class Trainer:
                         f"(train loss {restored_loss:.3g}). "
                         f"Lower lr (now {_fmt(h.lr)}), e.g. ×0.1 to {_fmt(h.lr / 10)}, then "
                         f"resume{hint}.")
-        self._events.append((good["step"], "diverged: weights restored"))
+        self._log_event(good["step"], "diverged: weights restored")
 
     def resume(self) -> None:
         """Clear a divergence so training can continue (after lowering the culprit setting)."""
@@ -475,66 +502,121 @@ class Trainer:
         return float(vals[0]), float(vals[1]), float(vals[2]), float(vals[3])
 
     @torch.no_grad()
-    def snapshot(self, max_overhead: float | None = None) -> Snapshot:
+    def snapshot(self, max_overhead: float | None = None, parts: Any = None,
+                 reader: int = DEFAULT_READER) -> Snapshot:
         """Copy the run's state to the host as numpy arrays (the only regular host sync).
 
-        The heavy parts — whole-split evaluation, weight histograms, the model's view of the data —
-        cost 17–30 ms on a 64-512-512-10 net on one CPU thread (about 8 training steps), half to
-        all of the time between 30 Hz snapshots. With `max_overhead` (a fraction, e.g. 0.02) they
-        are recomputed only as often as that budget allows while running, and reused in between
-        (`eval_step` says when they were measured); the cheap parts (step, lr, masks, settings,
-        events) are always fresh. Without it (scripts, a paused engine) everything is fresh.
+        `parts` (a subset of regsim.snapshot.PARTS; None = all, as scripts want) names the heavy
+        parts to measure; the others come empty and `Snapshot.measured` says which are in. The
+        heavy parts cost 17–30 ms on a 64-512-512-10 net on one CPU thread (about 8 training
+        steps), half to all of the time between 30 Hz snapshots. With `max_overhead` (a fraction,
+        e.g. 0.02) "eval", "histograms" and "data" are recomputed only as often as that budget
+        allows while running, and reused in between (`eval_step` says when they were measured); a
+        part asked for that the last measurement lacks is measured at once. The cheap parts (step,
+        lr, weight norms, masks, settings, events) are always fresh. Without `max_overhead`
+        (scripts, a paused engine) everything is fresh.
+
+        Taking a snapshot changes no counter: the trainer keeps running totals (Counters, carried
+        by every snapshot) and one cursor per `reader` (see reader()), the totals it saw last.
+        The batch loss is Δloss_sum / Δloss_count since that reader's previous snapshot, the rate
+        Δsteps / Δseconds, the events those logged since; so two readers each see every event
+        once and their own interval's means, never an interval another reader emptied.
         """
+        want = check_parts(parts)
         self._apply_pending()  # so a paused engine's snapshot shows a change at once
         h = self.hparams
         now = time.perf_counter()
         heavy = self._heavy
+        want_heavy = want & _CACHED_PARTS
         # Also due when the step count grew by 10 % since the last measurement: log-spaced points
         # keep the early, fast-changing part of a run dense. They may take up to
         # EARLY_POINTS_OVERHEAD of the time (on a 64-512-512-10 net a measurement costs ~8 steps,
         # and unbounded they took 16 % of the first seconds of a run).
         since = (now - self._heavy_at) * self.time_share
-        due = (max_overhead is None or heavy is None or self.status != "running"
+        missing = heavy is not None and not want_heavy <= heavy["parts"]
+        due = (max_overhead is None or heavy is None or self.status != "running" or missing
                or since * max_overhead >= self._heavy_cost
                or (self.step_count >= max(heavy["step"] * 1.1, heavy["step"] + 5)
                    and since * max(max_overhead, EARLY_POINTS_OVERHEAD) >= self._heavy_cost))
-        if due and (heavy is None or heavy["step"] != self.step_count or max_overhead is None):
-            layers = self.model.weight_layers()
-            weights = [lin.weight for lin in layers]
-            hists, edges, norms, amax = weight_histograms(weights)
-            self._hist_lock = np.maximum(self._hist_lock, amax)  # never hide a weight (see below)
-            fixed, fixed_edges = locked_histograms(weights, self._hist_lock)
-            heavy = {"step": self.step_count, "eval": self.evaluate(), "hists": hists,
-                     "fixed": fixed, "fixed_edges": fixed_edges,
-                     "edges": edges, "norms": norms, "amax": amax, "data": self._data_view()}
+        if due and (heavy is None or heavy["step"] != self.step_count or max_overhead is None
+                    or missing):
+            heavy = self._measure(want_heavy)
             self._heavy = heavy
             done = time.perf_counter()
             self._heavy_cost = done - now
             self._heavy_at = done
-        train_loss, val_loss, train_acc, val_acc = heavy["eval"]
-        batch_loss = float(self._loss_sum) / self._loss_n if self._loss_n else float("nan")
-        self._loss_sum.zero_()
-        self._loss_n = 0
-        if self._rate_steps and self._train_time > 0:
-            self._last_rate = self._rate_steps / self._train_time
-        rate = self._last_rate if self.status == "running" else 0.0
-        self._rate_steps, self._train_time = 0, 0.0
-        masks, pre, post, inference = self._dropout_views()
-        events, self._events = tuple(self._events), []
+        got = want_heavy & heavy["parts"]
+        nan = float("nan")
+        train_loss, val_loss, train_acc, val_acc = heavy["eval"] if "eval" in got else (nan,) * 4
+        hists = heavy["hists"] if "histograms" in got else ((), (), (), ())
+        data = heavy["data"] if "data" in got else None
+        if "masks" in want:
+            masks, pre, post, inference = self._dropout_views()
+            got = got | {"masks"}
+        else:
+            masks, pre, post, inference = (), (), (), ()
+        counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
             / len(self.x_train), status=self.status, message=self.message,
             device=device_name(self.device), hparams=h, lr=lr_at(h, max(0, self.step_count - 1)),
             train_loss=train_loss, val_loss=val_loss, train_acc=train_acc, val_acc=val_acc,
-            batch_loss=batch_loss, grad_norm=float(self._grad_norm), steps_per_sec=rate,
+            batch_loss=batch_loss, grad_norm=float(self._grad_norm),
+            steps_per_sec=rate if self.status == "running" else 0.0,
             layer_names=self.model.layer_names, layer_sizes=self.model.sizes,
-            weight_hist=heavy["hists"], weight_hist_edges=heavy["edges"],
+            weight_hist=hists[0], weight_hist_edges=hists[1],
             weight_norms=heavy["norms"], weight_abs_max=heavy["amax"],
-            weight_hist_fixed=heavy["fixed"], weight_hist_fixed_edges=heavy["fixed_edges"],
+            weight_hist_fixed=hists[2], weight_hist_fixed_edges=hists[3],
             dropout_sites=self.model.dropout_sites,
             dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
-            activation_pre=pre, activation_post=post, data=heavy["data"], events=events,
-            eval_step=heavy["step"], extra={"activation_inference": inference})
+            activation_pre=pre, activation_post=post, activation_inference=inference, data=data,
+            events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters)
+
+    def _measure(self, parts: frozenset[str]) -> dict:
+        """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they
+        are cheap, and the history's norm curves must not have gaps)."""
+        weights = [lin.weight for lin in self.model.weight_layers()]
+        amax = torch.stack([w.detach().abs().max() for w in weights])
+        norms = torch.stack([torch.linalg.vector_norm(w.detach()) for w in weights])
+        host = torch.stack([amax, norms]).cpu().numpy().astype(np.float64)  # one sync
+        self._hist_lock = np.maximum(self._hist_lock, host[0])  # never hide a weight (see below)
+        heavy = {"step": self.step_count, "parts": parts, "amax": host[0], "norms": host[1]}
+        if "histograms" in parts:
+            hists, edges, _, _ = weight_histograms(weights)
+            fixed, fixed_edges = locked_histograms(weights, self._hist_lock)
+            heavy["hists"] = (hists, edges, fixed, fixed_edges)
+        if "eval" in parts:
+            heavy["eval"] = self.evaluate()
+        if "data" in parts:
+            heavy["data"] = self._data_view()
+        return heavy
+
+    def _read(self, reader: int) -> tuple[Counters, float, float, tuple[tuple[int, str], ...]]:
+        """(totals, batch loss, steps/s, events) since `reader`'s previous snapshot; moves only
+        that reader's cursor."""
+        counters = Counters(run=self._run, loss_sum=self._loss_total, loss_count=self._loss_count,
+                            steps=self._steps_total, train_seconds=self._time_total,
+                            events=self._event_base + len(self._event_log))
+        cur = self._cursors.get(reader)
+        if cur is None or cur.counters.run != self._run:  # a new reader, or a new run: from 0
+            cur = _Cursor(Counters(self._run, 0.0, 0, 0, 0.0, 0), 0.0)
+        prev = cur.counters
+        n = counters.loss_count - prev.loss_count
+        batch_loss = (counters.loss_sum - prev.loss_sum) / n if n else float("nan")
+        steps = counters.steps - prev.steps
+        seconds = counters.train_seconds - prev.train_seconds
+        rate = steps / seconds if steps and seconds > 0 else cur.rate
+        first = max(prev.events, self._event_base) - self._event_base
+        events = tuple(self._event_log[first:])
+        self._cursors[reader] = _Cursor(counters, rate)
+        return counters, batch_loss, rate, events
+
+    def _log_event(self, step: int, text: str) -> None:
+        self._event_log.append((step, text))
+        if len(self._event_log) > EVENT_LOG_MAX:  # a reader this far behind misses the oldest
+            drop = len(self._event_log) // 2
+            del self._event_log[:drop]
+            self._event_base += drop
 
     def _dropout_views(self) -> tuple[tuple, tuple, tuple, tuple]:
         """Per dropout site: the batch's masks, and the first example's activations before (h) and
@@ -611,8 +693,8 @@ class Trainer:
         The network is deep-copied (eval mode) and the optimizer's state cloned, so an analysis
         that runs across many training chunks sees one θ, and nothing it does reaches the live
         model, the optimizer, the random streams or the step count. The data and the recorded
-        trajectory are shared (training never writes to them). Measured on one CPU thread: ~0.3 ms
-        for the 2-64-64-2 moons net, ~3 ms for 64-512-512-10 with Adam (see the report).
+        trajectory are shared (training never writes to them). Measured on one busy CPU thread:
+        1–1.5 ms for the 2-64-64-2 moons net, 2–4 ms for 64-512-512-10 with Adam.
         """
         model = copy.deepcopy(self.model)
         for d in model.dropout_modules():  # the last batch's masks: no business of an analysis

@@ -187,9 +187,11 @@ def test_job_result_equals_analyze_while_training_continues_between_slices() -> 
     assert done == sorted(done) and all(e.total == 25 + 81 for e in events if e.total)
     got = events[-1].result
     assert got.step == want.step == 60
-    np.testing.assert_array_equal(got.loss, want.loss)
-    np.testing.assert_array_equal(got.penalty, want.penalty)
-    np.testing.assert_array_equal(got.path, want.path)
+    # Equal up to BLAS rounding (a buffer's alignment can change the last bit of a float64 dot
+    # product); two training steps move these by ~1e-3.
+    np.testing.assert_allclose(got.loss, want.loss, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got.penalty, want.penalty, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got.path, want.path, rtol=1e-12, atol=1e-15)
 
 
 def test_cancelled_job_leaves_no_trace() -> None:
@@ -285,6 +287,9 @@ class Engine:
         assert not self.thread.is_alive()
 
 
+ENDS = ("result", "failed", "cancelled")  # the kinds that end a job
+
+
 def analyze_cmd(job_id: str, analysis: str, **params) -> dict:
     return {"id": job_id, "run": "", "analysis": analysis, "params": params}
 
@@ -343,16 +348,16 @@ def test_engine_cancel_supersede_and_reset() -> None:
         eng.send("analyze", analyze_cmd("a", "landscape", resolution=201, preview=0))
         eng.wait(lambda k, p: k == "job" and p.id == "a" and p.kind == "progress" and p.done > 0)
         eng.send("analyze", analyze_cmd("b", "landscape", resolution=201, preview=0))
-        superseded = eng.wait(lambda k, p: k == "job" and p.id == "a" and p.kind != "progress")
+        superseded = eng.wait(lambda k, p: k == "job" and p.id == "a" and p.kind in ENDS)
         assert (superseded.kind, superseded.message) == ("cancelled", "superseded by b")
         eng.wait(lambda k, p: k == "job" and p.id == "b" and p.kind == "progress" and p.done > 0)
         eng.send("cancel", "b")
-        cancelled = eng.wait(lambda k, p: k == "job" and p.id == "b" and p.kind != "progress")
+        cancelled = eng.wait(lambda k, p: k == "job" and p.id == "b" and p.kind in ENDS)
         assert cancelled.kind == "cancelled"
         eng.send("analyze", analyze_cmd("c", "landscape", resolution=201, preview=0))
         eng.wait(lambda k, p: k == "job" and p.id == "c" and p.kind == "started")
         eng.send("reset", None)
-        reset = eng.wait(lambda k, p: k == "job" and p.id == "c" and p.kind != "progress")
+        reset = eng.wait(lambda k, p: k == "job" and p.id == "c" and p.kind in ENDS)
         assert (reset.kind, reset.message) == ("cancelled", "the run was reset")
         eng.wait(lambda k, p: k == "snapshot" and p.step == 0)
         eng.send("snapshot")

@@ -64,7 +64,9 @@ def test_slider_change_reaches_engine_next_snapshot(qtbot, window) -> None:
     events = [t for _, t in window.history.events]
     assert any(t.startswith("λ 0.001 → 1") for t in events)
     assert "λ 0.001 → 1" in window.statusBar().currentMessage() or window.history.events
-    # p from its labelled slider
+    # p from its labelled slider; masks are measured while the dropout panel shows
+    window.tabs.setCurrentIndex([s.key for s in window.nav.specs].index("dropout"))
+    qtbot.waitUntil(lambda: "masks" in window.latest.measured, timeout=10_000)
     window.controls.dropout.setValue(0.7)
     qtbot.waitUntil(lambda: window.latest.hparams.dropout == 0.7, timeout=10_000)
     kept = window.latest.dropout_masks[1].mean()
@@ -431,3 +433,17 @@ def test_engine_process_skips_interpreter_teardown(tmp_path) -> None:
     finally:
         if proc.is_alive():
             proc.kill()
+
+
+def test_weight_bands_cover_training_done_on_another_tab(qtbot, window) -> None:
+    """The Weights panel's percentile bands over time are the History's: trained while the
+    Training tab is open, then switched to Weights, the bands start at the run's start, not at the
+    switch (the window measures histograms for every panel)."""
+    assert window.tabs.currentIndex() == 0  # Training
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 200)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.latest.status == "paused", timeout=30_000)
+    steps, bands = window.history.percentiles()
+    assert len(steps) >= 3 and steps[0] <= 50 and bands.shape[1] == len(window.latest.layer_names)
+    assert "histograms" in window.latest.measured

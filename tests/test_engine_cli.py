@@ -52,7 +52,7 @@ def test_core_imports_without_qt() -> None:
 def test_regsim_light_import_does_not_load_torch() -> None:
     code = ("import sys, regsim, regsim.snapshot, regsim.analyses, regsim.analyses.jobs\n"
             "from regsim.analyses.landscape import LandscapeResult\n"
-            "assert regsim.list_analyses() == ['landscape']\n"
+            "assert 'landscape' in regsim.list_analyses()\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
@@ -291,10 +291,10 @@ def test_snapshot_carries_what_inference_computes_for_the_shown_example() -> Non
     """The Dropout panel's Inference mode shows these: no mask anywhere, weights as they are."""
     t = Trainer(HParams(dataset="moons", hidden=(32, 32), dropout=0.5, input_dropout=0.2),
                 device="cpu")
-    assert all(a.size == 0 for a in t.snapshot().extra["activation_inference"])  # no step yet
+    assert all(a.size == 0 for a in t.snapshot().activation_inference)  # no step yet
     t.step(3)
     snap = t.snapshot()
-    inference = snap.extra["activation_inference"]
+    inference = snap.activation_inference
     assert len(inference) == len(snap.dropout_sites) == 3
     x0 = t.model.input_drop.last_input[:1]  # the shown example, before any dropout
     with torch.no_grad():

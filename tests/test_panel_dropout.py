@@ -301,7 +301,7 @@ def test_bar_scale_grows_at_once_and_shrinks_slowly():
 def test_inference_shows_what_inference_computes(panel, qtbot):
     snap = designed_snapshot()
     inference = tuple(a[: a.size] * 0.5 + 0.05 for a in snap.activation_pre)  # not the train h
-    snap = dataclasses.replace(snap, extra={"activation_inference": inference})
+    snap = dataclasses.replace(snap, activation_inference=inference)
     show_on_screen(panel, qtbot)
     panel.ingest(snap)
     panel.redraw()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import landscape
+from . import calibration, ensemble, landscape, mc_dropout
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -26,6 +26,22 @@ ANALYSES: dict[str, AnalysisSpec] = {
                     "current weights, with the recent path projected onto it (Li et al. 2018).",
         Request=landscape.LandscapeRequest, Result=landscape.LandscapeResult,
         compute=landscape.compute),
+    "ensemble": AnalysisSpec(
+        name="ensemble", title="Ensemble of sub-networks",
+        description="Every dropout mask of one layer (2ⁿ sub-networks, n ≤ 16; else sampled) and their "
+                    "arithmetic mean, normalized geometric mean and the weight-scaled network.",
+        Request=ensemble.EnsembleRequest, Result=ensemble.EnsembleResult, compute=ensemble.compute),
+    "mc_dropout": AnalysisSpec(
+        name="mc_dropout", title="MC dropout",
+        description="Dropout kept on at inference, T passes (Gal & Ghahramani 2016): mean and spread "
+                    "for regression, predictive entropy and mutual information for classification.",
+        Request=mc_dropout.MCRequest, Result=mc_dropout.MCResult, compute=mc_dropout.compute),
+    "calibration": AnalysisSpec(
+        name="calibration", title="Calibration",
+        description="Reliability diagrams (uniform and equal-mass bins), ECE and MCE of the "
+                    "weight-scaled network and of MC dropout, side by side.",
+        Request=calibration.CalibrationRequest, Result=calibration.CalibrationResult,
+        compute=calibration.compute),
 }
 
 

@@ -111,16 +111,22 @@ def compute(run: RunView, request: LandscapeRequest
     params = [p.detach() for p in run.model.parameters()]
     path = [v for _, v in run.trajectory]
     theta = m._flatten(params)
-    # A yield after each set-up step: each is O(path points × parameters), measured on one busy
-    # CPU thread at 2–20 ms on a 2-64-64-2 net but 0.3–1.7 s each on 64-512-512-10 (55 path points
-    # × 300 k weights), so they are separate slices of a job, not one long one.
-    pca = m.path_pca(path, theta) if request.directions == "pca" else None
-    yield Progress(0, total)
+
+    def setup(gen: Generator) -> Generator[Progress, None, object]:
+        """A set-up step (O(path points × weights)), yielding as it goes: in one piece each took
+        0.3–1.7 s on one busy CPU thread for 64-512-512-10 (55 path points × 300 k weights)."""
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield Progress(0, total)
+
+    pca = (yield from setup(m.iter_path_pca(path, theta))) if request.directions == "pca" else None
     d1, d2, used = m.make_directions(params, path, request.directions, request.seed, pca)
     f1, f2 = m._flatten(d1), m._flatten(d2)
-    coords = m.project_path(path, theta, f1, f2)
-    yield Progress(0, total)
-    residual, captured = m.path_residuals(path, theta, f1, f2, coords)
+    coords = yield from setup(m.iter_project_path(path, theta, f1, f2))
+    residual, captured = yield from setup(m.iter_path_residuals(path, theta, f1, f2, coords))
     explained = pca[1] if pca is not None and used == "pca" else ()
     yield Progress(0, total)
     term = m.decay_term(run)

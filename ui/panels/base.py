@@ -52,7 +52,7 @@ class Panel(QWidget):
         return (len(self.history), self.history.events_revision,
                 self.history.series("step")[-1] if len(self.history) else None,
                 None if snap is None else (snap.eval_step, snap.step if snap.eval_step < 0 else -1,
-                                           snap.status, snap.hparams),
+                                           snap.status, snap.hparams, snap.measured),
                 self.theme.name, id(self.theme))
 
     def on_landscape(self, result: LandscapeResult) -> None:

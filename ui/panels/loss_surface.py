@@ -515,7 +515,9 @@ class LossSurfacePanel(Panel):
         total = max(1, int(total))
         self.progress.setRange(0, total)
         self.progress.setValue(min(max(int(done), 0), total))
-        self.progress.setFormat(text.replace("%", "%%"))
+        # Verbatim: QProgressBar substitutes %p, %v, %m but has no escape for "%" (a "%%p%%"
+        # showed as "%30%%"), so the texts hold no other "%".
+        self.progress.setFormat(text)
 
     def _show_job_progress(self, done: int, total: int) -> None:
         """A job's progress over preview and full grid together (total = preview² + full²), in the
@@ -598,7 +600,8 @@ class LossSurfacePanel(Panel):
         if objective:
             raw = raw + np.asarray(result.penalty, dtype=np.float64)
         values, bad = display_values(raw, log)
-        what = f"L + {result.objective}" if objective else "data loss L"
+        # Titles and axis labels are Qt text too: the hat of v̂ needs drawable_text (ui.widgets).
+        what = f"L + {drawable_text(result.objective)}" if objective else "data loss L"
         label = f"log₁₀ ({what})" if log else what
         if values.ndim != 2 or values.size == 0:
             self.image.clear()

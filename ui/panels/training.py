@@ -542,6 +542,11 @@ class TrainingPanel(Panel):
         # −5…5 for data within ±2. The view fits the map, which fits the data (see Trainer).
         self.data_plot.setAspectLocked(False)
         style_plot(self.data_widget, self.theme, self._data_title(), *self._data_labels)
+        for name, text in zip(("left", "bottom"), self._data_labels):
+            if not text:  # style_plot leaves an old label: no data, no x₁/x₂ either
+                axis = self.data_plot.getAxis(name)
+                axis.labelText = ""
+                axis.showLabel(False)
         self.data_plot.enableAutoRange()
 
     def _data_title(self) -> str:

@@ -31,7 +31,7 @@ from ui.panels.style import (
     style_text,
 )
 from ui.theme import Theme
-from ui.widgets import LiveLabel
+from ui.widgets import LiveLabel, drawable_text
 
 MAX_MARKERS = 30  # settings-change markers per plot (the most recent steps)
 MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
@@ -54,6 +54,7 @@ L2_TIP = ("L2 regularization: the penalty ½λ‖θ‖² is added to the loss,\n
           "With plain SGD one step is θ ← (1 − ηλ)·θ − η·∇L: the same shrink factor.\n"
           "With Adam the λθ term is divided by √v̂ like the rest of the gradient,\n"
           "so weights with large gradients are barely decayed; decoupling fixes that.")
+L2_TIP = drawable_text(L2_TIP)  # the hat of v̂ over its v (ui/widgets.py)
 PRIOR_TIP = ("Bayesian view: weight decay is MAP estimation with a Gaussian prior θ ~ N(0, σ²),\n"
              "  −log p(θ) = ‖θ‖² / (2σ²) + const.\n"
              "Written as a penalty λ‖θ‖², this gives λ = 1/(2σ²), i.e. σ = 1/√(2λ).\n"
@@ -192,7 +193,11 @@ class WeightsPanel(Panel):
         empty = len(self.history) == 0
         show_empty(self.norm_plot, empty, theme=self.theme)
         show_empty(self.band_plot, empty, y=(-1.0, 1.0), hint="")
-        show_empty(self.hist_plot, snap is None, x=(-1.0, 1.0), y=(0.0, 1.0), hint="",
+        # Histograms are measured only while this panel shows (Snapshot.measured): until they
+        # come, an empty plot rather than the last ones measured.
+        no_hist = snap is None or "histograms" not in snap.measured or not snap.weight_hist
+        show_empty(self.hist_plot, no_hist, x=(-1.0, 1.0), y=(0.0, 1.0),
+                   hint="" if snap is None else "histograms are measured while this panel shows",
                    theme=self.theme)
         if snap is None:
             self._fixed_range = None
@@ -285,6 +290,10 @@ class WeightsPanel(Panel):
         """Each layer's histogram; on the fixed axis, the counts binned over the locked range."""
         n = len(self._names)
         if snap is None or not n:
+            return
+        if "histograms" not in snap.measured or len(snap.weight_hist) < n:
+            for item in self.hist_items:
+                item.setData([], [])
             return
         density = self.density.isChecked()
         fixed = self.fixed_axis.isChecked() and len(snap.weight_hist_fixed) >= n

@@ -1,0 +1,188 @@
+"""The ensemble analysis against a brute-force loop over every dropout mask (float64, one mask at a time)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import regsim
+from regsim import HParams, Trainer
+from regsim.analyses import ensemble
+from regsim.analyses.base import drain
+
+
+def trained(hidden: tuple[int, ...], p: float, steps: int = 300, dataset: str = "moons",
+            **kw: object) -> Trainer:
+    t = Trainer(HParams(dataset=dataset, hidden=hidden, dropout=p, train_size=200, val_size=200,
+                        lr=0.01, **kw), device="cpu")
+    t.step(steps)
+    return t
+
+
+def brute_force(t: Trainer, site: int, p: float, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Every mask of every unit at `site` (0 = input, k = after hidden layer k), one forward pass
+    each, written out from the nn.Linear layers in float64: no code shared with the analysis."""
+    model = t.view().model.double()
+    lin = list(model.linears) + [model.out]
+    x = x.double()
+    h = x
+    for i in range(site):
+        h = torch.relu(lin[i](h))
+    n = h.shape[1]
+    arith = 0.0
+    log_geo = 0.0
+    acc, weight = [], []
+    for m in range(2**n):
+        bits = torch.tensor([(m >> i) & 1 for i in range(n)], dtype=torch.float64)
+        w = float(np.prod([(1 - p) if b else p for b in bits.tolist()]))
+        z = h * bits / (1 - p)
+        for i in range(site, len(lin) - 1):
+            z = torch.relu(lin[i](z))
+        z = lin[-1](z)
+        prob = torch.softmax(z, 1)
+        arith = arith + w * prob
+        log_geo = log_geo + w * torch.log_softmax(z, 1)
+        acc.append(float((z.argmax(1) == y).double().mean()))
+        weight.append(w)
+    geo = torch.softmax(log_geo, 1)  # normalized Π p_m^P(m)
+    with torch.no_grad():
+        ws = torch.softmax(model(x), 1)
+    return {"arithmetic": arith.numpy(), "geometric": geo.numpy(), "weight_scaled": ws.numpy(),
+            "sub_accuracy": np.array(acc), "mask_weight": np.array(weight)}
+
+
+def check_against(res: ensemble.EnsembleResult, ref: dict) -> None:
+    for k in ("arithmetic", "geometric", "weight_scaled", "mask_weight"):
+        np.testing.assert_allclose(getattr(res, k), ref[k], atol=1e-6, rtol=0, err_msg=k)
+    np.testing.assert_array_equal(res.sub_accuracy, ref["sub_accuracy"])
+
+
+@pytest.fixture(scope="module")
+def one_layer() -> Trainer:
+    return trained((8,), 0.3)
+
+
+def test_exact_last_layer_equals_brute_force_n8(one_layer: Trainer) -> None:
+    t = one_layer
+    with torch.no_grad():
+        res = regsim.analyze(t, "ensemble")
+        x = torch.cat([t.x_train, t.x_val])
+        y = torch.cat([t.y_train, t.y_val])
+        ref = brute_force(t, 1, 0.3, x, y)
+    assert res.exact and res.linear and res.n_units == 8 and res.n_masks == 256
+    assert "meet in the middle" in res.method
+    check_against(res, ref)
+    # the page's sub-networks, evaluated directly, are the masks of their indices
+    assert res.page_probs.shape == (16, len(x), 2)
+    assert np.array_equal(res.page_masks[3], [True, True, False, False, False, False, False, False])
+    np.testing.assert_allclose(res.kept, res.page_masks.sum(1).tolist() + [
+        bin(m).count("1") for m in range(16, 256)])
+
+
+def test_geometric_equals_weight_scaling_for_the_last_layer_not_the_arithmetic(one_layer: Trainer) -> None:
+    res = regsim.analyze(one_layer, "ensemble")
+    assert res.max_diff_geometric < 1e-6
+    # Jensen: the arithmetic mean of the sub-networks' softmax is not the weight-scaled net
+    # (measured 0.17 max, 0.03 mean on this run)
+    assert res.max_diff_arithmetic > 0.05 and res.mean_diff_arithmetic > 0.005
+    assert res.max_diff_arithmetic_geometric > 0.05
+
+
+def test_n16_exact_and_geometric_equals_weight_scaling() -> None:
+    t = trained((16,), 0.5)
+    res = regsim.analyze(t, "ensemble", page_size=0)
+    assert res.exact and res.n_masks == 2**16
+    assert res.max_diff_geometric < 1e-6
+    np.testing.assert_allclose(res.mask_weight, 2.0**-16)
+    # the ensemble beats the average single sub-network
+    assert res.accuracy_arithmetic > res.mean_sub_accuracy
+    assert res.max_diff_arithmetic > 0.05
+
+
+def test_ten_classes_last_layer_equals_brute_force() -> None:
+    t = trained((6,), 0.4, steps=150, dataset="digits")
+    res = regsim.analyze(t, "ensemble", points="val")
+    with torch.no_grad():
+        ref = brute_force(t, 1, 0.4, t.x_val, t.y_val)
+    assert res.arithmetic.shape == (len(t.x_val), 10)
+    check_against(res, ref)
+    assert res.max_diff_geometric < 1e-6
+
+
+def test_deeper_site_is_not_linear_and_geometric_differs() -> None:
+    t = trained((8, 8), 0.5)
+    res = regsim.analyze(t, "ensemble", site="fc1")
+    assert res.exact and not res.linear and "forward passes" in res.method
+    with torch.no_grad():
+        ref = brute_force(t, 1, 0.5, torch.cat([t.x_train, t.x_val]), torch.cat([t.y_train, t.y_val]))
+    check_against(res, ref)
+    # a ReLU and a Linear lie between the mask and the logits: G ≠ W (measured 0.04 here)
+    assert res.max_diff_geometric > 0.005
+    # the last layer of the same net: linear again
+    last = regsim.analyze(t, "ensemble")
+    assert last.linear and last.max_diff_geometric < 1e-6
+
+
+def test_input_site_brute_force() -> None:
+    t = trained((8,), 0.0, input_dropout=0.2)
+    res = regsim.analyze(t, "ensemble", site="input")
+    assert res.n_masks == 4 and res.p == pytest.approx(0.2)
+    with torch.no_grad():
+        ref = brute_force(t, 0, 0.2, torch.cat([t.x_train, t.x_val]), torch.cat([t.y_train, t.y_val]))
+    check_against(res, ref)
+
+
+def test_seed_small_case_four_units_sixteen_masks() -> None:
+    t = trained((4,), 0.5, steps=100)
+    res = regsim.analyze(t, "ensemble", points="grid", resolution=11)
+    assert res.n_units == 4 and res.n_masks == 16 and res.exact
+    assert res.x.shape == (121, 2) and res.grid_shape == (11, 11)
+    assert res.arithmetic.shape == (121, 2) and res.page_probs.shape == (16, 121, 2)
+    assert len(res.labels) == 400  # accuracies on train + val
+
+
+def test_wide_layer_samples_or_enumerates_a_subset() -> None:
+    t = trained((40,), 0.5, steps=50)
+    res = regsim.analyze(t, "ensemble", samples=512)
+    assert not res.exact and res.n_masks == 512 and "sampled" in res.note
+    assert res.masks.shape == (512, 40)
+    np.testing.assert_allclose(res.mask_weight, 1 / 512)
+    # the kept share of sampled masks is near 1 − p
+    assert abs(res.masks.mean() - 0.5) < 0.02
+    sub = regsim.analyze(t, "ensemble", units=list(range(0, 40, 4)))
+    assert sub.exact and sub.n_masks == 2**10 and "10 of the 40 units" in sub.note
+    assert sub.max_diff_geometric < 1e-6  # still linear: the rest sit at their expected value
+
+
+def test_p_zero_site_falls_back_and_says_so() -> None:
+    t = trained((4,), 0.0, steps=20)
+    res = regsim.analyze(t, "ensemble")
+    assert res.p == 0.5 and "p = 0" in res.note
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"site": "fc9"}, "site"), ({"units": list(range(17))}, "units"), ({"units": [1, 1]}, "units"),
+    ({"p": 1.0}, "p"), ({"points": "all"}, "points"), ({"samples": 3}, "samples"),
+    ({"page_size": -1}, "page_size"), ({"resolution": 2}, "resolution"), ({"units": [99]}, "units")])
+def test_bad_requests_name_the_field(one_layer: Trainer, params: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        regsim.analyze(one_layer, "ensemble", **params)
+
+
+def test_regression_is_refused_and_the_job_yields_progress() -> None:
+    t = Trainer(HParams(dataset="regression", hidden=(8,), dropout=0.2), device="cpu")
+    with pytest.raises(ValueError, match="classification"):
+        regsim.analyze(t, "ensemble")
+    t = trained((16,), 0.5, steps=10)
+    gen = ensemble.compute(t.view(), ensemble.EnsembleRequest())
+    steps = 0
+    try:
+        while True:
+            next(gen)
+            steps += 1
+            assert torch.is_grad_enabled()  # no suspended no_grad leaks into the engine's training
+    except StopIteration as stop:
+        res = stop.value
+    assert steps >= 4 and res.n_masks == 2**16
+    assert drain(ensemble.compute(t.view(), ensemble.EnsembleRequest(page_size=0))).page_probs.shape[0] == 0
