@@ -193,3 +193,28 @@ def test_controls_follow_a_change_made_elsewhere_to_the_selected_run(qtbot, wind
     w.client.step(1)
     qtbot.waitUntil(lambda: runs_now(w)["A"].hparams.dropout == 0.1, timeout=30_000)
     assert w.controls._widgets["dropout"].value() == pytest.approx(0.5)
+
+
+def test_weights_panel_shows_the_other_runs_norms_in_their_colours(qtbot, window) -> None:
+    w = window
+    w.client.step(10)
+    qtbot.waitUntil(lambda: w.latest.step == 10, timeout=30_000)
+    w.runs.compare()
+    qtbot.waitUntil(lambda: w.runs.selected == "B", timeout=30_000)
+    w.client.update(run="B", weight_decay=0.5)
+    for n in (40, 70):
+        w.client.step(30)
+        qtbot.waitUntil(lambda n=n: all(s.step == n for s in runs_now(w).values()), timeout=30_000)
+    panel = next(p for p in w.panels if p.key == "weights")
+    w.nav.tabs.setCurrentIndex(w.panels.index(panel))
+    with qtbot.waitSignal(w.panels_redrawn, timeout=10_000):
+        w._mark_dirty()
+    a = panel.run_totals[0]
+    assert a.isVisible() and not panel.run_totals[1].isVisible()
+    x, y = a.getData()
+    np.testing.assert_array_equal(y, w.runs.histories["A"].series("weight_norm"))
+    assert a.opts["pen"].color().name() == run_color(w.runs.slots["A"], "screen")
+    assert "total A" in [label.text for _, label in panel.norm_legend.items]
+    # λ = 0.5 on B (the selected run, its own total in the panel's usual curve) shrinks ‖W‖.
+    _, yb = panel.total_norm.getData()
+    assert yb[-1] < y[-1]
