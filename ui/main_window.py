@@ -36,6 +36,7 @@ from ui.chapters import ChapterNav
 from ui.controls import ControlPanel
 from ui.engine_client import EngineClient
 from ui.export.actions import install_export_actions
+from ui.lessons import install_lessons
 from ui.panels.base import Panel
 from ui.panels.registry import PANELS
 from ui.runs import RunsController
@@ -251,6 +252,7 @@ class MainWindow(QMainWindow):
             self.addAction(act)
         self.tab_shortcuts = self.nav.install_shortcuts(self)  # Ctrl+1..9, Alt+1..9, PgUp/PgDn
         install_export_actions(self)
+        self.lessons = install_lessons(self)  # the Lessons menu (Ctrl+L) and the lesson strip
 
     @property
     def engine_running(self) -> bool:
