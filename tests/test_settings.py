@@ -93,6 +93,7 @@ LIVE_CHANGES = {
     "input_dropout": ({}, 0.3),
     "weight_decay": ({}, 0.5),
     "decay_mode": (dict(weight_decay=0.5, decay_mode="l2"), "decoupled"),  # Adam: L2 ≠ decoupled
+    "normalized_decay": (dict(weight_decay=0.5), True),  # λ = 0.5/√5000 instead of 0.5
     "optimizer": ({}, "sgd"),
     "lr": ({}, 0.2),
     "momentum": (dict(optimizer="momentum"), 0.3),
