@@ -73,7 +73,7 @@ def implied_prior(optimizer: str, decay_mode: str, weight_decay: float, n: int,
                 f"λ_eff = (1 − μ)λ = {lam_eff:g}.")
     else:
         lam_eff = lam
-        note = "The optimizer minimizes L̄ + λ/2‖w‖² (averaged loss): the MAP prior is N(0, 1/(Nλ))."
+        note = "The optimizer minimizes L̄ + λ/2‖w‖² (L̄ averaged over N points): MAP under N(0, 1/(Nλ))."
     sigma = prior_sigma(lam_eff, n)
     formula = (f"σ = 1/√(Nλ) = 1/√({n} · {lam_eff:g}) = {sigma:.4g}" if lam_eff > 0
                else "λ = 0: a flat prior (σ = ∞)")

@@ -58,9 +58,11 @@ L2_TIP = ("L2 regularization: the penalty ½λ‖θ‖² is added to the loss,\n
 L2_TIP = drawable_text(L2_TIP)  # the hat of v̂ over its v (ui/widgets.py)
 PRIOR_TIP = ("Bayesian view: weight decay is MAP estimation with a Gaussian prior θ ~ N(0, σ²),\n"
              "  −log p(θ) = ‖θ‖² / (2σ²) + const.\n"
-             "Written as a penalty λ‖θ‖², this gives λ = 1/(2σ²), i.e. σ = 1/√(2λ).\n"
-             "(Written as ½λ‖θ‖², the '+λθ in the gradient' form, λ = 1/σ²; for a loss averaged\n"
-             "over N examples the prior's λ is N times larger.) Larger λ = narrower prior.")
+             "regsim adds ½λ‖θ‖² to the loss averaged over the N training examples (λθ in the\n"
+             "gradient); times N that is the summed negative log-likelihood plus ½Nλ‖θ‖², so\n"
+             "σ² = 1/(Nλ), σ = 1/√(Nλ). (λ = 1/σ² holds for a summed loss.) Larger λ = narrower prior.\n"
+             "With decoupled decay and Adam the shrink is no gradient of any penalty on this loss,\n"
+             "so it is not a prior; the Bayesian view panel (Weight decay chapter) shows σ live.")
 
 
 class WeightsPanel(Panel):
