@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from test_app import make_window
 
 from regsim.lessons import list_lessons, load_lesson, run_lesson
@@ -38,7 +38,9 @@ def tiny_lesson(tmp_path, compare: str):
 
 def test_menu_lists_lessons_and_starts_one(qtbot, window) -> None:
     ctl = window.lessons
-    ctl._fill_menu()
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # Ctrl+L: the menu
+    qtbot.waitUntil(ctl.menu.isVisible, timeout=5_000)
+    ctl.menu.hide()
     titles = [a.text() for a in ctl.menu.actions() if a.data()]
     assert titles == list(list_lessons().values())
     lesson = load_lesson("sgd_l2_is_sgdw")
