@@ -99,3 +99,17 @@ def test_verdict_at_the_budget(qtbot, window, tmp_path, compare, holds) -> None:
     window.toggle_run()
     qtbot.waitUntil(lambda: not window.engine_running, timeout=30_000)
     assert ctl.judge().holds is holds
+
+
+def test_engine_restart_ends_the_lesson(qtbot, window, tmp_path) -> None:
+    """A restarted engine holds one fresh run, not the lesson's: the strip goes instead of judging
+    a run set that is no longer there."""
+    ctl = window.lessons
+    ctl.start(tiny_lesson(tmp_path, "A < B"))
+    qtbot.waitUntil(lambda: ctl._armed, timeout=30_000)
+    assert ctl.strip.isVisible()
+    window.client.close()
+    window._restart_engine()
+    qtbot.waitUntil(lambda: ctl.lesson is None, timeout=60_000)
+    assert not ctl.strip.isVisible()
+    qtbot.waitUntil(lambda: window.client.run_names == ["A"], timeout=30_000)

@@ -177,6 +177,8 @@ class LessonsController(QObject):
         self._fill_menu()
         window.client.snapshots.connect(self.on_snapshots)
         window.client.runs_changed.connect(self._on_runs)
+        # A restarted engine (after it died) holds one fresh run, not the lesson's: the lesson ends.
+        window.client.ready.connect(lambda _info: self.close_lesson())
 
     # ------------------------------------------------------------------------------- menu
     def _fill_menu(self) -> None:
