@@ -70,6 +70,13 @@ def test_verdict_at_the_budget(qtbot, window, tmp_path, compare, holds) -> None:
     qtbot.waitUntil(lambda: ctl._armed, timeout=30_000)
     assert ctl.strip.explanation.text().endswith("…")  # long text cut; whole in the tooltip
     assert len(ctl.strip.explanation.toolTip()) > len(ctl.strip.explanation.text())
+    # Short of the claim's step: "so far", no verdict yet.
+    window.client.step(20)
+    qtbot.waitUntil(lambda: ctl.result is not None and "train_loss@20" in ctl.result.values,
+                    timeout=60_000)
+    assert not ctl.result.due and ctl.strip.kind == "pending"
+    assert ctl.strip.status.text().startswith("✓ so far at step 20" if holds else "… not yet at step 20")
+    assert f"(judged at step {BUDGET})" in ctl.strip.status.text()
     window.toggle_run()
     qtbot.waitUntil(lambda: ctl.result is not None and ctl.result.due, timeout=60_000)
     # The engine stopped exactly at the budget, every run, and says so.
