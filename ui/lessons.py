@@ -56,6 +56,13 @@ def short_text(text: str, limit: int = SHORT_CHARS) -> str:
     return cut + " …"
 
 
+def pretty(compare: str) -> str:
+    """A claim's comparison as the verdicts write it: "B < 0.7 * A" → "B < 0.7 × A", ≤, ≥, −."""
+    for a, b in (("<=", "≤"), (">=", "≥"), ("*", "×"), (" - ", " − ")):
+        compare = compare.replace(a, b)
+    return compare
+
+
 def judgeable(lesson: Lesson) -> tuple[Lesson | None, list[str]]:
     """(the lesson with only the conditions live runs can judge, or None if none are left; the
     compare texts of the conditions left out)."""
@@ -119,8 +126,9 @@ class LessonStrip(QFrame):
         self.more_btn.setChecked(False)
         self.more_btn.setVisible(len(lesson.explanation) > SHORT_CHARS)
         self._show_more(False)
-        conds = "; ".join(f"{c.metric}: {c.compare} at step {c.at_step}" for c in lesson.claim)
+        conds = "; ".join(f"{c.metric}: {pretty(c.compare)} at step {c.at_step}" for c in lesson.claim)
         self.claim.setText(f"Claim: {conds}")
+        self.claim.setToolTip(f"<p>{lesson.notes}</p>" if lesson.notes else "")
         self.stop_box.setText(f"Stop at step {lesson.steps:,}")
         self.stop_box.setToolTip("Pause the runs exactly at the lesson's step budget, where its claim "
                                  "is judged (off: they train on)")
@@ -151,8 +159,6 @@ class LessonStrip(QFrame):
 
 class LessonsController(QObject):
     """The window's lessons: the menu, the active lesson, its strip and its live verdict."""
-
-    judged = Signal(object)  # ClaimResult: a new verdict (for tests)
 
     def __init__(self, window: Any, directory: Path | None = None) -> None:
         super().__init__(window)
@@ -296,7 +302,6 @@ class LessonsController(QObject):
         result = evaluate_claim(self.judged_lesson, histories)
         self.result = result
         self.strip.show_result(result, self.lesson)
-        self.judged.emit(result)
         return result
 
 
