@@ -254,7 +254,7 @@ def test_llama_preset_shows_every_setting_and_each_is_live(qtbot, window) -> Non
     shown = {"betas": (c.beta1.value(), c.beta2.value()), "grad_clip": c.grad_clip.value(),
              "warmup_steps": c.warmup_steps.value(), "total_steps": c.total_steps.value(),
              "min_lr_ratio": c.min_lr_ratio.value(), "label_smoothing": c.label_smoothing.value(),
-             "momentum": c.momentum.value(), "schedule": c.schedule.currentText()}
+             "momentum": c.momentum.value(), "schedule": c.schedule.currentData()}
     for name, value in shown.items():
         assert value == pytest.approx(getattr(h, name)) if not isinstance(value, str) \
             else value == getattr(h, name), name
