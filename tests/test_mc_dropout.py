@@ -22,14 +22,14 @@ def regression() -> Trainer:
 
 
 def loop_outputs(t: Trainer, x: torch.Tensor, T: int, seed: int) -> np.ndarray:
-    """T passes through the network's own InvertedDropout modules in train mode, one at a time, on
-    torch's global stream (forked, so the test leaves it as it was)."""
+    """T passes through the network's own InvertedDropout modules in train mode, one at a time,
+    each pass t on the network's own (seed, t) mask stream (regsim.models: the trainer's way)."""
     model = t.view().model
     model.train()
     outs = []
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)
-        for _ in range(T):
+    with torch.no_grad():
+        for i in range(T):
+            model.seed_dropout(seed, i)
             outs.append(model(x).numpy())
     return np.stack(outs)  # (T, N, C)
 

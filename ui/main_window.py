@@ -38,6 +38,7 @@ from ui.engine_client import EngineClient
 from ui.export.actions import install_export_actions
 from ui.panels.base import Panel
 from ui.panels.registry import PANELS
+from ui.runs import RunsController
 from ui.session import DEFAULT_PRESET, saved_hparams
 
 # A frame is drawn as soon as a snapshot has arrived (after the queue is drained), but never sooner
@@ -163,6 +164,9 @@ class MainWindow(QMainWindow):
         self.client.invalid.connect(self.on_invalid)
         self.client.ready.connect(self.on_ready)
         self.client.died.connect(self.on_engine_died)
+        # Compare mode (ui/runs.py): one History per run, the run bar above the panels.
+        self.runs = RunsController(self)
+        lay.insertWidget(1, self.runs.bar)
 
         self._frame = QTimer(self)  # single-shot: armed by _mark_dirty
         self._frame.setSingleShot(True)
@@ -280,7 +284,7 @@ class MainWindow(QMainWindow):
     def reset_run(self, hparams: HParams | None = None) -> None:
         self._intent = False
         self.banner.hide()
-        self.history.clear()
+        self.runs.clear()  # every run restarts at step 0
         self._last_landscape = None
         for p in self._built_panels():
             p.reset()
@@ -372,7 +376,7 @@ class MainWindow(QMainWindow):
         self.latest = snap
         if not self._pending and not self._coalesce.isActive():
             self.last_good = snap.hparams  # (while a slider storm is pending, the newer value wins)
-        self.history.add(snap)
+        # (self.history, the selected run's, got `snap` from self.runs.on_snapshots just before)
         for p in self._built_panels():
             p.ingest(snap)
         if self._intent is not None and (snap.status == "running") == self._intent:
@@ -445,7 +449,7 @@ class MainWindow(QMainWindow):
                                  self._restart_engine)
 
     def _restart_engine(self) -> None:
-        self.history.clear()
+        self.runs.clear()
         self._last_landscape = None
         for p in self._built_panels():
             p.reset()
@@ -509,6 +513,7 @@ class MainWindow(QMainWindow):
             panel.ingest(self.latest)
         if self._last_landscape is not None:
             panel.on_landscape(self._last_landscape)
+        self.runs.tell_panels()  # Compare mode: every run, for panels that overlay them
         self.nav.set_widget(index, panel)
         return panel
 

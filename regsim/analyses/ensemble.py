@@ -405,7 +405,10 @@ def _enumerate_linear(model: Any, h: torch.Tensor, units: list[int], p: float, y
             correct[k0:k0 + kk] = (i.reshape(kk, J, -1) @ sign).double() + n0
             s = d.sigmoid_()  # P(class 1) of each sub-network
             wk = pb[k0:k0 + kk, None] * pa[None]  # (k, J) P(m)
-            arith[:, 1] += (wk.reshape(1, -1) @ s.reshape(-1, N))[0].double()
+            # Σ_j in float32 per k, then Σ_k in float64: one float32 matmul over all the chunk's
+            # masks was 1.2e-6 off a per-mask loop at n = 8 (seen on a trained net); this costs
+            # 29 ms against 26 ms for the 2¹⁶ masks × 1000 points (a float64 sum: 240 ms)
+            arith[:, 1] += torch.bmm(wk[:, None, :], s)[:, 0].double().sum(0)
             yield Progress((k0 + kk) * J, J * K)
         arith[:, 0] = 1 - arith[:, 1]
     else:

@@ -1,9 +1,14 @@
 """MC dropout: dropout kept on at inference, T stochastic passes averaged (Gal & Ghahramani 2016).
 
 Each pass t draws fresh masks at every dropout site (the live rates) and gives an output f_t(x); the
-T passes approximate the predictive distribution. For regression, the mean and the spread of the T
-outputs (std over the passes, ddof = 0; Gal's τ⁻¹ observation-noise term is not added). For
-classification, with p_t = softmax(f_t(x)) and p̄ = (1/T) Σ_t p_t (natural logs, nats):
+T passes approximate the predictive distribution. A pass is one sub-network (Gal's sample of the
+weights): its masks are shared by all the evaluated points, so each pass is a smooth function of x
+and the mean curve's Monte-Carlo error is smooth too. Per point the statistics are those of
+per-example masks (each point sees the same distribution of masks either way).
+
+For regression, the mean and the spread of the T outputs (std over the passes, ddof = 0; Gal's τ⁻¹
+observation-noise term is not added). For classification, with p_t = softmax(f_t(x)) and
+p̄ = (1/T) Σ_t p_t (natural logs, nats):
 
     entropy          H[p̄] = −Σ_c p̄_c log p̄_c                     (predictive: total uncertainty)
     expected_entropy E_t H[p_t] = −(1/T) Σ_t Σ_c p_tc log p_tc      (aleatoric part)
@@ -95,13 +100,25 @@ def _act(model: Any, h: torch.Tensor) -> torch.Tensor:
 
 
 def _drop(h: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
-    """Inverted dropout with our own generator: m ⊙ h / (1 − p), m ~ Bernoulli(1 − p) as u ≥ p."""
-    if p <= 0.0:
-        return h
+    """Inverted dropout with our own generator: m ⊙ h / (1 − p'), m ~ Bernoulli(1 − p').
+
+    The masks come from 16-bit uniform integers, four per 64-bit draw: u ≥ q − 2¹⁵ keeps a unit
+    with probability 1 − p' where p' = q / 2¹⁶, q = round(p · 2¹⁶), i.e. the rate rounded to a
+    multiple of 2⁻¹⁶ (within 7.6e-6 of p), and the scale is 1/(1 − p') so E[y] = h exactly.
+    Measured on a busy CPU thread for 2 M activations: 14 ms against 29 ms for rand() ≥ p (one
+    float draw per unit), which was ~40 % of a 100-pass MC run of a 1-128-128-1 net while every
+    point drew its own mask. `h` is (t, N, U); the mask is (t, 1, U), one per pass."""
     import torch
 
-    m = torch.rand(h.shape, generator=g, dtype=h.dtype, device=h.device).ge_(p)
-    return h.mul_(m).mul_(1.0 / (1.0 - p))
+    q = min(round(p * 65536), 65535)  # p < 1: at least one value in 2¹⁶ keeps
+    if q <= 0:
+        return h
+    shape = (h.shape[0], 1, h.shape[2])  # (t, 1, U): one mask per pass, shared by every point
+    n = shape[0] * shape[2]
+    u = torch.empty((n + 3) // 4, dtype=torch.int64, device=h.device)
+    u.random_(-(2**63), 2**63 - 1, generator=g)
+    keep = u.view(torch.int16)[:n].view(shape).ge(q - 32768)
+    return h.mul_(keep).mul_(65536 / (65536 - q))
 
 
 def rates(model: Any) -> tuple[float, ...]:

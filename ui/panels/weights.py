@@ -30,6 +30,7 @@ from ui.panels.style import (
     style_plot,
     style_text,
 )
+from ui.run_colors import run_color
 from ui.theme import Theme
 from ui.widgets import LiveLabel, drawable_text
 
@@ -141,6 +142,17 @@ class WeightsPanel(Panel):
             self.norm_items.append(item)
         self.total_norm = pg.PlotDataItem(antialias=True)
         self.norm_plot.addItem(self.total_norm)
+        # Compare mode (set_runs): the other runs' total ‖W‖, each in its run's colour, beside the
+        # selected run's layers and total: λ's effect on the norm, run against run.
+        self._runs: list[tuple[str, object, int]] = []
+        self._selected = ""
+        self._run_legend: list[pg.PlotDataItem] = []
+        self.run_totals: list[pg.PlotDataItem] = []
+        for _ in range(4):
+            item = pg.PlotDataItem(antialias=True)
+            item.setVisible(False)
+            self.norm_plot.addItem(item)
+            self.run_totals.append(item)
         # Settings changes (λ above all) on both plots over time, as in the Training panel.
         self.norm_markers = ChangeMarkers(self.norm_plot, MAX_MARKERS)
         self.band_markers = ChangeMarkers(self.band_plot, MAX_MARKERS)
@@ -186,7 +198,7 @@ class WeightsPanel(Panel):
             self._set_layers(names)
             self._plots_key = None
         key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked(),
-               self.fixed_axis.isChecked())
+               self.fixed_axis.isChecked(), self._runs_key())
         if key == self._plots_key:
             return  # histograms, bands and norms are what is on screen already
         self._plots_key = key
@@ -341,7 +353,36 @@ class WeightsPanel(Panel):
             self._band_layer = layer
             self._style_bands()
 
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
+        """Compare mode (from the window, every snapshot): (name, History, colour slot) per run."""
+        self._runs = list(runs)[:len(self.run_totals)]
+        self._selected = selected
+
+    def _runs_key(self) -> tuple:
+        return (self._selected, tuple((n, slot, id(h), len(h)) for n, h, slot in self._runs))
+
+    def _draw_run_totals(self) -> None:
+        """The other runs' total norm curves, and their legend entries."""
+        others = [(n, h, slot) for n, h, slot in self._runs if n != self._selected] \
+            if len(self._runs) > 1 else []
+        t = self.theme
+        for item in self._run_legend:
+            self.norm_legend.removeItem(item)
+        self._run_legend = []
+        for i, item in enumerate(self.run_totals):
+            if i < len(others):
+                name, h, slot = others[i]
+                item.setPen(pg.mkPen(run_color(slot, t.name), width=t.line_width * 1.25))
+                item.setData(h.series("step"), h.series("weight_norm"))
+                item.setVisible(True)
+                self.norm_legend.addItem(item, f"total {name}")
+                self._run_legend.append(item)
+            else:
+                item.setVisible(False)
+                item.setData([], [])
+
     def _draw_norms(self) -> None:
+        self._draw_run_totals()
         h = self.history
         n = len(self._names)
         if len(h) == 0 or not n:
