@@ -154,10 +154,11 @@ def _sweep(args: argparse.Namespace) -> int:
     v, lr, lam, s = spec.shape
     print(f"regsim: sweep {v} variants × {lr} lrs × {lam} λ × {s} seeds = {v * lr * lam * s} runs × "
           f"{spec.steps} steps, {_threads_note(threads, args)}", flush=True)
-    grid = None
-    for grid in run_sweep(spec, args.device):
-        if grid.done % max(1, grid.total // 20) == 0 or grid.done == grid.total:
+    grid, shown = None, 0
+    for grid in run_sweep(spec, args.device):  # one grid per run, or per batch of runs
+        if grid.done - shown >= max(1, grid.total // 20) or grid.done == grid.total:
             print(f"  {grid.done}/{grid.total} runs, {grid.seconds:.1f} s", flush=True)
+            shown = grid.done
     assert grid is not None
     for k, variant in enumerate(spec.variants):
         best = grid.best_decay_per_lr()[k]
