@@ -4,6 +4,7 @@
     python main.py train --preset NAME [--set key=value ...] [--steps N] [--device D] [--json PATH]
     python main.py presets              list presets
     python main.py lesson [NAME] [--seed N] [--json PATH]   list lessons, or run one and check its claim
+    python main.py sweep --preset NAME --lrs A,B --decays A,B --variants adamw,adam-l2 --out DIR
     python main.py bench [--quick] [--json PATH] [--soak MINUTES]
     python main.py bench --gui-check    the real-window lecture check (needs Xvfb, openbox, xdotool)
     python main.py export --preset NAME --out DIR [...]   figures without a display

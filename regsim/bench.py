@@ -598,6 +598,196 @@ def bench_dropout(quick: bool, device: str) -> list[Row]:
     return rows
 
 
+def _power_topk(hvp: Callable, n: int, k: int, tol: float = 1e-4, max_iter: int = 100) -> list[float]:
+    """The baseline Lanczos replaces: power iteration with deflation, one eigenvalue at a time
+    (each run until the Rayleigh quotient changes by < tol relative, at most max_iter products)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    found: list[tuple[float, torch.Tensor]] = []
+    for _ in range(k):
+        v = torch.randn(n, dtype=torch.float64, generator=g)
+        v /= v.norm()
+        lam = 0.0
+        for _ in range(max_iter):
+            w = hvp(v)
+            for lj, qj in found:
+                w = w - lj * (qj @ v) * qj
+            new = float(w @ v)
+            v = w / w.norm()
+            if abs(new - lam) <= tol * abs(new):
+                break
+            lam = new
+        found.append((new, v))
+    return [lam for lam, _ in found]
+
+
+def _dense_eigh(view) -> float:
+    """torch.func.hessian of the loss in the flat weights, then torch.linalg.eigh: the reference."""
+    import math
+
+    import torch
+    from torch.func import functional_call, hessian
+
+    t0 = time.perf_counter()
+    m = view.model.eval()
+    names = [n for n, _ in m.named_parameters()]
+    shapes = [p.shape for _, p in m.named_parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+    def f(w):
+        ps, i = {}, 0
+        for name, shape in zip(names, shapes):
+            c = math.prod(shape)
+            ps[name] = w[i:i + c].reshape(shape)
+            i += c
+        return view.loss(functional_call(m, ps, (view.x_train,)), view.y_train)
+
+    torch.linalg.eigh(hessian(f)(flat))
+    return time.perf_counter() - t0
+
+
+def _timed_reps(fn: Callable[[], Any], reps: int = 20) -> float:
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def _bench_hessian_net(label: str, h, targets: dict, quick: bool, device: str, rounds: int
+                       ) -> list[Row]:
+    import functools
+
+    import torch
+    from torch.func import functional_call, grad, jvp
+
+    from .analyses import hessian as hs
+    from .analyses.base import drain
+    from .trainer import Trainer
+
+    t = Trainer(h, device)
+    t.step(200)
+    view = t.view()
+    P = sum(p.numel() for p in view.model.parameters())
+    rows: list[Row] = []
+
+    def lanczos(req) -> float:
+        t0 = time.perf_counter()
+        drain(hs.compute(view, req))
+        return time.perf_counter() - t0
+
+    def power(k: int) -> float:
+        t0 = time.perf_counter()
+        _power_topk(hs.make_hvp(view, hs.HessianRequest())[0], P, k)
+        return time.perf_counter() - t0
+
+    for k in (5, 20):
+        req = hs.HessianRequest(k=k, trace_samples=0)
+        its = drain(hs.compute(view, req)).iterations  # also the warm-up
+        if quick and P > 10_000:  # power iteration on 85 k parameters: tens of seconds a round
+            fast, slow = statistics.median(lanczos(req) for _ in range(rounds)), float("nan")
+        else:
+            fast, slow = _interleaved(functools.partial(lanczos, req), functools.partial(power, k),
+                                      1 if P > 10_000 else rounds)
+        target = targets.get(k)
+        rows += [{"name": f"Hessian top-{k} Lanczos, {label} ({P} params, {its} HVPs)",
+                  "value": fast * 1e3, "unit": "ms", "target": f"≤ {target * 1e3:g}" if target else "",
+                  "ok": fast <= target if target else None},
+                 {"name": f"  power iteration + deflation ÷ Lanczos (top-{k})", "value": slow / fast,
+                  "unit": "×", "target": "", "ok": None}]
+    hvp = hs.make_hvp(view, hs.HessianRequest())[0]
+    v = torch.randn(P, dtype=torch.float64)
+    m = view.model
+    names = [n for n, _ in m.named_parameters()]
+    shapes = [p.shape for _, p in m.named_parameters()]
+    sizes = [p.numel() for p in m.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+    def f(w):
+        ps = {n: c.reshape(s) for n, c, s in zip(names, torch.split(w, sizes), shapes)}
+        return view.loss(functional_call(m, ps, (view.x_train,)), view.y_train)
+
+    v32 = v.float()
+    jvp(grad(f), (flat,), (v32,))  # warm-up
+    a, b = _interleaved(functools.partial(_timed_reps, lambda: hvp(v)),
+                        functools.partial(_timed_reps, lambda: jvp(grad(f), (flat,), (v32,))), rounds)
+    rows += [{"name": f"one HVP (double backward, kept graph), {label}", "value": a * 1e3, "unit": "ms",
+              "target": "", "ok": None},
+             {"name": "  torch.func forward-over-reverse HVP ÷ ours", "value": b / a, "unit": "×",
+              "target": "", "ok": None}]
+    if P < 10_000:  # the dense reference: 4.5 k² entries; at 85 k parameters it would need 29 GB
+        req = hs.HessianRequest(k=20, trace_samples=0)
+        lan = statistics.median(lanczos(req) for _ in range(rounds))
+        rows.append({"name": "  torch.func.hessian + eigh ÷ Lanczos top-20", "value": _dense_eigh(view) / lan,
+                     "unit": "×", "target": "", "ok": None})
+    return rows
+
+
+def bench_hessian(quick: bool, device: str) -> list[Row]:
+    """Issue 11: Lanczos top-k of the training loss's Hessian and one Hessian-vector product, beside
+    power iteration with deflation (both networks) and torch.func.hessian + eigh (the small one)."""
+    from .hparams import HParams
+
+    rounds = 3 if quick else 5
+    nets = (("2-64-64-2 moons", HParams(dataset="moons", hidden=(64, 64), train_size=200),
+             {5: 0.015, 20: 0.130}),
+            ("64-256-256-10 digits", HParams(dataset="digits", hidden=(256, 256), train_size=1000),
+             {20: 0.500}))
+    rows: list[Row] = []
+    for label, h, targets in nets:
+        rows += _bench_hessian_net(label, h, targets, quick, device, rounds)
+    return rows
+def bench_optim(quick: bool, device: str) -> list[Row]:
+    """Issue 12: the 2-D race's cost, the (lr × λ) sweep's wall time and runs/s, and whether batching
+    the sweep's runs with torch.func.vmap wins over training them one by one (the decision in
+    regsim/sweep.py), on one CPU thread (the engine's policy on 2 cores)."""
+    from . import race
+    from .hparams import HParams
+    from .sweep import SweepSpec, run_sweep
+
+    def race_ms(loss: str) -> float:
+        t0 = time.perf_counter()
+        race.race(loss, lr=0.01 if loss == "quadratic" else 1e-3, lam=0.1, steps=200)
+        return (time.perf_counter() - t0) * 1e3
+
+    rows: list[Row] = []
+    for loss in race.LOSSES:
+        ms = statistics.median(race_ms(loss) for _ in range(3))
+        rows.append({"name": f"race: {len(race.VARIANTS)} variants × 200 steps, {loss}", "value": ms,
+                     "unit": "ms", "target": "", "ok": None})
+    h = HParams(dataset="digits", hidden=(128, 128), batch_size=128, train_size=1000, dropout=0.0)
+    n_grid, steps = (2, 120) if quick else (6, 120)
+    lrs = tuple(float(x) for x in _logspace(1e-4, 1e-2, n_grid))
+    decays = tuple(float(x) for x in _logspace(1e-4, 1e-1, n_grid))
+    spec = SweepSpec(h, lrs, decays, ("adam-l2", "adamw", "adamw-paper"), (0,), steps)
+    one = _on_threads(1, lambda: list(run_sweep(spec, device, batched=False))[-1])
+    many = _on_threads(1, lambda: list(run_sweep(spec, device, batched=True))[-1])
+    what = f"{one.total} runs × {steps} steps (64-128-128-10 digits, b 128), 1 thread"
+    rows += [{"name": f"sweep one run at a time: {what}", "value": one.seconds, "unit": "s",
+              "target": "", "ok": None},
+             {"name": "sweep one run at a time: runs per second", "value": one.total / one.seconds,
+              "unit": "runs/s", "target": "", "ok": None},
+             {"name": "sweep batched (torch.func.vmap per seed × family)", "value": many.seconds,
+              "unit": "s", "target": "", "ok": None},
+             {"name": "sweep batched: runs per second", "value": many.total / many.seconds,
+              "unit": "runs/s", "target": "", "ok": None},
+             {"name": "sweep batched ÷ one at a time: speed-up", "value": one.seconds / many.seconds,
+              "unit": "×", "target": "> 1", "ok": one.seconds > many.seconds}]
+    if not quick:  # the issue's target: 72 runs × 600 steps ≤ 25 s on this CPU
+        spec = SweepSpec(h, lrs, decays, ("adam-l2", "adamw"), (0,), 600)
+        big = _on_threads(1, lambda: list(run_sweep(spec, device, batched=True))[-1])
+        rows.append({"name": "sweep batched: 72 runs × 600 steps", "value": big.seconds, "unit": "s",
+                     "target": "≤ 25", "ok": big.seconds <= 25})
+    return rows
+
+
+def _logspace(lo: float, hi: float, n: int) -> list[float]:
+    import math
+
+    return [lo] if n == 1 else [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1))
+                                for i in range(n)]
+
+
 def print_table(rows: list[Row], out=sys.stdout) -> None:
     width = max(len(r["name"]) for r in rows) + 2
     print(f"{'measure':{width}s} {'value':>12s}  {'unit':8s} {'target':10s} ok", file=out)
@@ -610,6 +800,15 @@ def print_table(rows: list[Row], out=sys.stdout) -> None:
               flush=True)
 
 
+# The bench's sections, in the order they run (`--only` takes their names, plus "gui"). A new
+# section is one function and one line here.
+SECTIONS: dict[str, Callable[[bool, str], list[Row]]] = {
+    "engine": bench_engine_speed, "lockstep": bench_lockstep, "hist": bench_histograms,
+    "landscape": bench_landscape, "jobs": bench_snapshot_gap, "cli": bench_cli_threads,
+    "dropout": bench_dropout, "hessian": bench_hessian, "optim": bench_optim,
+}
+
+
 def run_bench(argv: list[str], gui_bench: Callable | None = None,
               soak: Callable | None = None) -> int:
     """The core sections run here; `gui_bench(quick, device) -> rows` and `soak(minutes, device)`
@@ -619,7 +818,7 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="",
-                   help="comma-separated sections: engine,lockstep,hist,landscape,jobs,cli,dropout,gui")
+                   help="comma-separated sections: " + ",".join([*SECTIONS, "gui"]))
     p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                    help="run the live app this long, reporting RSS and frame rate over time")
     args = p.parse_args(argv)
@@ -636,13 +835,10 @@ def run_bench(argv: list[str], gui_bench: Callable | None = None,
             return 2
         return soak(args.soak, device)
     sections = (set(filter(None, args.only.split(",")))
-                or {"engine", "lockstep", "hist", "landscape", "jobs", "cli", "dropout", "gui"})
+                or {*SECTIONS, "gui"})
     rows: list[Row] = []
     print(f"regsim bench on {device} ({'quick' if args.quick else 'full'})", flush=True)
-    for name, fn in (("engine", bench_engine_speed), ("lockstep", bench_lockstep),
-                     ("hist", bench_histograms), ("landscape", bench_landscape),
-                     ("jobs", bench_snapshot_gap), ("cli", bench_cli_threads),
-                     ("dropout", bench_dropout)):
+    for name, fn in SECTIONS.items():
         if name in sections:
             section = fn(args.quick, device)
             rows += section

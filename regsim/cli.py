@@ -132,6 +132,44 @@ def _lesson(args: argparse.Namespace) -> int:
     return 0 if holds else 1
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    """The (lr × λ) sweep: one line per finished run, then sweep.csv + sweep.json in --out."""
+    from .sweep import VARIANTS, SweepSpec, parse_floats, run_sweep, write_grid
+
+    base = parse_sets(args.set or [], load_preset(args.preset) if args.preset else HParams())
+    seeds = tuple(int(s) for s in parse_floats(args.seeds, "seeds"))
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    spec = SweepSpec(base, parse_floats(args.lrs, "lrs"), parse_floats(args.decays, "decays"),
+                     variants, seeds, args.steps)
+    out = Path(args.out)
+    try:  # before training, not after it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {str(out)!r}: cannot create the folder ({e.strerror})") from None
+    check_parent(out / "sweep.json")
+    threads = check_threads(args.threads)
+    from .trainer import set_threads
+
+    set_threads(threads)
+    v, lr, lam, s = spec.shape
+    print(f"regsim: sweep {v} variants × {lr} lrs × {lam} λ × {s} seeds = {v * lr * lam * s} runs × "
+          f"{spec.steps} steps, {_threads_note(threads, args)}", flush=True)
+    grid = None
+    for grid in run_sweep(spec, args.device):
+        if grid.done % max(1, grid.total // 20) == 0 or grid.done == grid.total:
+            print(f"  {grid.done}/{grid.total} runs, {grid.seconds:.1f} s", flush=True)
+    assert grid is not None
+    for k, variant in enumerate(spec.variants):
+        best = grid.best_decay_per_lr()[k]
+        pairs = ", ".join(f"lr {spec.lrs[i]:g}: λ {spec.decays[b]:g}" for i, b in enumerate(best))
+        print(f"  {VARIANTS[variant][0]:14s} best λ per lr: {pairs}"
+              f"{'' if grid.resolved()[k] or len(spec.seeds) < 2 else '  (within seed noise)'}")
+    paths = write_grid(grid, out)
+    print(f"done: {grid.total} runs in {grid.seconds:.1f} s ({grid.total / grid.seconds:.2f} runs/s); "
+          f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
 def _threads_note(threads: int, args: argparse.Namespace) -> str:
     how = "as asked" if args.threads > 0 else "automatic: one per spare core"
     return f"{threads} CPU thread{'s' if threads != 1 else ''} ({how})"
@@ -157,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     les.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
     les.add_argument("--threads", type=int, default=0, metavar="N",
                      help="torch CPU threads; 0 (default) = one per spare core, as `train`")
+    sw = sub.add_parser("sweep", help="the (lr × λ) grid of short runs per decay variant (L&H Fig. 2)")
+    sw.add_argument("--preset", help="preset name or .json path for everything but lr, λ, optimizer")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting")
+    sw.add_argument("--lrs", default="1e-3,3e-3,1e-2", help="comma-separated learning rates")
+    sw.add_argument("--decays", default="0,1e-3,1e-2,1e-1", help="comma-separated weight decays λ")
+    sw.add_argument("--variants", default="adam-l2,adamw,adamw-paper",
+                    help="comma-separated: sgd-l2, sgdw, sgdw-paper, adam-l2, adamw, adamw-paper")
+    sw.add_argument("--seeds", default="0", help="comma-separated seeds (the spread per cell)")
+    sw.add_argument("--steps", type=int, default=300, help="optimizer steps per run")
+    sw.add_argument("--out", required=True, help="folder for sweep.csv and sweep.json")
+    sw.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    sw.add_argument("--threads", type=int, default=0, metavar="N",
+                    help="torch CPU threads; 0 (default) = one per spare core, as `train`")
     return p
 
 
@@ -169,6 +220,8 @@ def run_cli(argv: list[str]) -> int:
             return 0
         if args.command == "lesson":
             return _lesson(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _train(args)
     except ValueError as e:
         print(f"regsim: error: {e}", file=sys.stderr)

@@ -24,6 +24,8 @@ Commands are tuples (name, payload):
                                panel draws
     ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
     ("cancel", id)
+    ("stop_at", step|None)     pause once the runs reach `step` (a lesson's budget: its claim is
+                               judged there); "run" at or past it pauses again at once; None: off
 Messages out are tuples (kind, payload):
     ("ready", {"device": name, "runs": [names], "selected": name})
     ("snapshot", Snapshot)        while the comparison holds one run (as a single-run engine did)
@@ -141,6 +143,7 @@ class _Loop:
         self.orphaned = False
         self.next_trim = time.perf_counter() + TRIM_EVERY_S
         self.parts: Any = None  # the snapshot parts to measure (None = all)
+        self.stop_at: int | None = None  # pause when the runs reach this step (None: never)
 
     @property
     def trainer(self) -> Any:
@@ -246,6 +249,11 @@ class _Loop:
                 if parts != self.parts:
                     self.parts = parts
                     self.send_snapshot()  # the panel just shown gets its parts now, not next frame
+            elif name == "stop_at":
+                if payload is not None and (isinstance(payload, bool) or not isinstance(payload, int)
+                                            or payload < 1):
+                    raise ValueError(f"stop_at = {payload!r} must be a step ≥ 1 or None")
+                self.stop_at = payload
             elif name == "rate":
                 self.period = 1.0 / max(0.1, float(payload))
             else:
@@ -328,10 +336,16 @@ class _Loop:
 
     def train_chunk(self) -> None:
         c = self.comparison
-        t0 = time.perf_counter()
-        c.step(self.chunk)
-        self.chunk = chunk_steps(self.chunk, time.perf_counter() - t0, len(c.trainers))
-        if any(t.status == "diverged" for t in c.trainers.values()):
+        n = self.chunk if self.stop_at is None else min(self.chunk, self.stop_at - c.step_count)
+        if n > 0:  # a chunk never passes stop_at: the runs stop exactly at the budget
+            t0 = time.perf_counter()
+            c.step(n)
+            self.chunk = chunk_steps(n, time.perf_counter() - t0, len(c.trainers))
+        if self.stop_at is not None and c.step_count >= self.stop_at:
+            self.running = False
+            self.set_status("paused")
+            self.send_snapshot()
+        elif any(t.status == "diverged" for t in c.trainers.values()):
             # One run blew up: all stop, so the banner names it while the others wait in step.
             self.running = False
             self.set_status("paused")

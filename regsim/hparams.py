@@ -19,7 +19,7 @@ from typing import Any
 
 DATASETS = ("moons", "circles", "spiral", "xor", "regression", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adam")
-DECAY_MODES = ("l2", "decoupled")
+DECAY_MODES = ("l2", "decoupled", "decoupled_paper")
 SCHEDULES = ("constant", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ACTIVATIONS = ("relu", "tanh")
@@ -35,6 +35,8 @@ class HParams:
     input_dropout: float = 0.0  # drop rate applied to the input features, in [0, 1)
     weight_decay: float = 0.0  # λ >= 0; how hard every decayed weight is pulled toward zero
     decay_mode: str = "decoupled"  # "l2": λθ added to the gradient; "decoupled": θ ← θ − lr·λ·θ
+    # (PyTorch's AdamW); "decoupled_paper": θ ← θ − η_t·λ·θ, η_t the schedule multiplier (L&H 2019)
+    normalized_decay: bool = False  # True: weight_decay is λ_norm and λ = λ_norm·√(b/(B·T)) (L&H 2019)
     optimizer: str = "adam"  # "sgd", "momentum" (SGD with heavy-ball momentum) or "adam"
     lr: float = 1e-2  # peak learning rate, > 0
     momentum: float = 0.9  # momentum coefficient for "momentum", in [0, 1)
@@ -91,8 +93,8 @@ class HParams:
 
     def caption(self) -> str:
         """A one-line human summary used in status lines, figure captions and file names."""
-        opt = {"adam": "AdamW" if self.decay_mode == "decoupled" else "Adam+L2",
-               "momentum": "SGDW" if self.decay_mode == "decoupled" else "SGD+mom",
+        dec = self.decay_mode != "l2"
+        opt = {"adam": "AdamW" if dec else "Adam+L2", "momentum": "SGDW" if dec else "SGD+mom",
                "sgd": "SGD"}[self.optimizer]
         return (f"p={self.dropout:g}  λ={self.weight_decay:g} ({self.decay_mode})  {opt}  "
                 f"lr={self.lr:g}")
@@ -229,12 +231,23 @@ _TABLE = (
                 "Bayesian view: a Gaussian prior N(0, σ²) with λ = 1/(2σ²).\n"
                 "Vision models: λ ≈ 1e-4; LLMs (AdamW): λ = 0.1. With ηλ ≥ 1 a decay step overshoots zero."),
     Setting("decay_mode", "Decay mode", "decay mode", live=True, choices=DECAY_MODES,
-            choice_labels={"decoupled": "decoupled (AdamW / SGDW)", "l2": "L2 penalty in the gradient"},
-            choice_short={"decoupled": "decoupled", "l2": "L2"}, controls=(Control("choice"),),
+            choice_labels={"decoupled": "decoupled, PyTorch (AdamW / SGDW: lr·λ)",
+                           "decoupled_paper": "decoupled, paper (η_t·λ)",
+                           "l2": "L2 penalty in the gradient"},
+            choice_short={"decoupled": "decoupled", "decoupled_paper": "decoupled (paper)", "l2": "L2"},
+            controls=(Control("choice"),),
             tip="L2: λθ is added to the gradient; Adam then divides it by √v̂ (uneven decay: weights with "
-                "large gradients are barely decayed).\nDecoupled: θ ← (1 − ηλ)θ − η·g̃ applied to the "
-                "weights directly (AdamW, SGDW): every weight shrinks by the same factor.\n"
-                "For plain SGD the two are the same update."),
+                "large gradients are barely decayed).\nDecoupled (PyTorch): θ ← (1 − ηλ)θ − η·g̃ applied "
+                "to the weights directly (torch.optim.AdamW, SGDW): every weight shrinks by the same "
+                "factor, but by lr·λ, so lr and λ stay coupled.\nDecoupled (paper, Loshchilov & Hutter "
+                "2019): θ ← (1 − η_t·λ)θ − η·g̃ with η_t the schedule multiplier only: the decay per "
+                "step does not change with lr.\nFor plain SGD, L2 and PyTorch's decoupled are the same "
+                "update."),
+    Setting("normalized_decay", "normalized λ", "normalized λ", live=True,
+            tip="Normalized weight decay (Loshchilov & Hutter 2019): λ is read as λ_norm and the "
+                "optimizer uses λ = λ_norm·√(b/(B·T)), b the batch size, B the training examples, "
+                "T = total steps·b/B the epochs (so λ = λ_norm/√total steps): the best λ_norm then "
+                "moves less with the run length."),
     Setting("optimizer", "Optimizer", "optimizer", live=True, choices=OPTIMIZERS,
             choice_labels={"adam": "Adam", "momentum": "SGD + momentum", "sgd": "SGD"},
             controls=(Control("choice"),),
@@ -261,10 +274,9 @@ _TABLE = (
             tip="Adam's (β1, β2): m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², "
                 "θ ← θ − η m̂ / (√v̂ + ε)."),
     Setting("schedule", "Schedule", "schedule", live=True, choices=SCHEDULES,
-            choice_labels={s: s for s in SCHEDULES},
-            choice_short={"constant": "constant", "warmup_cosine": "warm-up + cosine"},
+            choice_labels={"constant": "constant", "warmup_cosine": "warm-up + cosine"},
             controls=(Control("choice"),),
-            tip="constant: η at every step.\nwarmup_cosine: η·(t+1)/T_w for t < T_w, then "
+            tip="constant: η at every step.\nwarm-up + cosine (warmup_cosine): η·(t+1)/T_w for t < T_w, then "
                 "η·(r + (1 − r)·½(1 + cos πs)) with s going 0 → 1 until the total steps, r = min lr "
                 "ratio (the LLaMA recipe: 2000 warm-up steps, cosine to 10 %)."),
     Setting("warmup_steps", "Warm-up steps", "warm-up steps", live=True, lo=0, hi=10_000_000,

@@ -40,13 +40,13 @@ from typing import Any
 import numpy as np
 
 from .hparams import HParams
+from .runs import MAX_NAME, MAX_RUNS
 
 LESSON_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
 
 # The panels a lesson may open: keys of ui/panels/registry.py (regsim cannot import ui; the lesson
 # test checks that these are registry keys).
 PANEL_KEYS = ("training", "weights", "dropout", "landscape")
-MAX_RUNS = 4  # as many runs as a Comparison trains side by side
 MAX_STEPS = 100_000
 RECORD_POINTS = 20  # train_lesson measures every run this many times over the budget (curve_diff)
 
@@ -230,9 +230,9 @@ def parse_lesson(data: Any, source: str = "lesson") -> Lesson:
         raise ValueError(f"{source}: base: {e}") from None
     runs: dict[str, HParams] = {}
     for name, changes in runs_data.items():
-        if not _NAME.match(name):
-            raise ValueError(f"{source}: run name {name!r} must be letters, digits and _ "
-                             "(starting with a letter), e.g. A, B, adamw")
+        if not _NAME.match(name) or len(name) > MAX_NAME:
+            raise ValueError(f"{source}: run name {name!r} must be 1 to {MAX_NAME} letters, digits "
+                             "and _ (starting with a letter), e.g. A, B, adamw")
         if not isinstance(changes, dict):
             raise ValueError(f"{source}: runs.{name} must be an object of settings")
         try:
@@ -537,21 +537,6 @@ def _num(v: float) -> str:
 
 
 # --------------------------------------------------------------------------------- training
-class _Lockstep:
-    """Plain Trainers stepped one after another, the same number of steps each (a stand-in for
-    regsim.Comparison until it lands). Runs that agree on the seed share the data split, the
-    initial weights and the batch order: each Trainer draws them from its own HParams.seed."""
-
-    def __init__(self, runs: Mapping[str, HParams], device: str) -> None:
-        from .trainer import Trainer
-
-        self.trainers = {name: Trainer(h, device) for name, h in runs.items()}
-
-    def step(self, n: int) -> None:
-        for t in self.trainers.values():
-            t.step(n)
-
-
 def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
                  progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, RunTrace], str]:
     """Train the lesson's runs in lockstep for its step budget; returns ({run: RunTrace}, problem).
@@ -560,8 +545,12 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
     at_step; the weights are kept at the at_steps of weight_diff conditions. `problem` is "" or
     says which run diverged (the divergence monitor restored its weights; the claim is then void).
     """
+    from .comparison import Comparison
+
     runs = lesson.hparams(seed)
-    group = _Lockstep(runs, device)
+    # Lockstep: the same data, initial weights, minibatch order and dropout masks wherever the
+    # settings allow (regsim/runs.py), so the setting a lesson changes is the only difference.
+    group = Comparison(runs, device)
     every = max(1, lesson.steps // RECORD_POINTS)
     marks = sorted({*range(every, lesson.steps + 1, every), lesson.steps,
                     *(c.at_step for c in lesson.claim)})

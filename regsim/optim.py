@@ -9,6 +9,21 @@ The update rules (η = learning rate, λ = weight decay, g = ∇L):
 - adam + l2:         λθ enters g, so it is divided by √v̂ like any gradient: uneven decay
 - adam + decoupled (AdamW): θ ← (1 − ηλ) θ − η m̂ / (√v̂ + ε): every weight shrinks by the same factor
 
+Three decay modes, for every optimizer (η = lr·η_t: the peak lr times the schedule multiplier η_t):
+- "l2":              λθ enters the gradient (and, under Adam, Adam's moments).
+- "decoupled":       θ ← θ − η·λ·θ, as PyTorch does it (torch.optim.AdamW): λ is multiplied by the
+                     *learning rate*, so lr and λ stay coupled (double lr and the decay doubles too).
+- "decoupled_paper": θ ← θ − η_t·λ·θ, as Loshchilov & Hutter (2019, Alg. 1 and 2) write it: λ is
+                     multiplied by the *schedule multiplier* η_t only, so the decay per step does not
+                     depend on lr and the two can be tuned separately (NVIDIA/apex #1849, optax #292).
+The paper mode is the PyTorch mode with λ/lr in place of λ (η·λ/lr = η_t·λ), so it runs through the
+same (fused) kernels; `param_groups` hold that torch coefficient in "weight_decay" (Adam) or DECAY_KEY
+(the SGD family), and the user's λ under LAMBDA_KEY. The fixed-point analyses (landscape_math) read
+the torch coefficient, which is exactly the one that enters the fixed points.
+
+Normalized weight decay (L&H 2019, §B.1): λ = λ_norm·√(b/(B·T)) with b the batch size, B the number of
+training examples and T the number of epochs; with T = total_steps·b/B this is λ_norm/√total_steps.
+
 Changing a setting mid-run edits `param_groups` in place, effective at the very next step. What an
 optimizer switch keeps: l2 ↔ decoupled keeps everything (Adam's moments, the momentum buffer);
 momentum → sgd drops the momentum buffer; switching between the SGD family and Adam builds a new
@@ -25,6 +40,28 @@ from torch import nn
 from .hparams import HParams
 
 DECAY_KEY = "regsim_decoupled_wd"  # our own param_group key: decoupled decay for the SGD family
+LAMBDA_KEY = "regsim_lambda"  # the λ the user set (after normalization), for display and rules.py
+MODE_KEY = "regsim_decay_mode"  # the decay mode, for display and rules.py
+
+
+def effective_lambda(h: HParams) -> float:
+    """The λ the update rules use: `weight_decay`, or λ_norm·√(b/(B·T)) with `normalized_decay`.
+
+    T (epochs) = total_steps·b/B, so b/(B·T) = 1/total_steps: the paper's normalization makes the
+    total decay over a run, Σ λ ≈ λ_norm·√total_steps, grow like √T instead of T."""
+    if not h.normalized_decay:
+        return h.weight_decay
+    b, big_b = min(h.batch_size, h.train_size), h.train_size
+    epochs = h.total_steps * b / big_b
+    return h.weight_decay * math.sqrt(b / (big_b * epochs))
+
+
+def torch_decay(h: HParams, lam: float) -> float:
+    """The coefficient c in torch's decoupled step θ ← θ − lr_t·c·θ that gives `h.decay_mode`.
+
+    "decoupled": c = λ. "decoupled_paper": c = λ/lr, so lr_t·c = η_t·λ (η_t = lr_t/lr, the schedule
+    multiplier). "l2": c = λ, added to the gradient instead."""
+    return lam / h.lr if h.decay_mode == "decoupled_paper" else lam
 
 
 def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -42,14 +79,16 @@ def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
 
 def group_settings(h: HParams, no_decay: bool) -> dict:
     """The param_group entries implied by `h` for one group (lr is set per step by the schedule)."""
-    wd = 0.0 if (no_decay and not h.decay_norms_and_biases) else h.weight_decay
+    lam = 0.0 if (no_decay and not h.decay_norms_and_biases) else effective_lambda(h)
+    wd = torch_decay(h, lam)
+    decoupled = h.decay_mode != "l2"
+    shown = {LAMBDA_KEY: lam, MODE_KEY: h.decay_mode}
     if h.optimizer == "adam":
-        return {"weight_decay": wd, "decoupled_weight_decay": h.decay_mode == "decoupled",
-                "betas": tuple(h.betas)}
+        return {"weight_decay": wd, "decoupled_weight_decay": decoupled, "betas": tuple(h.betas), **shown}
     momentum = h.momentum if h.optimizer == "momentum" else 0.0
-    if h.decay_mode == "decoupled":
-        return {"weight_decay": 0.0, DECAY_KEY: wd, "momentum": momentum}
-    return {"weight_decay": wd, DECAY_KEY: 0.0, "momentum": momentum}
+    if decoupled:
+        return {"weight_decay": 0.0, DECAY_KEY: wd, "momentum": momentum, **shown}
+    return {"weight_decay": wd, DECAY_KEY: 0.0, "momentum": momentum, **shown}
 
 
 def build_optimizer(model: nn.Module, h: HParams) -> torch.optim.Optimizer:
@@ -91,7 +130,8 @@ def apply_settings(optimizer: torch.optim.Optimizer, model: nn.Module, old: HPar
 
 
 def apply_decoupled_decay(optimizer: torch.optim.Optimizer) -> None:
-    """θ ← (1 − ηλ) θ for the SGD family in decoupled mode (Adam does this itself)."""
+    """θ ← (1 − η·c) θ for the SGD family in the decoupled modes (Adam does this itself), with c the
+    torch coefficient of `torch_decay` (λ, or λ/lr in the paper's mode: then η·c = η_t·λ)."""
     for group in optimizer.param_groups:
         wd = group.get(DECAY_KEY, 0.0)
         if wd:

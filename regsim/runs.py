@@ -35,7 +35,15 @@ the others' from that point on.
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .hparams import LABELS, HParams, field_names
 from .snapshot import Snapshot
@@ -152,3 +160,68 @@ class RunSnapshots:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.runs)
+
+
+# ---------------------------------------------------------------------------------- ghost runs
+
+GHOST_FORMAT = "regsim-ghost-1"  # the "format" of a saved run's history file
+
+
+@dataclass(frozen=True)
+class Ghost:
+    """A finished run's curves loaded from a file, drawn behind the live runs ("last lecture's run
+    vs today's"). Data only: the History series, the run's name and its settings."""
+
+    name: str  # the run's name when it was saved
+    hparams: HParams | None  # its settings at the end (None if the file's were not valid)
+    data: dict  # History.SERIES name → (N,) float64
+
+    def series(self, name: str) -> np.ndarray:
+        return self.data[name]
+
+    def __len__(self) -> int:
+        return len(self.data["step"])
+
+
+def save_history(path: str | os.PathLike, history: Any, name: str,
+                 hparams: HParams | None = None) -> Path:
+    """Write a run's curves (every History series, plus its name and settings as JSON) to an .npz
+    file, whole or not at all (regsim.files: a temporary file in the same folder, then os.replace).
+    Data only: loading it runs no code (np.load without pickle)."""
+    from .files import atomic_write_bytes
+    from .snapshot import History
+
+    arrays = {f"series_{k}": np.asarray(history.series(k), dtype=np.float64) for k in History.SERIES}
+    meta = {"format": GHOST_FORMAT, "name": str(name),
+            "hparams": hparams.to_dict() if hparams is not None else None}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, meta=np.array(json.dumps(meta)), **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_ghost(path: str | os.PathLike) -> Ghost:
+    """A run saved by save_history, or a ValueError naming the file and what is wrong with it."""
+    from .snapshot import History
+
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            if meta.get("format") != GHOST_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {GHOST_FORMAT!r}")
+            missing = [k for k in History.SERIES if f"series_{k}" not in f.files]
+            if missing:
+                raise ValueError(f"series {missing[0]!r} missing")
+            data = {k: np.asarray(f[f"series_{k}"], dtype=np.float64) for k in History.SERIES}
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such file") from None
+    except (OSError, KeyError, ValueError, json.JSONDecodeError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{p} is not a saved regsim run: {e}") from None
+    n = {len(v) for v in data.values()}
+    if len(n) != 1:
+        raise ValueError(f"{p} is not a saved regsim run: its series have different lengths")
+    try:
+        hparams = HParams.from_dict(meta["hparams"]) if meta.get("hparams") else None
+    except ValueError:
+        hparams = None  # settings from another version: the curves are still worth showing
+    return Ghost(str(meta.get("name") or p.stem), hparams, data)

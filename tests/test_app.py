@@ -433,3 +433,17 @@ def test_engine_process_skips_interpreter_teardown(tmp_path) -> None:
     finally:
         if proc.is_alive():
             proc.kill()
+
+
+def test_weight_bands_cover_training_done_on_another_tab(qtbot, window) -> None:
+    """The Weights panel's percentile bands over time are the History's: trained while the
+    Training tab is open, then switched to Weights, the bands start at the run's start, not at the
+    switch (the window measures histograms for every panel)."""
+    assert window.tabs.currentIndex() == 0  # Training
+    window.toggle_run()
+    wait_step_beyond(qtbot, window, 200)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.latest.status == "paused", timeout=30_000)
+    steps, bands = window.history.percentiles()
+    assert len(steps) >= 3 and steps[0] <= 50 and bands.shape[1] == len(window.latest.layer_names)
+    assert "histograms" in window.latest.measured

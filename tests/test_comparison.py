@@ -368,3 +368,38 @@ def test_engine_hosts_a_comparison_with_run_addressed_commands() -> None:
         assert snaps.runs["X"].step == snaps.runs["Y"].step  # lockstep
     finally:
         eng.close()
+
+
+# ---------------------------------------------------------------------------------- ghost runs
+
+
+def test_ghost_run_round_trips_through_a_file(tmp_path) -> None:
+    import numpy as np
+
+    from regsim.runs import load_ghost, save_history
+    from regsim.snapshot import History
+
+    t = Trainer(SMALL, "cpu")
+    hist = History()
+    for _ in range(6):
+        t.step(10)
+        hist.add(t.snapshot())
+    path = save_history(tmp_path / "lecture.npz", hist, "A", t.hparams)
+    assert [p.name for p in tmp_path.iterdir()] == ["lecture.npz"]  # no temporary file left
+    ghost = load_ghost(path)
+    assert ghost.name == "A" and ghost.hparams == SMALL and len(ghost) == 6
+    for k in History.SERIES:
+        np.testing.assert_array_equal(ghost.series(k), hist.series(k))
+    np.testing.assert_array_equal(ghost.series("step"), [10, 20, 30, 40, 50, 60])
+    # The file is data only: numpy reads it without pickle.
+    with np.load(path, allow_pickle=False) as f:
+        assert "series_val_loss" in f.files
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz is not a saved regsim run"):
+        load_ghost(bad)
+    with pytest.raises(ValueError, match="nope.npz: no such file"):
+        load_ghost(tmp_path / "nope.npz")
+    with pytest.raises(ValueError):
+        save_history(tmp_path / "missing" / "x.npz", hist, "A")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz", "lecture.npz"]

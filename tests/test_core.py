@@ -444,6 +444,7 @@ def test_change_events_use_the_controls_words() -> None:
     assert not any("_" in s for s in texts)
     # every field has a human label, and the choice labels are the controls' combo items
     assert set(LABELS) == set(field_names())
-    assert CHOICE_LABELS["decay_mode"] == {"decoupled": "decoupled (AdamW / SGDW)",
+    assert CHOICE_LABELS["decay_mode"] == {"decoupled": "decoupled, PyTorch (AdamW / SGDW: lr·λ)",
+                                           "decoupled_paper": "decoupled, paper (η_t·λ)",
                                            "l2": "L2 penalty in the gradient"}
     assert CHOICE_LABELS["optimizer"] == {"adam": "Adam", "momentum": "SGD + momentum", "sgd": "SGD"}

@@ -283,6 +283,7 @@ def _set(path: str, value):
     (_set("runs.B.colour", 1), "runs.B: unknown setting 'colour'", "known: dataset"),
     (_set("base.hidden", "wide"), "base: hidden", "a list of layer widths"),
     (_set("runs", {}), "runs must be an object of 1 to 4", ""),
+    (_set("runs", {"A": {}, "a_very_long_run_name": {}}), "run name 'a_very_long_run_name'", "1 to 16"),
     (_set("claim", []), "claim must be a condition object or a non-empty list", ""),
 ])
 def test_bad_lesson_names_the_field(edit, field, allowed):

@@ -25,6 +25,7 @@ from regsim.hparams import (
 )
 from regsim.trainer import Trainer
 from ui.controls import GROUPS, TIPS, WIDGETS, ControlPanel, control_range
+from ui.widgets import drawable_text
 
 BIG = dict(train_size=65536)  # lets batch_size reach its own bound (it is also capped by train_size)
 
@@ -92,6 +93,7 @@ LIVE_CHANGES = {
     "input_dropout": ({}, 0.3),
     "weight_decay": ({}, 0.5),
     "decay_mode": (dict(weight_decay=0.5, decay_mode="l2"), "decoupled"),  # Adam: L2 ≠ decoupled
+    "normalized_decay": (dict(weight_decay=0.5), True),  # λ = 0.5/√5000 instead of 0.5
     "optimizer": ({}, "sgd"),
     "lr": ({}, 0.2),
     "momentum": (dict(optimizer="momentum"), 0.3),
@@ -294,7 +296,7 @@ def test_labels_tooltips_and_live_or_new_run_come_from_the_table(qtbot, panel) -
             assert [lab.text() for lab in labels] == [c.label or s.label], attr
         assert TIPS[attr].startswith(c.tip or s.tip) and s.allowed_text() in TIPS[attr]
         if w.isEnabled():
-            assert w.toolTip() == TIPS[attr], attr
+            assert w.toolTip() == drawable_text(TIPS[attr]), attr  # v̂ drawn with its hat on
     # where a setting goes: a live one as live_changed, a data/network one as a new run
     live, rebuild = [], []
     panel.live_changed.connect(live.append)

@@ -171,11 +171,13 @@ def _drifts(qtbot, label_cls) -> bool:
 
 def test_plain_label_detaches_the_hat_of_v(qtbot) -> None:
     """The problem MathLabel solves (and proof the checks below can fail): Qt draws the hat of v̂
-    away from the v, and not at the same place after the label was laid out at another size."""
+    away from the v. (It also drew it at another place after the label was laid out at another
+    size — seen in isolation — but whether a plain QLabel drifts depends on Qt's text-layout caches,
+    i.e. on what other tests laid out before: in the full suite it did not, so only the detached hat,
+    which is deterministic, is the proof here.)"""
     label = _hat_label(qtbot, QLabel)
     columns, (v0, v1) = _ink_above_x_height(label)
     assert not columns or min(columns) < v0 - 1 or max(columns) > v1 + 1
-    assert _drifts(qtbot, QLabel)
 
 
 def test_math_label_draws_the_hat_over_the_v_and_keeps_it_there(qtbot) -> None:

@@ -35,7 +35,7 @@ from superqt.utils import signals_blocked
 
 from regsim.hparams import SETTINGS, Control, HParams, Setting
 from regsim.presets import list_presets, load_preset
-from ui.widgets import LiveLabel
+from ui.widgets import LiveLabel, drawable_text
 
 # The dock's groups: which settings it shows, in which order. Everything about each setting (range,
 # step, label, tooltip, live or new run) comes from regsim.hparams.SETTINGS.
@@ -212,9 +212,10 @@ class ControlPanel(QWidget):
         for combo in self.findChildren(QComboBox):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
-        for attr, tip in TIPS.items():
+        # drawable_text: Qt draws the hat of v̂ / m̂ away from its letter otherwise (ui/widgets.py).
+        self._tips = {attr: drawable_text(tip) for attr, tip in TIPS.items()}
+        for attr, tip in self._tips.items():
             self._widgets[attr].setToolTip(tip)
-        self._tips = dict(TIPS)
 
         # --- wiring
         self.preset.activated.connect(self._preset_activated)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import calibration, ensemble, landscape, mc_dropout
+from . import calibration, ensemble, hessian, landscape, mc_dropout
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -42,6 +42,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
                     "weight-scaled network and of MC dropout, side by side.",
         Request=calibration.CalibrationRequest, Result=calibration.CalibrationResult,
         compute=calibration.compute),
+    "hessian": AnalysisSpec(
+        name="hessian", title="Hessian eigen-directions",
+        description="Top-k eigenvalues and eigenvectors of the training loss's Hessian by Lanczos on "
+                    "Hessian-vector products (train or eval mode), a Hutchinson trace and optionally "
+                    "the spectral density by stochastic Lanczos quadrature.",
+        Request=hessian.HessianRequest, Result=hessian.HessianResult, compute=hessian.compute),
 }
 
 

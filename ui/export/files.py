@@ -28,10 +28,15 @@ GIF_MAX_BYTES = 600 * 2**20  # frames are kept in memory (1 byte per pixel) unti
 
 OPTIMIZER_SLUGS = {("adam", "decoupled"): "adamw", ("adam", "l2"): "adam-l2",
                    ("momentum", "decoupled"): "sgdw", ("momentum", "l2"): "sgd-momentum",
-                   ("sgd", "decoupled"): "sgd", ("sgd", "l2"): "sgd"}
+                   ("sgd", "decoupled"): "sgd", ("sgd", "l2"): "sgd",
+                   ("adam", "decoupled_paper"): "adamw-paper", ("momentum", "decoupled_paper"): "sgdw-paper",
+                   ("sgd", "decoupled_paper"): "sgdw-paper"}
 OPTIMIZER_NAMES = {("adam", "decoupled"): "AdamW", ("adam", "l2"): "Adam+L2",
                    ("momentum", "decoupled"): "SGDW", ("momentum", "l2"): "SGD+momentum",
-                   ("sgd", "decoupled"): "SGD", ("sgd", "l2"): "SGD"}
+                   ("sgd", "decoupled"): "SGD", ("sgd", "l2"): "SGD",
+                   ("adam", "decoupled_paper"): "AdamW (paper: η_t·λ)",
+                   ("momentum", "decoupled_paper"): "SGDW (paper: η_t·λ)",
+                   ("sgd", "decoupled_paper"): "SGDW (paper: η_t·λ)"}
 
 
 # ------------------------------------------------------------------------------------ validation

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -170,8 +171,12 @@ class DropoutPanel(Panel):
         self.site_combo = QComboBox()
         self.site_combo.setToolTip("Dropout site whose activations the bar chart shows")
         self.site_combo.currentIndexChanged.connect(self._mark_dirty)
+        # One line, elided with the whole text in the tooltip (LiveLabel): a word-wrapped header
+        # took its height from whichever text was current when Qt last asked for its hint, so a
+        # theme round trip (a slide export) left the header 48 px tall instead of 24 and moved
+        # everything below it (163 000 pixels).
         self.status_label = LiveLabel("waiting for the first snapshot…")
-        self.status_label.setWordWrap(True)
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
 
         controls = QHBoxLayout()
         controls.addWidget(self.train_button)
@@ -278,6 +283,7 @@ class DropoutPanel(Panel):
         if snap is None or (snap is self._drawn and not self._dirty):
             return
         if "masks" not in snap.measured:  # the engine measures them only while this panel shows
+            self._sync_sites(snap)  # the sites are always in: the site choice survives
             self._clear("masks are measured while this panel is shown…")
             self._drawn, self._dirty = snap, False
             return
@@ -295,9 +301,12 @@ class DropoutPanel(Panel):
         self._clear("waiting for the first snapshot…")
 
     def _clear(self, message: str) -> None:
-        """Empty every item and say why (`message`)."""
+        """Empty every item, titles and captions included, and say why (`message`)."""
         self._drawn = None
         self._dirty = True
+        self.net_plot.setTitle(None)
+        self.bar_plot.setTitle(None)
+        self._layout_masks(0)
         self.neurons.setData([], [])
         self._net_key = None
         self.net_plot.getAxis("bottom").setTicks([[], []])
@@ -683,7 +692,7 @@ class DropoutPanel(Panel):
         rates = [float(r) for r in snap.dropout_rates]
         on = [(s, r) for s, r in zip(snap.dropout_sites, rates, strict=False) if r > 0]
         if not on:
-            text = "<b>dropout is off (p = 0)</b>: nothing dropped, training = inference"
+            text = "dropout is off (p = 0): nothing dropped, training = inference"
         else:  # runs of sites sharing a rate, so eight hidden layers still fit on one line
             runs: list[tuple[list[str], float]] = []
             for site, rate in zip(snap.dropout_sites, rates, strict=False):
@@ -691,9 +700,9 @@ class DropoutPanel(Panel):
                     runs[-1][0].append(site)
                 else:
                     runs.append(([site], rate))
-            text = "<b>dropout on</b>: " + "; ".join(
+            text = "dropout on: " + "; ".join(
                 (f"{names[0]}…{names[-1]}" if len(names) > 2 else ", ".join(names))
                 + f" p = {r:g}" for names, r in runs if r > 0)
             if self._mode == "inference":
                 text += " (training only)"
-        self.status_label.setText(f"{text} &nbsp; (step {snap.step})")
+        self.status_label.setText(f"{text}   (step {snap.step})")

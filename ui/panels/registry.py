@@ -44,6 +44,13 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("weights", "Weights", "Weight decay", "ui.panels.weights", "WeightsPanel",
               frozenset({"eval", "histograms"}),
               "Weight histograms per layer, their norms and percentile bands over time"),
+    PanelSpec("constraint", "Constraint geometry", "Weight decay", "ui.panels.constraint",
+              "ConstraintPanel", frozenset(),
+              "Weight decay on a 2-D quadratic: the optimum w_λ = (H + λI)⁻¹Hw*, its path as λ grows, "
+              "GD + L2 and AdamW converging"),
+    PanelSpec("prior", "Bayesian view", "Weight decay", "ui.panels.prior", "PriorPanel",
+              frozenset({"histograms"}),
+              "Weight decay as the Gaussian prior N(0, 1/(Nλ)) over a layer's live weight histogram"),
     PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
               frozenset({"masks"}),
               "The masks dropout drew on the last minibatch and what they do to one example"),

@@ -6,6 +6,10 @@ the dropout or weight-decay change that caused it. Next to the curves the model 
 (decision boundary, regression curve or digit guesses), because a smaller gap should look like a
 smoother model.
 
+In Compare mode (two or more runs, or a ghost run loaded from a file) the curves are overlaid: each
+run in its own colour (ui/run_colors.py), val solid, train dashed, its gap shaded in its colour; ghosts
+grey and dashed behind them. Markers, the readout's detail and the model drawing are the selected run's.
+
 Styling comes from ui/panels/style.py, shared by every panel.
 """
 
@@ -43,6 +47,7 @@ from ui.panels.style import (
     style_plot,
     style_text,
 )
+from ui.run_colors import ghost_color, run_color
 from ui.theme import Theme
 from ui.widgets import LiveLabel
 
@@ -51,11 +56,61 @@ CONTOUR_MAX = 128  # the 0.5 contour is traced on at most this many samples per 
 MAX_DIGITS = 36  # digit tiles in the mosaic (a 6×6 grid at most)
 DIGIT = 8  # digit images are 8×8
 PITCH_X, PITCH_Y, LABEL_ROWS = DIGIT + 1, DIGIT + 4, 4  # mosaic tile pitch; rows left for a label
+MAX_OVERLAID = 4  # runs overlaid at once (regsim.runs.MAX_RUNS)
+MAX_GHOSTS = 3  # ghost runs drawn at once
 
 
 def finite(values: np.ndarray) -> bool:
     """True when at least one value is a real number (regression has NaN accuracy throughout)."""
     return bool(values.size) and bool(np.isfinite(values).any())
+
+
+class _RunCurves:
+    """One run's curves in Compare mode: train (dashed) and val (solid) loss with the gap shaded
+    between them, and the two accuracies. Created once, hidden while unused."""
+
+    def __init__(self, loss_plot: pg.PlotItem, acc_plot: pg.PlotItem, fill: bool) -> None:
+        self.train = loss_plot.plot(antialias=True)
+        self.val = loss_plot.plot(antialias=True)
+        self.train_acc = acc_plot.plot(antialias=True)
+        self.val_acc = acc_plot.plot(antialias=True)
+        self.curves = (self.train, self.val, self.train_acc, self.val_acc)
+        for c in self.curves:
+            c.setDownsampling(auto=True, method="peak")
+            c.setClipToView(True)
+        self.fill = FastFillBetween(self.train, self.val) if fill else None
+        if self.fill is not None:
+            loss_plot.addItem(self.fill)
+        if not fill:  # a ghost: behind the live runs
+            for c in self.curves:
+                c.setZValue(-5)
+        self.set_visible(False)
+
+    def set_visible(self, on: bool) -> None:
+        for item in (*self.curves, self.fill):
+            if item is not None:
+                item.setVisible(on)
+
+    def style(self, colour: str, theme: Theme, ghost: bool = False) -> None:
+        w = theme.line_width * (0.75 if ghost else 1.0)
+        solid = pg.mkPen(colour, width=w, style=Qt.PenStyle.DashLine if ghost else Qt.PenStyle.SolidLine)
+        dashed = pg.mkPen(colour, width=w * 0.8,
+                          style=Qt.PenStyle.DotLine if ghost else Qt.PenStyle.DashLine)
+        for c, pen in ((self.val, solid), (self.train, dashed), (self.val_acc, solid),
+                       (self.train_acc, dashed)):
+            c.setPen(pen)
+        if self.fill is not None:
+            fill = pg.mkColor(colour)
+            fill.setAlpha(45)
+            self.fill.setBrush(fill)
+
+    def set_data(self, src) -> None:
+        """`src`: a History or a regsim.runs.Ghost (anything with series() and len())."""
+        steps = src.series("step")
+        self.train.setData(steps, src.series("train_loss"))
+        self.val.setData(steps, src.series("val_loss"))
+        self.train_acc.setData(steps, src.series("train_acc"))
+        self.val_acc.setData(steps, src.series("val_acc"))
 
 
 # ---------------------------------------------------------------------------------------- the panel
@@ -117,6 +172,17 @@ class TrainingPanel(Panel):
         self.val_acc_curve = self.acc_plot.plot(antialias=True)
         self.val_acc_curve.setDownsampling(auto=True, method="peak")
         self.val_acc_curve.setClipToView(True)
+
+        # Compare mode: per-run curves (see set_runs), created once, hidden while one run shows.
+        self._runs: list[tuple[str, object, int]] = []  # (name, History, colour slot), run order
+        self._ghosts: list[tuple[str, object]] = []  # (name, regsim.runs.Ghost)
+        self._selected = ""
+        self._legend_key: tuple | None = None
+        self._was_comparing = False
+        self.run_curves = [_RunCurves(self.loss_plot, self.acc_plot, fill=True)
+                           for _ in range(MAX_OVERLAID)]
+        self.ghost_curves = [_RunCurves(self.loss_plot, self.acc_plot, fill=False)
+                             for _ in range(MAX_GHOSTS)]
 
         # The model in data space: 2-D decision boundary or 1-D regression curve share one plot.
         self.data_widget = pg.PlotWidget()
@@ -189,10 +255,30 @@ class TrainingPanel(Panel):
 
     # ------------------------------------------------------------------------------ Panel contract
 
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str,
+                 ghosts: list[tuple[str, object]] = ()) -> None:
+        """Compare mode's input, from the window on every snapshot (cheap: references only):
+        (name, History, colour slot) per run in run order, the selected run's name, and the ghost
+        runs (name, regsim.runs.Ghost). With one run and no ghost the panel looks as it always did."""
+        self._runs = list(runs)[:MAX_OVERLAID]
+        self._selected = selected
+        self._ghosts = list(ghosts)[:MAX_GHOSTS]
+
+    @property
+    def comparing(self) -> bool:
+        return len(self._runs) >= 2 or bool(self._ghosts)
+
+    def _runs_key(self) -> tuple:
+        def state(src) -> tuple:
+            n = len(src)
+            return (id(src), n, float(src.series("step")[-1]) if n else None)
+        return (self._selected, tuple((name, slot, state(h)) for name, h, slot in self._runs),
+                tuple((name, id(g)) for name, g in self._ghosts))
+
     def redraw(self) -> None:
         """Push the history and the newest snapshot into the plot items (setData only)."""
         snap = self.snapshot
-        key = (self.data_key(), self.log_y.isChecked(), self._kind)
+        key = (self.data_key(), self.log_y.isChecked(), self._kind, self._runs_key())
         if key != self._plots_key:  # curves and the model only change with a new measurement
             self._plots_key = key
             self._draw_curves()
@@ -264,9 +350,21 @@ class TrainingPanel(Panel):
     def _draw_curves(self) -> None:
         h = self.history
         steps = h.series("step")
-        empty = len(h) == 0
+        comparing = self.comparing
+        empty = len(h) == 0 and not any(len(g) for _, g in self._ghosts)
         show_empty(self.loss_plot, empty, theme=self.theme)
         show_empty(self.acc_plot, empty, hint="")
+        self._draw_overlay(comparing)
+        if comparing != self._was_comparing:  # (keeps a legend-hidden gap hidden)
+            self._was_comparing = comparing
+            for item in (self.train_curve, self.val_curve, self.train_acc_curve,
+                         self.val_acc_curve, self.gap_fill):
+                item.setVisible(not comparing)
+        if comparing:
+            has_acc = any(finite(src.series("val_acc")) for _, src, _ in self._runs) or any(
+                finite(g.series("val_acc")) for _, g in self._ghosts)
+            self.acc_widget.setVisible(has_acc or empty)
+            return
         self.train_curve.setData(steps, h.series("train_loss"))
         self.val_curve.setData(steps, h.series("val_loss"))
         train_acc, val_acc = h.series("train_acc"), h.series("val_acc")
@@ -274,6 +372,46 @@ class TrainingPanel(Panel):
         self.acc_widget.setVisible(has_acc or len(h) == 0)
         self.train_acc_curve.setData(steps, train_acc)
         self.val_acc_curve.setData(steps, val_acc)
+
+    def _draw_overlay(self, on: bool) -> None:
+        """Every run's curves in its colour, each gap shaded; ghosts grey and dashed behind."""
+        t = self.theme
+        for i, items in enumerate(self.run_curves):
+            if on and i < len(self._runs):
+                name, src, slot = self._runs[i]
+                items.style(run_color(slot, t.name), t)
+                items.set_data(src)
+                items.set_visible(True)
+            else:
+                items.set_visible(False)
+        for i, items in enumerate(self.ghost_curves):
+            if on and i < len(self._ghosts):
+                items.style(ghost_color(t.name), t, ghost=True)
+                items.set_data(self._ghosts[i][1])
+                items.set_visible(True)
+            else:
+                items.set_visible(False)
+        legend_key = (on, tuple((n, s) for n, _, s in self._runs) if on else (),
+                      tuple(n for n, _ in self._ghosts) if on else (), t.name, id(t))
+        if legend_key == self._legend_key:
+            return
+        self._legend_key = legend_key
+        self.loss_legend.clear()
+        if on:
+            for i, (name, _, _) in enumerate(self._runs):
+                self.loss_legend.addItem(self.run_curves[i].val, name)
+            for i, (name, _) in enumerate(self._ghosts):
+                self.loss_legend.addItem(self.ghost_curves[i].val, f"ghost: {name}")
+        else:
+            self.loss_legend.addItem(self.train_curve, "train")
+            self.loss_legend.addItem(self.val_curve, "val")
+            self.loss_legend.addItem(self._gap_sample, "gap (val − train)")
+            for sample, _label in self.loss_legend.items:
+                if sample.item is self._gap_sample:  # clicking "gap" hides the shading
+                    sample.sigClicked.connect(lambda item: self.gap_fill.setVisible(item.isVisible()))
+        style_legend(self.loss_legend, t)
+        style_plot(self.loss_widget, t, "Loss (eval mode): val solid, train dashed, gap shaded"
+                   if on else "Loss (eval mode)", "loss", "step")
 
     def _draw_markers(self) -> None:
         """One dashed line per step with a settings change (one slider gesture is one change, see
@@ -404,6 +542,11 @@ class TrainingPanel(Panel):
         # −5…5 for data within ±2. The view fits the map, which fits the data (see Trainer).
         self.data_plot.setAspectLocked(False)
         style_plot(self.data_widget, self.theme, self._data_title(), *self._data_labels)
+        for name, text in zip(("left", "bottom"), self._data_labels):
+            if not text:  # style_plot leaves an old label: no data, no x₁/x₂ either
+                axis = self.data_plot.getAxis(name)
+                axis.labelText = ""
+                axis.showLabel(False)
         self.data_plot.enableAutoRange()
 
     def _data_title(self) -> str:
@@ -423,6 +566,13 @@ class TrainingPanel(Panel):
             parts.append(f"acc  train {_pct(s.train_acc)}  val {_pct(s.val_acc)}")
         if s.status != "running":
             parts.append(s.status + (f": {s.message}" if s.message else ""))
+        if len(self._runs) >= 2:  # every run's gap at its newest measurement
+            gaps = []
+            for name, src, _ in self._runs:
+                if len(src):
+                    gap = src.series("val_loss")[-1] - src.series("train_loss")[-1]
+                    gaps.append(f"{name} {gap:+.3g}")
+            parts.append("gaps  " + "  ".join(gaps))
         return "   ·   ".join(parts)
 
     def _on_log_toggled(self, on: bool) -> None:

@@ -30,8 +30,9 @@ from ui.panels.style import (
     style_plot,
     style_text,
 )
+from ui.run_colors import run_color
 from ui.theme import Theme
-from ui.widgets import LiveLabel
+from ui.widgets import LiveLabel, drawable_text
 
 MAX_MARKERS = 30  # settings-change markers per plot (the most recent steps)
 MAX_LAYERS = 9  # up to 8 hidden layers plus the output layer (see HParams validation)
@@ -54,11 +55,14 @@ L2_TIP = ("L2 regularization: the penalty ½λ‖θ‖² is added to the loss,\n
           "With plain SGD one step is θ ← (1 − ηλ)·θ − η·∇L: the same shrink factor.\n"
           "With Adam the λθ term is divided by √v̂ like the rest of the gradient,\n"
           "so weights with large gradients are barely decayed; decoupling fixes that.")
+L2_TIP = drawable_text(L2_TIP)  # the hat of v̂ over its v (ui/widgets.py)
 PRIOR_TIP = ("Bayesian view: weight decay is MAP estimation with a Gaussian prior θ ~ N(0, σ²),\n"
              "  −log p(θ) = ‖θ‖² / (2σ²) + const.\n"
-             "Written as a penalty λ‖θ‖², this gives λ = 1/(2σ²), i.e. σ = 1/√(2λ).\n"
-             "(Written as ½λ‖θ‖², the '+λθ in the gradient' form, λ = 1/σ²; for a loss averaged\n"
-             "over N examples the prior's λ is N times larger.) Larger λ = narrower prior.")
+             "regsim adds ½λ‖θ‖² to the loss averaged over the N training examples (λθ in the\n"
+             "gradient); times N that is the summed negative log-likelihood plus ½Nλ‖θ‖², so\n"
+             "σ² = 1/(Nλ), σ = 1/√(Nλ). (λ = 1/σ² holds for a summed loss.) Larger λ = narrower prior.\n"
+             "With decoupled decay and Adam the shrink is no gradient of any penalty on this loss,\n"
+             "so it is not a prior; the Bayesian view panel (Weight decay chapter) shows σ live.")
 
 
 class WeightsPanel(Panel):
@@ -140,6 +144,17 @@ class WeightsPanel(Panel):
             self.norm_items.append(item)
         self.total_norm = pg.PlotDataItem(antialias=True)
         self.norm_plot.addItem(self.total_norm)
+        # Compare mode (set_runs): the other runs' total ‖W‖, each in its run's colour, beside the
+        # selected run's layers and total: λ's effect on the norm, run against run.
+        self._runs: list[tuple[str, object, int]] = []
+        self._selected = ""
+        self._run_legend: list[pg.PlotDataItem] = []
+        self.run_totals: list[pg.PlotDataItem] = []
+        for _ in range(4):
+            item = pg.PlotDataItem(antialias=True)
+            item.setVisible(False)
+            self.norm_plot.addItem(item)
+            self.run_totals.append(item)
         # Settings changes (λ above all) on both plots over time, as in the Training panel.
         self.norm_markers = ChangeMarkers(self.norm_plot, MAX_MARKERS)
         self.band_markers = ChangeMarkers(self.band_plot, MAX_MARKERS)
@@ -185,7 +200,7 @@ class WeightsPanel(Panel):
             self._set_layers(names)
             self._plots_key = None
         key = (self.data_key(), self.layer_box.currentIndex(), self.density.isChecked(),
-               self.fixed_axis.isChecked())
+               self.fixed_axis.isChecked(), self._runs_key())
         if key == self._plots_key:
             return  # histograms, bands and norms are what is on screen already
         self._plots_key = key
@@ -340,7 +355,36 @@ class WeightsPanel(Panel):
             self._band_layer = layer
             self._style_bands()
 
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
+        """Compare mode (from the window, every snapshot): (name, History, colour slot) per run."""
+        self._runs = list(runs)[:len(self.run_totals)]
+        self._selected = selected
+
+    def _runs_key(self) -> tuple:
+        return (self._selected, tuple((n, slot, id(h), len(h)) for n, h, slot in self._runs))
+
+    def _draw_run_totals(self) -> None:
+        """The other runs' total norm curves, and their legend entries."""
+        others = [(n, h, slot) for n, h, slot in self._runs if n != self._selected] \
+            if len(self._runs) > 1 else []
+        t = self.theme
+        for item in self._run_legend:
+            self.norm_legend.removeItem(item)
+        self._run_legend = []
+        for i, item in enumerate(self.run_totals):
+            if i < len(others):
+                name, h, slot = others[i]
+                item.setPen(pg.mkPen(run_color(slot, t.name), width=t.line_width * 1.25))
+                item.setData(h.series("step"), h.series("weight_norm"))
+                item.setVisible(True)
+                self.norm_legend.addItem(item, f"total {name}")
+                self._run_legend.append(item)
+            else:
+                item.setVisible(False)
+                item.setData([], [])
+
     def _draw_norms(self) -> None:
+        self._draw_run_totals()
         h = self.history
         n = len(self._names)
         if len(h) == 0 or not n:
@@ -406,11 +450,12 @@ class WeightsPanel(Panel):
         hp = snap.hparams
         lam, eta = hp.weight_decay, snap.lr
         lines = [f"<b>λ = {lam:g}</b> ({hp.decay_mode}) · η = {eta:.3g}"]
-        if lam > 0 and hp.decay_mode == "decoupled":
-            shrink = 1.0 - eta * lam
-            lines.append(f"each step: θ ← θ·(1 − ηλ) = θ·{shrink:.6f}")
-            if 0 < eta * lam < 1:
-                lines.append(f"half-life without gradient ≈ {math.log(2) / (eta * lam):,.0f} steps")
+        if lam > 0 and hp.decay_mode in ("decoupled", "decoupled_paper"):
+            paper = hp.decay_mode == "decoupled_paper"  # η_t·λ: the schedule multiplier, not lr
+            rate = (eta / hp.lr if paper else eta) * lam
+            lines.append(f"each step: θ ← θ·(1 − {'η_t' if paper else 'η'}λ) = θ·{1.0 - rate:.6f}")
+            if 0 < rate < 1:
+                lines.append(f"half-life without gradient ≈ {math.log(2) / rate:,.0f} steps")
         elif lam > 0:
             lines.append("gradient gets + λθ (penalty ½λ‖θ‖²)")
         else:

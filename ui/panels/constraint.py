@@ -1,0 +1,212 @@
+"""Constraint geometry: weight decay on a 2-D quadratic data loss, where every number is exact.
+
+Blue ellipses are contours of the data loss ½(w − w*)ᵀH(w − w*), its minimum w* (blue, draggable);
+orange circles are contours of the penalty λ/2‖w‖²; the green point is the regularized optimum
+w_λ = (H + λI)⁻¹Hw* and the dashed green curve the path it takes as λ goes from 0 (w*) to ∞ (the
+origin). The readout is "% shrunk" = 100·(1 − ‖w_λ‖/‖w*‖). Gradient descent with L2 (white) runs to
+the green point; Adam with decoupled decay (AdamW, purple) converges elsewhere: on a deterministic
+problem it ends at the minimum inside the box ‖w‖∞ ≤ 1/λ (regsim/quadratic.py has the derivation).
+
+All the arithmetic is regsim.quadratic (numpy); this module only draws it. The optimizers' paths are
+computed when a setting changes (< 5 ms) and drawn whole: the panel contract forbids pixels that
+move between redraws with no new data, so there is no animation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QWidget
+
+from regsim import quadratic as qd
+from regsim.snapshot import History, Snapshot
+from ui.panels.base import Panel
+from ui.panels.style import color, fill_background, style_plot, style_text
+from ui.theme import Theme
+
+LEVELS = (0.125, 0.5, 1.125, 2.0, 3.125, 4.5)  # data-loss contour levels (c²/2 for c = 0.5, 1, …)
+EXTENT = 3.2  # the plot shows [−EXTENT, EXTENT]²
+GD_STEPS = 400  # gradient descent steps shown (η = 1/(λ_max + λ): converged well before)
+ADAM_STEPS = 1500  # AdamW steps shown (η = 0.05, linear decay to 0)
+BLUE, ORANGE, GREEN, PURPLE = "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"
+
+
+def ellipse(q: qd.Quadratic2D, level: float, n: int = 120) -> np.ndarray:
+    """Points (n, 2) of the contour L = level: w* + Q·diag(√(2·level/λᵢ))·(cos t, sin t)."""
+    t = np.linspace(0, 2 * math.pi, n)
+    radii = np.sqrt(2 * level / q.eigenvalues)
+    return q.ws + (np.stack([np.cos(t), np.sin(t)], 1) * radii) @ q.eigenvectors.T
+
+
+class ConstraintPanel(Panel):
+    """The seed's constraint figure, live: drag w*, rotate and stretch the ellipse, move λ."""
+
+    key = "constraint"
+    title = "Constraint geometry"
+
+    def __init__(self, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(history, parent)
+        self._run_lam: float | None = None  # the live run's λ last seen
+        self._pending_lam: float | None = None  # a new run λ for the slider, applied at redraw
+        self._paths: tuple[np.ndarray, np.ndarray] = (np.zeros((1, 2)), np.zeros((1, 2)))
+        self.widget = pg.PlotWidget()
+        self.plot = self.widget.getPlotItem()
+        self.plot.setAspectLocked(True)
+        self.plot.setRange(xRange=(-EXTENT, EXTENT), yRange=(-EXTENT, EXTENT), padding=0)
+        self.plot.setMouseEnabled(False, False)
+        self.contours = [pg.PlotDataItem() for _ in LEVELS]
+        self.circles = [pg.PlotDataItem() for _ in range(3)]
+        self.path = pg.PlotDataItem()
+        self.gd = pg.PlotDataItem()
+        self.adamw = pg.PlotDataItem()
+        self.green = pg.ScatterPlotItem(size=14)
+        self.ends = pg.ScatterPlotItem(size=10)
+        self.box_end = pg.ScatterPlotItem(size=14, symbol="o")  # AdamW's limit, hollow
+        for item in (*self.contours, *self.circles, self.path, self.gd, self.adamw, self.green,
+                     self.ends, self.box_end):
+            self.plot.addItem(item)
+        self.hint = pg.TextItem("waiting for a run: λ starts at its weight decay", anchor=(0.5, 0.5))
+        self.plot.addItem(self.hint, ignoreBounds=True)
+        self.target = pg.TargetItem(pos=(2.0, 1.5), size=14, movable=True)
+        self.target.setToolTip("w*: the data loss's minimum. Drag it.")
+        self.plot.addItem(self.target)
+        self.target.sigPositionChanged.connect(lambda *_: self._recompute())
+
+        def slider(lo: int, hi: int, value: int, tip: str) -> QSlider:
+            s = QSlider(Qt.Orientation.Horizontal)
+            s.setRange(lo, hi)
+            s.setValue(value)
+            s.setToolTip(tip)
+            s.valueChanged.connect(lambda _v: self._recompute())
+            return s
+
+        # λ on a log scale: 10^(v/25 − 3), v in [0, 100] → λ in [0.001, 10].
+        self.lam = slider(0, 100, 75, "λ: the penalty λ/2‖w‖² (log scale, 0.001 to 10).\n"
+                          "It starts at the live run's weight decay and follows it when that changes.")
+        self.angle = slider(0, 180, 34, "rotation of the ellipse (degrees): its stiff axis")
+        self.kappa = slider(0, 100, 50, "condition number κ = λ_max/λ_min (log scale, 1 to 100)")
+        self.labels = [QLabel("λ"), QLabel("rotation"), QLabel("condition κ")]
+        self.readout = QLabel()
+        self.readout.setWordWrap(True)  # one long line would set the panel's minimum width
+        self.readout.setToolTip("w_λ = (H + λI)⁻¹ H w*;  % shrunk = 100·(1 − ‖w_λ‖/‖w*‖).\n"
+                                "Along H's eigenvector i, w*'s component is scaled by λᵢ/(λᵢ + λ):\n"
+                                "the flat direction (small λᵢ) is given up first.")
+        grid = QGridLayout(self)
+        grid.addWidget(self.widget, 0, 0, 1, 6)
+        for i, (label, s) in enumerate(zip(self.labels, (self.lam, self.angle, self.kappa))):
+            grid.addWidget(label, 1, 2 * i)
+            grid.addWidget(s, 1, 2 * i + 1)
+        grid.addWidget(self.readout, 2, 0, 1, 6)
+        grid.setRowStretch(0, 1)
+        self.apply_theme(self.theme)
+        self._recompute()
+
+    # ---------------------------------------------------------------------------------------------
+    def settings(self) -> tuple[qd.Quadratic2D, float]:
+        pos = self.target.pos()
+        q = qd.Quadratic2D(w_star=(float(pos.x()), float(pos.y())),
+                           angle=math.radians(self.angle.value()),
+                           condition=10 ** (self.kappa.value() / 50), scale=1.0)
+        return q, 10 ** (self.lam.value() / 25 - 3)
+
+    def _recompute(self) -> None:
+        q, lam = self.settings()
+        for item, level in zip(self.contours, LEVELS):
+            pts = ellipse(q, level)
+            item.setData(pts[:, 0], pts[:, 1])
+        green = qd.regularized_optimum(q, lam)
+        _, path = qd.lambda_path(q, n=120)
+        self.path.setData(path[:, 0], path[:, 1])
+        t = np.linspace(0, 2 * math.pi, 120)
+        r0 = float(np.linalg.norm(green))
+        for item, r in zip(self.circles, (0.5 * r0, r0, 1.5 * r0)):
+            item.setData(r * np.cos(t), r * np.sin(t))
+        self.green.setData([green[0]], [green[1]])
+        lr = 1.0 / (float(q.eigenvalues.max()) + lam)
+        self._paths = (qd.gd_l2(q, lam, lr, GD_STEPS),
+                       qd.adam(q, lam, 0.05, ADAM_STEPS, decoupled=True, lr_decay=True))
+        end = self._paths[1][-1]
+        limit = qd.linf_box_optimum(q, lam)
+        self.box_end.setData([limit[0]], [limit[1]])
+        factors = q.eigenvalues / (q.eigenvalues + lam)
+        self.readout.setText(
+            f"λ = {lam:.3g}:  weights shrunk toward origin by {qd.shrunk_percent(q, lam):.1f} %\n"
+            f"w_λ = ({green[0]:.3f}, {green[1]:.3f})   factors λᵢ/(λᵢ+λ) = {factors[0]:.3f} (stiff), "
+            f"{factors[1]:.3f} (flat)\nAdamW after {ADAM_STEPS} steps: ({end[0]:.3f}, {end[1]:.3f}); "
+            f"its limit, the minimum inside the box ‖w‖∞ ≤ 1/λ = {1 / lam:.3g} (hollow): "
+            f"({limit[0]:.3f}, {limit[1]:.3f})")
+        self.redraw()
+
+    def ingest(self, snap: Snapshot) -> None:
+        """Follow the live run's λ (its weight_decay), once per change of it: the picture opens on
+        the decay the run uses, and the slider stays the user's until the run's λ changes again."""
+        super().ingest(snap)
+        lam = float(snap.hparams.weight_decay)
+        if lam != self._run_lam:
+            self._run_lam = lam
+            self._pending_lam = lam
+
+    def reset(self) -> None:
+        super().reset()
+        self._run_lam = None
+        self.redraw()
+
+    def lam_to_slider(self, lam: float) -> int:
+        """The slider position for λ (clamped to [0.001, 10]; λ = 0 → the left end)."""
+        if lam <= 0:
+            return 0
+        return int(round(min(100, max(0, 25 * (math.log10(lam) + 3)))))
+
+    def redraw(self) -> None:
+        if self._pending_lam is not None:
+            lam, self._pending_lam = self._pending_lam, None
+            if self.lam.value() != self.lam_to_slider(lam):
+                self.lam.setValue(self.lam_to_slider(lam))  # recomputes and redraws
+                return
+        # Before a run's first snapshot there is no λ to show: the hint instead of the geometry.
+        live = self.snapshot is not None
+        for item in self._data_items():
+            item.setVisible(live)
+        self.hint.setVisible(not live)
+        self.readout.setVisible(live)
+        gd, ad = self._paths
+        self.gd.setData(gd[:, 0], gd[:, 1])
+        self.adamw.setData(ad[:, 0], ad[:, 1])
+        self.ends.setData([gd[-1, 0], ad[-1, 0]], [gd[-1, 1], ad[-1, 1]],
+                          brush=[pg.mkBrush(self.theme.foreground), pg.mkBrush(PURPLE)])
+
+    def _data_items(self) -> tuple:
+        return (*self.contours, *self.circles, self.path, self.gd, self.adamw, self.green, self.ends,
+                self.box_end, self.target)
+
+    def apply_theme(self, theme: Theme) -> None:
+        super().apply_theme(theme)
+        fill_background(self, theme)
+        for w in (*self.labels, self.readout):
+            style_text(w, theme)
+        style_plot(self.widget, theme, "Weight decay as a constraint (2-D quadratic)", "w₂", "w₁")
+        lw = theme.line_width
+        for item in self.contours:
+            item.setPen(pg.mkPen(color(BLUE, 200), width=lw * 0.75))
+        for item in self.circles:
+            item.setPen(pg.mkPen(color(ORANGE, 170), width=lw * 0.75))
+        self.path.setPen(pg.mkPen(GREEN, width=lw, style=Qt.PenStyle.DashLine))
+        self.green.setBrush(pg.mkBrush(GREEN))
+        self.green.setPen(pg.mkPen(theme.foreground, width=1))
+        self.gd.setPen(pg.mkPen(theme.foreground, width=lw * 0.75))
+        self.adamw.setPen(pg.mkPen(PURPLE, width=lw * 0.75))
+        self.target.setPen(pg.mkPen(BLUE, width=lw))
+        self.target.setBrush(pg.mkBrush(BLUE))
+        self.box_end.setBrush(pg.mkBrush(None))
+        self.box_end.setPen(pg.mkPen(PURPLE, width=2))
+        self.hint.setColor(color(theme.foreground, 160))
+        font = self.hint.textItem.font()
+        font.setPointSize(theme.font_pt)
+        self.hint.setFont(font)
+        self.redraw()
+
+    def cleanup(self) -> None:
+        """Nothing runs in the background: the paths are computed on the GUI thread in < 5 ms."""
