@@ -55,7 +55,7 @@ def mosaic(images: np.ndarray, cols: int) -> np.ndarray:
 class MCDropoutPanel(Panel):
     """Predictive mean and spread (1-D), entropy / mutual information maps (2-D), certain digits."""
 
-    key = "mc_dropout"
+    key = "uncertainty"  # no underscore: file names split on it (ui/export)
     title = "MC dropout"
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
@@ -215,6 +215,7 @@ class MCDropoutPanel(Panel):
                 title = "eval-mode curve (press Compute for the MC bands)"
             plot.setRange(xRange=(-4, 4), yRange=(-2.5, 2.5), padding=0)
         elif data.kind == "2d":
+            plot.setAspectLocked(True)  # x₁ and x₂ share a scale
             if r is not None and r.entropy is not None and len(r.grid_shape) == 2:
                 values = r.entropy if self.map_combo.currentIndex() == 0 else r.mutual_info
                 img = values.reshape(r.grid_shape)

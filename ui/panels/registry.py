@@ -54,7 +54,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
               frozenset({"masks"}),
               "The masks dropout drew on the last minibatch and what they do to one example"),
-    PanelSpec("mc_dropout", "MC dropout", "Dropout", "ui.panels.mc_dropout", "MCDropoutPanel",
+    PanelSpec("uncertainty", "MC dropout", "Dropout", "ui.panels.mc_dropout", "MCDropoutPanel",
               frozenset({"data"}), "Dropout kept on at inference: mean and σ bands, entropy and "
               "mutual information maps, the most and least certain digits"),
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
