@@ -120,9 +120,7 @@ def test_png_of_each_panel_has_size_content_white_background_caption(qtbot, wind
     a = rgb(img)
     assert a.std() > 20, "a blank figure"
     white = (a == 255).all(axis=2)
-    # The MC dropout panel's 2-D map fills most of its figure (measured: 21 % white); a dark
-    # theme's figure has no white at all, so 10 % still tells the themes apart.
-    assert white.mean() > (0.1 if key == "mc_dropout" else 0.3), "the slide theme's background is white"
+    assert white.mean() > 0.3, "the slide theme's background is white"
     strip = caption_height(720)
     for x, y in ((2, 2), (1277, 2), (2, 720 - strip - 3)):  # corners inside the panel's margins
         assert white[y, x], f"pixel ({x}, {y}) is {a[y, x]}, not white"
@@ -686,7 +684,7 @@ def test_cli_creates_the_folder_says_the_final_status_and_skips_dropout_at_p0(tm
     assert not any(name.startswith("dropout_") for name in listing(out))
     assert "dropout" in metrics["skipped"] and "p = 0" in metrics["skipped"]["dropout"]
     assert any("skipped the dropout figure" in line for line in lines)
-    # keys may hold "_" (mc_dropout): match each file to the longest key it starts with
+    # a key may hold "_": match each file to the longest key it starts with
     assert {max((k for k in KEYS if n.startswith(k + "_")), key=len, default=n)
             for n in listing(out)} == set(KEYS) - {"dropout"} | {"metrics.json"}
     # Asked for by name, it is written (and the log says why it is empty).
