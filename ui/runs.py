@@ -8,7 +8,9 @@ The engine hosts a Comparison (regsim.engine); this module is the window's side 
   to a file, load a saved one as a grey overlay).
 - `RunsController`: one History per run, fed from every ("snapshots") tick; the window's `history`
   is always the selected run's, so every panel shows the selected run, and panels that can overlay
-  runs (the Training panel's `set_runs`) get all of them. A run keeps its colour slot for its life.
+  runs (the Training panel's `set_runs`) get all of them, and panels that draw snapshots (Weights
+  histograms, Dropout masks: `set_run_snapshots`) every run's latest
+  Snapshot. A run keeps its colour slot for its life.
 
 Data still flows one way: the bar sends commands to the engine; what the bar and the panels show
 comes from the engine's snapshots and "runs" messages, never from what was asked.
@@ -349,7 +351,11 @@ class RunsController(QObject):
     def tell_panels(self) -> None:
         runs = [(n, h, self.slots[n]) for n, h in self.histories.items()]
         ghosts = [(g.name, g) for g in self.ghosts]
+        snaps = dict(self.latest.runs) if self.latest is not None else {}
         for p in self.window._built_panels():
+            set_snaps = getattr(p, "set_run_snapshots", None)  # panels that draw runs' snapshots
+            if set_snaps is not None:
+                set_snaps(snaps)
             set_runs = getattr(p, "set_runs", None)
             if set_runs is not None:
                 set_runs(runs, self.selected, ghosts)

@@ -40,12 +40,14 @@ from ui.panels.style import set_axis_label as _set_label
 from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
 from ui.panels.style import style_plot_item as _style_plot
+from ui.run_colors import run_color
 from ui.theme import Theme
 from ui.widgets import LiveLabel
 
 MAX_DRAWN_NEURONS = 16  # per layer; wider layers are drawn as their first 16 units with a "…" note
 MAX_SITES = 10  # input + at most 8 hidden layers (HParams allows 8), with one to spare
 MASK_COLUMNS = 5  # more sites than this wrap onto a second row of mask images
+MAX_RUNS_SHOWN = 4  # Compare mode: one mask per run (regsim.runs.MAX_RUNS)
 
 EQUATION_TIP = (
     "Inverted dropout (training):  y = m ⊙ h / (1 − p),   m ~ Bernoulli(1 − p) for each unit.\n"
@@ -253,6 +255,31 @@ class DropoutPanel(Panel):
             plot.addItem(image)
             self.mask_plots.append(plot)
             self.mask_images.append(image)
+        # --- Compare mode: the chosen site's mask of every run, side by side (set_runs) ---------
+        self._runs: list[tuple[str, object, int]] = []
+        self._selected = ""
+        self._run_snaps: dict[str, Snapshot] = {}
+        self.run_mask_captions: list[str] = []  # plain text per shown run mask (tests read it)
+        self.run_mask_view = pg.GraphicsLayoutWidget()
+        self.run_mask_view.setToolTip("Compare mode: the same site's mask in every run. Runs in "
+                                      "lockstep share the dropout stream, so a larger p drops a "
+                                      "superset of the units a smaller p drops.")
+        self.run_mask_plots: list[pg.PlotItem] = []
+        self.run_mask_images: list[pg.ImageItem] = []
+        for i in range(MAX_RUNS_SHOWN):
+            plot = pg.PlotItem()
+            for side in ("left", "bottom"):
+                plot.hideAxis(side)
+            plot.hideButtons()
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.getViewBox().invertY(True)
+            image = pg.ImageItem(axisOrder="row-major")
+            plot.addItem(image)
+            self.run_mask_view.ci.addItem(plot, row=0, col=i)
+            self.run_mask_plots.append(plot)
+            self.run_mask_images.append(image)
+        self.run_mask_view.setVisible(False)
         self.mask_note = QLabel(TRAIN_NOTE)
         self.mask_note.setWordWrap(True)
         self.mask_note.setToolTip(EQUATION_TIP)
@@ -263,6 +290,7 @@ class DropoutPanel(Panel):
         grid.addWidget(self.explain_label, 1, 1)
         grid.addWidget(self.mask_note, 2, 0, 1, 2)
         grid.addWidget(self.mask_view, 3, 0, 1, 2)
+        grid.addWidget(self.run_mask_view, 4, 0, 1, 2)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
         grid.setRowStretch(0, 4)
@@ -290,6 +318,7 @@ class DropoutPanel(Panel):
         self._sync_sites(snap)
         self._draw_network(snap)
         self._draw_masks(snap)
+        self._draw_run_masks()
         self._draw_bars(snap)
         self._draw_status(snap)
         self._drawn = snap
@@ -322,6 +351,7 @@ class DropoutPanel(Panel):
         self._show_bars_empty(message)
         for image in self.mask_images:
             image.clear()
+        self._show_run_masks(False)
         self.mask_captions = []
         self.status_label.setText(message)
         self.explain_label.setText("")
@@ -337,9 +367,9 @@ class DropoutPanel(Panel):
         font = self.font()
         font.setPointSize(theme.font_pt)
         self.setFont(font)
-        for view in (self.net_view, self.bar_view, self.mask_view):
+        for view in (self.net_view, self.bar_view, self.mask_view, self.run_mask_view):
             view.setBackground(theme.background)
-        for plot in (self.net_plot, self.bar_plot, *self.mask_plots):
+        for plot in (self.net_plot, self.bar_plot, *self.mask_plots, *self.run_mask_plots):
             _style_plot(plot, theme)
         self.net_plot.getAxis("bottom").setPen(pg.mkPen(None))
         # Opaque 1-px edges: visible on a projector, and ~10× cheaper to paint than
@@ -362,7 +392,7 @@ class DropoutPanel(Panel):
         self.net_plot.getAxis("bottom").setHeight(int(3 * metrics.lineSpacing() + 12))
         lut = np.array([_mix(theme.background, theme.foreground, 0.12).getRgb(),
                         pg.mkColor(theme.train).getRgb()], dtype=np.ubyte)
-        for image in self.mask_images:
+        for image in self.mask_images + self.run_mask_images:
             image.setLookupTable(lut)
             image.setLevels((0, 1))
         self._dirty = True
@@ -572,6 +602,62 @@ class DropoutPanel(Panel):
                        title_pt)
             captions.append(caption)
         self.mask_captions = captions
+
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
+        """Compare mode (from the window, every tick): (name, History, colour slot) per run."""
+        self._runs = list(runs)[:MAX_RUNS_SHOWN]
+        self._selected = selected
+        self._dirty = True
+
+    def set_run_snapshots(self, snapshots: dict[str, Snapshot]) -> None:
+        """Compare mode: each run's latest Snapshot by name (its masks are drawn side by side)."""
+        self._run_snaps = dict(snapshots)
+        self._dirty = True
+
+    def _show_run_masks(self, shown: bool) -> None:
+        if self.run_mask_view.isHidden() == shown:
+            self.run_mask_view.setVisible(shown)
+            self._grid.setRowStretch(4, 3 if shown else 0)
+        if not shown:
+            self.run_mask_captions = []
+
+    def _draw_run_masks(self) -> None:
+        """Compare mode: the chosen site's mask of each run, captioned with its name (in its colour)
+        and p, so runs with different p show visibly different masks. One run: nothing (hidden)."""
+        site = self.site_combo.currentText()
+        runs = [(n, slot, self._run_snaps[n]) for n, _h, slot in self._runs if n in self._run_snaps
+                and "masks" in self._run_snaps[n].measured]
+        if len(runs) < 2 or not site:
+            self._show_run_masks(False)
+            return
+        self._show_run_masks(True)
+        train = self._mode == "train"
+        captions = []
+        for i, (plot, image) in enumerate(zip(self.run_mask_plots, self.run_mask_images, strict=True)):
+            if i >= len(runs):
+                plot.setVisible(False)
+                image.clear()
+                continue
+            plot.setVisible(True)
+            name, slot, snap = runs[i]
+            k = snap.dropout_sites.index(site) if site in snap.dropout_sites else -1
+            rate, mask = self._site_parts(snap, k) if k >= 0 else (0.0, np.ones((0, 0), bool))
+            if mask.ndim != 2 or mask.size == 0:
+                image.clear()
+                text = f"{name} {site}: p = {rate:g}, no mask yet" if k >= 0 else f"{name}: no {site}"
+            else:
+                shown = mask if train else np.ones_like(mask)  # inference: every unit kept
+                image.setImage(shown.astype(np.uint8), autoLevels=False, levels=(0, 1))
+                image.setRect(0, 0, mask.shape[1], mask.shape[0])
+                plot.setRange(xRange=(0, mask.shape[1]), yRange=(0, mask.shape[0]), padding=0)
+                dropped = 1.0 - float(shown.mean())
+                text = f"{name} {site}: p = {rate:g}, dropped {100 * dropped:.1f}%"
+            c = run_color(slot, self.theme.name)
+            head, _, rest = text.partition(" ")
+            _set_title(plot, f"<span style='color:{c}'><b>{head}</b></span> {rest}", self.theme,
+                       self.theme.font_pt - 1)
+            captions.append(text)
+        self.run_mask_captions = captions
 
     def _set_mask_image(self, i: int, mask: np.ndarray) -> None:
         self.mask_images[i].setImage(mask.astype(np.uint8), autoLevels=False, levels=(0, 1))

@@ -65,6 +65,19 @@ PRIOR_TIP = ("Bayesian view: weight decay is MAP estimation with a Gaussian prio
              "so it is not a prior; the Bayesian view panel (Weight decay chapter) shows σ live.")
 
 
+def run_histogram(snap: Snapshot, layer: int, fixed: bool, density: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, heights) of one layer's histogram in `snap`: on the fixed axis when asked and measured,
+    as a density (counts / Σ counts·Δedge, area 1) when `density`."""
+    fixed = fixed and len(snap.weight_hist_fixed) > layer
+    counts = np.asarray((snap.weight_hist_fixed if fixed else snap.weight_hist)[layer], dtype=np.float64)
+    edges = np.asarray((snap.weight_hist_fixed_edges if fixed else snap.weight_hist_edges)[layer],
+                       dtype=np.float64)
+    if density:
+        area = float(np.sum(counts * np.diff(edges)))
+        counts = counts / area if area > 0 else counts
+    return edges, counts
+
+
 class WeightsPanel(Panel):
     """Per-layer weight histograms, percentile bands over time, weight norms and the decay math."""
 
@@ -113,6 +126,17 @@ class WeightsPanel(Panel):
             self.hist_plot.addItem(item)
             self.hist_items.append(item)
         self.hist_widget.setToolTip("Weight values of each layer now.\n\n" + DECOUPLED_TIP)
+        # Compare mode (set_run_snapshots): every run's histogram of the chosen layer as an outline
+        # in the run's colour, over the selected run's filled ones: λ narrowing it, run against run.
+        self._run_snaps: dict[str, Snapshot] = {}
+        self._hist_run_legend: list[pg.PlotDataItem] = []
+        self.run_hists: list[pg.PlotDataItem] = []
+        for _ in range(4):
+            item = pg.PlotDataItem(stepMode="center", antialias=True)
+            item.setVisible(False)
+            item.setZValue(2)  # above the filled layers
+            self.hist_plot.addItem(item)
+            self.run_hists.append(item)
 
         # One layer's distribution over time: nested percentile bands plus the median.
         # Its key is in the readout beside it: a legend inside would cover the widest band.
@@ -216,6 +240,7 @@ class WeightsPanel(Panel):
         if snap is None:
             self._fixed_range = None
         self._draw_histograms(snap)
+        self._draw_run_histograms()
         self._draw_bands()
         self._draw_norms()
         events = self.history.visible_events()
@@ -235,6 +260,12 @@ class WeightsPanel(Panel):
             hi.setData([], [])
         self.norm_markers.set_events([])
         self.band_markers.set_events([])
+        for item in self._hist_run_legend:
+            self.hist_legend.removeItem(item)
+        self._hist_run_legend = []
+        for item in self.run_hists:
+            item.setVisible(False)
+            item.setData([], [])
         self._fixed_range = None
         show_empty(self.norm_plot, True)
         show_empty(self.band_plot, True, y=(-1.0, 1.0), hint="")
@@ -311,15 +342,9 @@ class WeightsPanel(Panel):
             return
         density = self.density.isChecked()
         fixed = self.fixed_axis.isChecked() and len(snap.weight_hist_fixed) >= n
-        hists = snap.weight_hist_fixed if fixed else snap.weight_hist
         all_edges = snap.weight_hist_fixed_edges if fixed else snap.weight_hist_edges
         for i in range(n):
-            counts = np.asarray(hists[i], dtype=np.float64)
-            edges = np.asarray(all_edges[i], dtype=np.float64)
-            if density:
-                area = float(np.sum(counts * np.diff(edges)))
-                counts = counts / area if area > 0 else counts
-            self.hist_items[i].setData(edges, counts)
+            self.hist_items[i].setData(*run_histogram(snap, i, fixed, density))
         if density != self._density_shown:
             self._density_shown = density
             style_plot(self.hist_widget, self.theme, None, self._hist_ylabel())
@@ -360,8 +385,43 @@ class WeightsPanel(Panel):
         self._runs = list(runs)[:len(self.run_totals)]
         self._selected = selected
 
+    def set_run_snapshots(self, snapshots: dict[str, Snapshot]) -> None:
+        """Compare mode (from the window, every tick): each run's latest Snapshot by name."""
+        self._run_snaps = dict(snapshots)
+
     def _runs_key(self) -> tuple:
-        return (self._selected, tuple((n, slot, id(h), len(h)) for n, h, slot in self._runs))
+        return (self._selected, tuple((n, slot, id(h), len(h)) for n, h, slot in self._runs),
+                tuple((n, id(s)) for n, s in self._run_snaps.items()))
+
+    def _draw_run_histograms(self) -> None:
+        """Each run's histogram of the chosen layer as a step outline in its colour (Compare mode
+        only: with one run nothing is drawn, so the single-run panel is unchanged)."""
+        t = self.theme
+        for item in self._hist_run_legend:
+            self.hist_legend.removeItem(item)
+        self._hist_run_legend = []
+        layer = self.selected_layer()
+        shown = []
+        if len(self._runs) > 1:
+            for name, _h, slot in self._runs:
+                snap = self._run_snaps.get(name)
+                if snap is not None and "histograms" in snap.measured \
+                        and layer < len(snap.weight_hist) and layer < len(self._names):
+                    shown.append((name, slot, snap))
+        density = self.density.isChecked()
+        for i, item in enumerate(self.run_hists):
+            if i >= len(shown):
+                item.setVisible(False)
+                item.setData([], [])
+                continue
+            name, slot, snap = shown[i]
+            edges, counts = run_histogram(snap, layer, self.fixed_axis.isChecked(), density)
+            item.setPen(pg.mkPen(run_color(slot, t.name),
+                                 width=t.line_width * (1.5 if name == self._selected else 1.0)))
+            item.setData(edges, counts)
+            item.setVisible(True)
+            self.hist_legend.addItem(item, f"{name} {self._names[layer]}")
+            self._hist_run_legend.append(item)
 
     def _draw_run_totals(self) -> None:
         """The other runs' total norm curves, and their legend entries."""
