@@ -218,3 +218,43 @@ def test_weights_panel_shows_the_other_runs_norms_in_their_colours(qtbot, window
     # λ = 0.5 on B (the selected run, its own total in the panel's usual curve) shrinks ‖W‖.
     _, yb = panel.total_norm.getData()
     assert yb[-1] < y[-1]
+
+
+def test_weights_and_dropout_panels_show_every_run(qtbot, window) -> None:
+    """The window hands the Weights and Dropout panels every run's latest snapshot: the histogram
+    overlays each run's chosen layer, the Dropout panel shows each run's mask of the chosen site."""
+    w = window
+    w.client.step(10)
+    qtbot.waitUntil(lambda: w.latest.step == 10, timeout=30_000)
+    w.runs.compare()
+    qtbot.waitUntil(lambda: list(runs_now(w)) == ["A", "B"], timeout=30_000)
+    w.client.update(run="B", weight_decay=0.3, dropout=0.0)
+    keys = [p.key for p in w.panels]
+    for key in ("weights", "dropout"):
+        w.tabs.setCurrentIndex(keys.index(key))
+        panel = w.current_panel()
+        w.client.step(10)
+        need = "masks" if key == "dropout" else "histograms"
+        qtbot.waitUntil(lambda panel=panel, need=need: len(runs_now(w)) == 2 and all(
+            s.hparams.dropout == (0.0 if n == "B" else SMALL.dropout) and need in s.measured
+            and panel._run_snaps.get(n) is s for n, s in runs_now(w).items()), timeout=30_000)
+        with qtbot.waitSignal(w.panels_redrawn, timeout=10_000):
+            w._mark_dirty()
+        snaps = runs_now(w)
+        if key == "weights":
+            layer = panel.selected_layer()
+            shown = [item for item in panel.run_hists if item.isVisible()]
+            assert len(shown) == 2
+            for item, name in zip(shown, ["A", "B"], strict=True):
+                counts = np.asarray(snaps[name].weight_hist_fixed[layer], dtype=np.float64)
+                edges = np.asarray(snaps[name].weight_hist_fixed_edges[layer])
+                np.testing.assert_allclose(item.yData, counts / np.sum(counts * np.diff(edges)))
+                assert item.opts["pen"].color().name() == run_color(w.runs.slots[name], "screen")
+        else:
+            k = snaps["A"].dropout_sites.index(panel.site_combo.currentText())
+            images = [im for plot, im in zip(panel.run_mask_plots, panel.run_mask_images,
+                                              strict=True) if plot.isVisible()]
+            assert len(images) == 2 and panel.run_mask_view.isVisible()
+            np.testing.assert_array_equal(images[0].image, snaps["A"].dropout_masks[k])
+            np.testing.assert_array_equal(images[1].image, snaps["B"].dropout_masks[k])
+            assert images[1].image.all() and not images[0].image.all()  # B: p = 0
