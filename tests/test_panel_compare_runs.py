@@ -54,15 +54,20 @@ def test_weights_histogram_overlays_every_runs_histogram(qtbot, two_runs):
         np.testing.assert_allclose(item.xData, edges)
         np.testing.assert_allclose(item.yData, density(snap.weight_hist_fixed[1], edges))
         assert item.opts["pen"].color().name() == run_color(slot, panel.theme.name)
-        assert item.opts["fillLevel"] is None  # an outline; the selected run's layers are filled
+        assert item.opts["fillLevel"] == (0 if slot == 0 else None)  # A, the selected, filled
     a, b = (item.yData for item in drawn)
     assert not np.array_equal(a, b)  # two different runs, not one drawn twice
-    labels = [label.text for _sample, label in panel.hist_legend.items]
-    assert "A fc2" in labels and "B fc2" in labels
-    # Back to one run: the overlay and its legend entries go.
+    # Runs instead of layers: the layer colours (B's orange is fc2's) would read as runs.
+    assert not any(item.isVisible() for item in panel.hist_items)
+    assert [label.text for _sample, label in panel.hist_legend.items] == ["A fc2", "B fc2"]
+    # Back to one run: the layers as before, the run curves and their legend entries gone.
     show_runs(panel, {"A": two_runs["A"]})
     assert not any(item.isVisible() for item in panel.run_hists)
-    assert not any(label.text.startswith(("A ", "B ")) for _s, label in panel.hist_legend.items)
+    assert [label.text for _s, label in panel.hist_legend.items] == ["fc1", "fc2", "out"]
+    assert all(item.isVisible() for item in panel.hist_items[:3])
+    edges = two_runs["A"].weight_hist_fixed_edges[0]
+    np.testing.assert_allclose(panel.hist_items[0].yData,
+                               density(two_runs["A"].weight_hist_fixed[0], edges))
     panel.cleanup()
 
 

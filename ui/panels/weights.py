@@ -129,12 +129,12 @@ class WeightsPanel(Panel):
         # Compare mode (set_run_snapshots): every run's histogram of the chosen layer as an outline
         # in the run's colour, over the selected run's filled ones: λ narrowing it, run against run.
         self._run_snaps: dict[str, Snapshot] = {}
+        self._hist_comparing = False  # the histogram shows runs (one layer) instead of layers
         self._hist_run_legend: list[pg.PlotDataItem] = []
         self.run_hists: list[pg.PlotDataItem] = []
         for _ in range(4):
             item = pg.PlotDataItem(stepMode="center", antialias=True)
             item.setVisible(False)
-            item.setZValue(2)  # above the filled layers
             self.hist_plot.addItem(item)
             self.run_hists.append(item)
 
@@ -394,8 +394,10 @@ class WeightsPanel(Panel):
                 tuple((n, id(s)) for n, s in self._run_snaps.items()))
 
     def _draw_run_histograms(self) -> None:
-        """Each run's histogram of the chosen layer as a step outline in its colour (Compare mode
-        only: with one run nothing is drawn, so the single-run panel is unchanged)."""
+        """Compare mode: the chosen layer of every run, one step curve each in the run's colour, the
+        selected run filled. The layer colours are dropped meanwhile: two palettes on one plot read
+        as one (run B's orange is layer fc2's orange). With one run nothing here is drawn, so the
+        single-run panel is unchanged."""
         t = self.theme
         for item in self._hist_run_legend:
             self.hist_legend.removeItem(item)
@@ -408,21 +410,33 @@ class WeightsPanel(Panel):
                 if snap is not None and "histograms" in snap.measured \
                         and layer < len(snap.weight_hist) and layer < len(self._names):
                     shown.append((name, slot, snap))
+        comparing = len(shown) > 1
+        if comparing != self._hist_comparing:
+            self._hist_comparing = comparing
+            if comparing:
+                for item in self.hist_items:
+                    self.hist_legend.removeItem(item)
+                    item.setVisible(False)
+            else:
+                self._set_layers(self._names)  # the layers and their legend back
         density = self.density.isChecked()
         for i, item in enumerate(self.run_hists):
-            if i >= len(shown):
+            if not comparing or i >= len(shown):
                 item.setVisible(False)
                 item.setData([], [])
                 continue
             name, slot, snap = shown[i]
             edges, counts = run_histogram(snap, layer, self.fixed_axis.isChecked(), density)
-            item.setPen(pg.mkPen(run_color(slot, t.name),
-                                 width=t.line_width * (1.5 if name == self._selected else 1.0)))
+            c = run_color(slot, t.name)
+            selected = name == self._selected
+            item.setPen(pg.mkPen(c, width=t.line_width * (1.25 if selected else 1.0)))
+            item.setFillLevel(0 if selected else None)
+            item.setFillBrush(color(c, 90) if selected else None)
+            item.setZValue(1 if selected else 2)  # the outlines over the filled one
             item.setData(edges, counts)
             item.setVisible(True)
             self.hist_legend.addItem(item, f"{name} {self._names[layer]}")
             self._hist_run_legend.append(item)
-
     def _draw_run_totals(self) -> None:
         """The other runs' total norm curves, and their legend entries."""
         others = [(n, h, slot) for n, h, slot in self._runs if n != self._selected] \
