@@ -119,7 +119,7 @@ def test_readout_and_tooltips_explain_the_decay(panel, history):
         assert f"{snap.weight_norms[i]:.3f}" in text and f"{snap.weight_abs_max[i]:.3f}" in text
     tips = panel.readout.toolTip() + panel.norm_widget.toolTip() + panel.band_widget.toolTip()
     assert "θ ← θ − η·λ·θ" in tips and "(1 − ηλ)" in tips
-    assert "λθ" in tips and "λ = 1/(2σ²)" in tips
+    assert "λθ" in tips and "σ² = 1/(Nλ)" in tips  # the averaged loss regsim trains (prior.py)
     l2 = dataclasses.replace(snap, hparams=snap.hparams.replace(decay_mode="l2"))
     feed(panel, history, [l2])
     assert "l2" in panel.readout.text() and "+ λθ" in panel.readout.text()
