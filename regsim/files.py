@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -104,3 +104,23 @@ def atomic_write_json(path: str | os.PathLike, data: Any, *, fsync: bool = True)
     written whole. The encoding runs first: data that is not JSON raises before any file is touched."""
     text = json.dumps(data, indent=2, allow_nan=True) + "\n"
     return atomic_write_text(path, text, fsync=fsync)
+
+
+def read_bundled_json(name_or_path: str | os.PathLike, folder: Path, kind: str,
+                      available: Callable[[], Iterable[str]]) -> tuple[Any, Path]:
+    """(data, path) of a bundled JSON file by name (`folder/<name>.json`) or of any JSON file by
+    path, for presets and lessons alike. Errors are ValueErrors that say what (`kind`) and why:
+    not found (with the names `available()` lists, read only then), unreadable, or not valid JSON
+    (with the line)."""
+    path = Path(name_or_path)
+    if path.suffix != ".json":
+        path = folder / f"{name_or_path}.json"
+        if not path.exists():
+            raise ValueError(f"{kind} {str(name_or_path)!r} not found; available: "
+                             f"{', '.join(available())}")
+    try:
+        return json.loads(path.read_text("utf-8")), path
+    except OSError as e:
+        raise ValueError(f"{kind} {str(path)!r} cannot be read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{kind} {str(path)!r} is not valid JSON: {e.msg} at line {e.lineno}") from None

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .files import read_bundled_json
 from .hparams import HParams
 from .runs import MAX_NAME, MAX_RUNS
 
@@ -293,18 +294,7 @@ def list_lessons(directory: Path | None = None) -> dict[str, str]:
 
 def load_lesson(name_or_path: str | Path) -> Lesson:
     """A bundled lesson by id, or any lesson file by path; the id must match the file name."""
-    path = Path(name_or_path)
-    if path.suffix != ".json":
-        path = LESSON_DIR / f"{name_or_path}.json"
-        if not path.exists():
-            raise ValueError(f"lesson {str(name_or_path)!r} not found; available: "
-                             f"{', '.join(list_lessons())}")
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except OSError as e:
-        raise ValueError(f"lesson {str(path)!r} cannot be read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"lesson {str(path)!r} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    data, path = read_bundled_json(name_or_path, LESSON_DIR, "lesson", list_lessons)
     lesson = parse_lesson(data, f"lesson {path.stem!r}")
     if lesson.id != path.stem:
         raise ValueError(f"lesson {path.stem!r}: id = {lesson.id!r} must match the file name "

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write_text
+from .files import atomic_write_text, read_bundled_json
 from .hparams import HParams
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
@@ -47,18 +47,7 @@ def parse_preset(data: Any, source: str = "preset") -> HParams:
 
 def load_preset(name_or_path: str | Path) -> HParams:
     """Load a bundled preset by name, or any preset file by path."""
-    path = Path(name_or_path)
-    if path.suffix != ".json":
-        path = PRESET_DIR / f"{name_or_path}.json"
-        if not path.exists():
-            raise ValueError(f"preset {str(name_or_path)!r} not found; available: "
-                             f"{', '.join(list_presets())}")
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except OSError as e:
-        raise ValueError(f"preset {str(path)!r} cannot be read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"preset {str(path)!r} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    data, path = read_bundled_json(name_or_path, PRESET_DIR, "preset", list_presets)
     return parse_preset(data, f"preset {path.stem!r}")
 
 
