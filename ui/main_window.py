@@ -358,7 +358,8 @@ class MainWindow(QMainWindow):
 
     def _panel_request(self, name: str, payload: dict) -> None:
         if name == "analyze":
-            self.client.analyze(payload["analysis"], payload.get("params"), job_id=payload.get("id"))
+            self.client.analyze(payload["analysis"], payload.get("params"), job_id=payload.get("id"),
+                                run=payload.get("run", ""))  # Compare mode: a run-addressed job
         elif name == "cancel":
             self.client.cancel_job(payload["id"])
 

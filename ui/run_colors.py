@@ -23,3 +23,21 @@ def run_color(slot: int, theme_name: str = "screen") -> str:
 
 def ghost_color(theme_name: str = "screen") -> str:
     return GHOST.get(theme_name, GHOST["screen"])
+
+
+def run_settings_text(runs: dict) -> dict[str, str]:
+    """{run: "λ 0.3 · p 0"}: each run's values of only the settings that differ (regsim.runs
+    config_diff), for small-multiple titles and per-run readouts; "" for every run when none differ."""
+    from regsim.hparams import SHORT_LABELS  # here: importing the colours must stay cheap
+    from regsim.runs import config_diff
+
+    def value(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        if isinstance(v, (list, tuple)):
+            return "×".join(str(x) for x in v) if v else "—"
+        return str(v)
+
+    diff = config_diff(dict(runs))
+    return {name: " · ".join(f"{SHORT_LABELS.get(f, f.replace('_', ' '))} {value(vals[name])}"
+                             for f, vals in diff.items()) for name in runs}

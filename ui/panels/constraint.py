@@ -10,6 +10,9 @@ problem it ends at the minimum inside the box ‖w‖∞ ≤ 1/λ (regsim/quadra
 All the arithmetic is regsim.quadratic (numpy); this module only draws it. The optimizers' paths are
 computed when a setting changes (< 5 ms) and drawn whole: the panel contract forbids pixels that
 move between redraws with no new data, so there is no animation.
+
+Compare mode: the picture is a toy problem, not a run, so it does not multiply per run; a note under
+the plot says so and names the run whose λ the slider starts at (the selected one).
 """
 
 from __future__ import annotations
@@ -100,6 +103,10 @@ class ConstraintPanel(Panel):
             grid.addWidget(label, 1, 2 * i)
             grid.addWidget(s, 1, 2 * i + 1)
         grid.addWidget(self.readout, 2, 0, 1, 6)
+        self.compare_note = QLabel()  # Compare mode only (set_runs): hidden with one run
+        self.compare_note.setWordWrap(True)
+        self.compare_note.setVisible(False)
+        grid.addWidget(self.compare_note, 3, 0, 1, 6)
         grid.setRowStretch(0, 1)
         self.apply_theme(self.theme)
         self._recompute()
@@ -154,6 +161,17 @@ class ConstraintPanel(Panel):
         self._run_lam = None
         self.redraw()
 
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
+        """Compare mode: say that this is one toy quadratic, not a per-run view."""
+        several = len(runs) > 1
+        text = (f"A toy 2-D quadratic, not a run: the same picture for every run. λ starts at the "
+                f"selected run's ({selected}); select another run or move λ to compare."
+                if several else "")
+        if text != self.compare_note.text():
+            self.compare_note.setText(text)
+        if self.compare_note.isHidden() == several:
+            self.compare_note.setVisible(several)
+
     def lam_to_slider(self, lam: float) -> int:
         """The slider position for λ (clamped to [0.001, 10]; λ = 0 → the left end)."""
         if lam <= 0:
@@ -185,7 +203,7 @@ class ConstraintPanel(Panel):
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
         fill_background(self, theme)
-        for w in (*self.labels, self.readout):
+        for w in (*self.labels, self.readout, self.compare_note):
             style_text(w, theme)
         style_plot(self.widget, theme, "Weight decay as a constraint (2-D quadratic)", "w₂", "w₁")
         lw = theme.line_width

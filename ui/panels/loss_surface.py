@@ -10,6 +10,13 @@ then the full grid replaces it. Cancel (Esc) drops the job; nothing of it reache
 Losses across a slice span orders of magnitude (a diverged corner can be 10⁶ × the centre), so the
 colours default to log₁₀ loss; non-finite points are clipped to the worst finite value for display.
 Plot items are created once; drawing only feeds them new data.
+
+Compare mode (two or more runs, `set_runs`): one small map per run, side by side, each titled in its
+run's colour with the settings that differ and drawn with its own optimizer path. Compute asks for one
+landscape job per run, addressed to that run (the engine's "analyze" command names it), so a newer
+request for a run supersedes only that run's older one. Each map is its own run's plane (d₁, d₂ from
+that run's path), but the colours share one scale and one set of contour levels, so a wider or deeper
+basin reads as such from map to map. With one run the panel is the single-run view above, unchanged.
 """
 
 from __future__ import annotations
@@ -43,12 +50,15 @@ from ui.panels.base import Panel
 from ui.panels.style import set_title as _set_title
 from ui.panels.style import style_legend as _style_legend
 from ui.panels.style import style_plot_item as _style_plot
+from ui.run_colors import run_color, run_settings_text
 from ui.theme import Theme
 from ui.widgets import LiveLabel, MathLabel, drawable_text
 
 CONTOUR_QUANTILES = (0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)  # contour levels as grid quantiles
 PENDING_TIMEOUT_S = 300.0  # a request unanswered this long is presumed lost, so auto mode resumes
 _JOB_IDS = itertools.count(1)  # job ids, unique in this process (several panels may ask)
+MAX_RUN_MAPS = 4  # Compare mode: one map per run (a comparison holds at most 4, regsim.runs.MAX_RUNS)
+RUN_CONTOURS = (0.1, 0.35, 0.7)  # Compare mode: contour levels as quantiles of all runs' maps pooled
 
 SURFACE_TIP = (
     "A slice through the network's loss around its current weights θ: the colour at (α, β) is\n"
@@ -294,6 +304,55 @@ class LossSurfacePanel(Panel):
         self.view.ci.layout.setColumnStretchFactor(0, 3)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
 
+        # --- Compare mode: one map per run, side by side, sharing one colour scale ----------------
+        self._runs: list[tuple[str, object, int]] = []  # (name, History, colour slot), set_runs
+        self._selected = ""
+        self._run_snaps: dict[str, Snapshot] = {}
+        self.comparing = False  # two or more runs: the small multiples replace the single view
+        self.run_results: dict[str, LandscapeResult] = {}  # the grid shown per run
+        self._run_jobs: dict[str, str] = {}  # run → id of its request in flight
+        self._job_run: dict[str, str] = {}  # job id → run, for the requests made in Compare mode
+        self._run_requested: list[str] = []  # the runs the last Compute asked for
+        self._run_layout: tuple[str, ...] = ()  # the runs whose maps are in the layout
+        self._run_dirty = False
+        self.run_view = pg.GraphicsLayoutWidget()
+        self.run_view.setToolTip(
+            "Compare mode: each run's loss around its own current weights, on its own plane\n"
+            "θ + α·d₁ + β·d₂ (d₁, d₂ from that run's path, filter-normalized), with its path.\n"
+            "One colour scale and one set of contour levels for all maps.")
+        self.run_plots: list[pg.PlotItem] = []
+        self.run_images: list[pg.ImageItem] = []
+        self.run_paths: list[pg.PlotDataItem] = []
+        self.run_stars: list[pg.ScatterPlotItem] = []
+        self.run_hints: list[pg.TextItem] = []
+        self.run_contours: list[list[pg.IsocurveItem]] = []
+        for _ in range(MAX_RUN_MAPS):
+            plot = pg.PlotItem()
+            plot.setAspectLocked(True)
+            plot.hideButtons()
+            image = pg.ImageItem(axisOrder="row-major")
+            plot.addItem(image)
+            isos = [pg.IsocurveItem(level=0.0, axisOrder="row-major") for _ in RUN_CONTOURS]
+            for iso in isos:
+                iso.setParentItem(image)
+                iso.setZValue(5)
+            path = pg.PlotDataItem(antialias=True)
+            path.setZValue(10)
+            star = pg.ScatterPlotItem(symbol="star", pxMode=True)
+            star.setZValue(12)
+            hint = pg.TextItem("", anchor=(0.5, 0.5))
+            for item in (path, star, hint):
+                plot.addItem(item)
+            self.run_plots.append(plot)
+            self.run_images.append(image)
+            self.run_contours.append(isos)
+            self.run_paths.append(path)
+            self.run_stars.append(star)
+            self.run_hints.append(hint)
+        self.run_colorbar = pg.ColorBarItem(interactive=False, width=18)
+        self.run_colorbar.setImageItem(self.run_images)
+        self.run_view.setVisible(False)
+
         root = QVBoxLayout(self)
         root.addLayout(controls)
         root.addLayout(options)
@@ -301,6 +360,7 @@ class LossSurfacePanel(Panel):
         root.addWidget(self.objective_label)
         root.addWidget(self.path_label)
         root.addWidget(self.view, 1)
+        root.addWidget(self.run_view, 1)
         self._show_empty(True)
         self.apply_theme(self.theme)
 
@@ -312,7 +372,8 @@ class LossSurfacePanel(Panel):
             self._last_request_step = None  # a new run started
         if not self.auto_check.isChecked() or snap.status in ("diverged", "error"):
             return
-        if self.pending and time.monotonic() - self._pending_since < PENDING_TIMEOUT_S:
+        busy = bool(self._run_jobs) if self.comparing else self.pending
+        if busy and time.monotonic() - self._pending_since < PENDING_TIMEOUT_S:
             return
         last = self._last_request_step
         if last is None or snap.step - last >= self.auto_steps.value():
@@ -320,6 +381,10 @@ class LossSurfacePanel(Panel):
 
     def redraw(self) -> None:
         """Redraw the result if the theme or colour scale changed; refresh the staleness note."""
+        if self.comparing:
+            if self._run_dirty:
+                self._draw_runs()
+            return
         if self._dirty:
             self._draw_result()
         if self.result is not None and self.snapshot is not None:
@@ -372,6 +437,13 @@ class LossSurfacePanel(Panel):
         for label in (self.note_label, self.objective_label, self.path_label):
             label.setText("")
         self.map_legend.clear()
+        # Compare mode keeps its per-run maps: selecting another run resets every panel, but each
+        # map belongs to its run, not to the selection. A run that restarted drops its own map
+        # (set_run_snapshots).
+        if self.comparing:
+            self._run_dirty = True
+            self.cancel_button.setVisible(bool(self._run_jobs))
+            self._show_compare_status()
 
     def apply_theme(self, theme: Theme) -> None:
         """Restyle backgrounds, axes, fonts, pens and the colour map, then redraw."""
@@ -419,7 +491,18 @@ class LossSurfacePanel(Panel):
         self.map_legend.setBrush(None)  # outside the plots: nothing to stand out from
         self.map_legend.setPen(None)
         self.section.showGrid(x=True, y=True, alpha=theme.grid_alpha)
+        self.run_view.setBackground(theme.background)
+        for plot, isos, hint in zip(self.run_plots, self.run_contours, self.run_hints, strict=True):
+            _style_plot(plot, theme)
+            for iso in isos:
+                iso.setPen(pg.mkPen(line, width=max(1.0, theme.line_width / 2)))
+            hint.setColor(theme.foreground)
+            hint.setFont(QFont(self.font().family(), theme.font_pt))
+        _style_plot(self.run_colorbar, theme)
+        self.run_colorbar.axis.setWidth(int(3.5 * theme.font_pt + 20))
+        self.run_colorbar.setColorMap(pg.colormap.get(theme.colormap))
         self._dirty = True
+        self._run_dirty = True
         self.redraw()
 
     # ------------------------------------------------------------------------------ public API
@@ -438,6 +521,9 @@ class LossSurfacePanel(Panel):
         a request still in flight is superseded by the engine)."""
         args = {"resolution": int(self.resolution_spin.value()),
                 "span": float(self.span_spin.value())}
+        if self.comparing:
+            self._request_runs(args)
+            return
         if self.pending and self._job_id is not None:
             self._dropped.add(self._job_id)  # the engine cancels it; ignore what is in flight
         self._job_id = f"landscape-{next(_JOB_IDS)}"
@@ -451,9 +537,227 @@ class LossSurfacePanel(Panel):
                             f"span ±{args['span']:g}")
         self.request.emit("analyze", {"id": self._job_id, "analysis": "landscape", "params": args})
 
+    # ------------------------------------------------------------------------------ Compare mode
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
+        """Compare mode (from the window, every tick): (name, History, colour slot) per run. Two or
+        more runs: the per-run maps replace the single view; back to one: the single view again."""
+        runs = list(runs)[:MAX_RUN_MAPS]
+        if [(n, slot) for n, _h, slot in runs] != [(n, slot) for n, _h, slot in self._runs]:
+            self._run_dirty = True
+        self._runs = runs
+        self._selected = selected
+        comparing = len(runs) > 1
+        if comparing != self.comparing:
+            self._set_comparing(comparing)
+
+    def set_run_snapshots(self, snapshots: dict[str, Snapshot]) -> None:
+        """Compare mode: each run's latest Snapshot by name. A run whose step went back (it was reset)
+        or that is gone (removed, renamed) loses its map, which showed weights it no longer has."""
+        self._run_snaps = dict(snapshots)
+        if not self.comparing:
+            return
+        for name in list(self.run_results):
+            snap = snapshots.get(name)
+            if snap is None or snap.step < self.run_results[name].step:
+                del self.run_results[name]
+                self._run_dirty = True
+
+    def _set_comparing(self, on: bool) -> None:
+        self.comparing = on
+        self.view.setVisible(not on)
+        self.run_view.setVisible(on)
+        for label in (self.objective_label, self.path_label):
+            label.setVisible(not on)
+        if on:
+            self._run_dirty = True
+            self._show_compare_status()
+        else:
+            for job_id in self._run_jobs.values():  # a run left: its maps' requests are moot
+                self._dropped.add(job_id)
+                self.request.emit("cancel", {"id": job_id})
+            self._run_jobs.clear()
+            self.run_results.clear()
+            self._run_layout = ()
+            self.cancel_button.setVisible(self.pending)
+            self._show_progress(0, 1, "idle")
+            self.note_label.setText("")
+            if self.result is not None:
+                self._draw_result()
+                self.status_label.setText(self._result_text(self.result))
+            else:
+                self.status_label.setText("no landscape yet: press Compute (L)")
+
+    def _request_runs(self, args: dict) -> None:
+        """One landscape job per run, addressed to it: the engine supersedes only that run's older
+        request, and each result comes back with its run's name."""
+        names = [n for n, _h, _slot in self._runs]
+        for name in names:
+            old = self._run_jobs.get(name)
+            if old is not None:
+                self._dropped.add(old)  # the engine cancels it; ignore what is in flight
+            job_id = f"landscape-{name}-{next(_JOB_IDS)}"
+            self._run_jobs[name] = job_id
+            self._job_run[job_id] = name
+            self.request.emit("analyze", {"id": job_id, "run": name, "analysis": "landscape",
+                                          "params": dict(args)})
+        self._run_requested = names
+        self._pending_since = time.monotonic()
+        self._last_request_step = self.snapshot.step if self.snapshot is not None else None
+        self.cancel_button.setVisible(True)
+        self._show_compare_status()
+
+    def _on_run_job(self, name: str, event: JobEvent) -> None:
+        """A Compare-mode job's event: the finished preview (only while the run has no full grid)
+        or the full grid becomes that run's map; failures are said with the run's name."""
+        current = self._run_jobs.get(name) == event.id
+        if event.result is not None:
+            result = event.result
+            finished = int(result.total) <= 0 or int(result.done) >= int(result.total)
+            if not finished:
+                if current:
+                    self._show_compare_status()
+                return
+            shown = self.run_results.get(name)
+            if result.coarse and shown is not None and not shown.coarse:
+                return  # keep the run's full grid until its next full one is complete
+            self.run_results[name] = result
+            if not result.coarse and current:
+                del self._run_jobs[name]
+            self._run_dirty = True
+            self._draw_runs()
+        elif current and event.kind in ("failed", "cancelled"):
+            del self._run_jobs[name]
+            if event.kind == "failed":
+                self.status_message.emit(f"run {name}: {event.message}")
+            self.note_label.setText(f"run {name}: {event.kind}: {event.message}")
+        elif not current:
+            return
+        self.cancel_button.setVisible(bool(self._run_jobs))
+        self._show_compare_status()
+
+    def _show_compare_status(self, text: str | None = None) -> None:
+        """The bar counts runs: how many of the runs asked for have their full grid."""
+        asked = [n for n in self._run_requested if n in {r for r, _h, _s in self._runs}]
+        if text is None and asked:
+            done = sum(1 for n in asked if n not in self._run_jobs)
+            text = ("done" if done == len(asked) else "computing") + f" · {done}/{len(asked)} runs"
+            self._show_progress(done, len(asked), text)
+        elif text is not None:
+            self._show_progress(0, 1, text)
+        else:
+            self._show_progress(0, 1, "idle")
+        shown = [f"{n} step {self.run_results[n].step}" for n, _h, _s in self._runs
+                 if n in self.run_results]
+        self.status_label.setText(("one map per run · " + ", ".join(shown)) if shown else
+                                  "Compare mode: press Compute (L) for every run's loss surface")
+
+    def _layout_runs(self, names: tuple[str, ...]) -> None:
+        """Put one map per run in a row, then the shared colour bar (only when the runs change)."""
+        if names == self._run_layout:
+            return
+        layout = self.run_view.ci
+        for item in [*self.run_plots, self.run_colorbar]:
+            if item in layout.items:
+                layout.removeItem(item)
+        for i, _name in enumerate(names):
+            layout.addItem(self.run_plots[i], row=0, col=i)
+        layout.addItem(self.run_colorbar, row=0, col=len(names))
+        self._run_layout = names
+
+    def _draw_runs(self) -> None:
+        """Every run's map on one colour scale: its image, shared contour levels, its path ending at
+        its ★ (in the run's colour) and a title in the run's colour with what differs."""
+        self._run_dirty = False
+        theme = self.theme
+        runs = [(n, slot) for n, _h, slot in self._runs]
+        self._layout_runs(tuple(n for n, _ in runs))
+        log = self.log_check.isChecked()
+        values: dict[str, np.ndarray] = {}
+        objective = False
+        for name, _slot in runs:
+            r = self.run_results.get(name)
+            if r is None or np.ndim(r.loss) != 2 or np.size(r.loss) == 0:
+                continue
+            raw = np.asarray(r.loss, dtype=np.float64)
+            if self._shows_objective(r):
+                raw = raw + np.asarray(r.penalty, dtype=np.float64)
+                objective = True
+            values[name] = display_values(raw, log)[0]
+        self.objective_check.setEnabled(any(r.penalty is not None for r in self.run_results.values()))
+        pooled = np.concatenate([v.ravel() for v in values.values()]) if values else np.zeros(0)
+        lo, hi = (float(pooled.min()), float(pooled.max())) if pooled.size else (0.0, 1.0)
+        if hi <= lo:
+            hi = lo + 1e-9
+        levels = (np.unique(np.quantile(pooled, RUN_CONTOURS)) if pooled.size and hi - lo > 1e-9
+                  else [])
+        settings = run_settings_text({n: self._run_snaps[n].hparams for n, _ in runs
+                                      if n in self._run_snaps})
+        label_style = {"color": theme.foreground, "font-size": f"{theme.font_pt}pt"}
+        for i, (name, slot) in enumerate(runs):
+            plot, image, path_item = self.run_plots[i], self.run_images[i], self.run_paths[i]
+            star, hint, isos = self.run_stars[i], self.run_hints[i], self.run_contours[i]
+            c = run_color(slot, theme.name)
+            r = self.run_results.get(name)
+            head = f"<span style='color:{c}'><b>{name}</b></span>"
+            what = settings.get(name, "")
+            if r is None or name not in values:
+                image.clear()
+                for iso in isos:
+                    iso.setData(None)
+                path_item.setData([], [])
+                star.setData([], [])
+                hint.setText("press Compute (L)" if name not in self._run_jobs else "computing…")
+                hint.setPos(0.0, 0.0)
+                hint.setVisible(True)
+                plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+                _set_title(plot, f"{head} {what}".strip(), theme, theme.font_pt)
+                continue
+            hint.setVisible(False)
+            v = values[name]
+            image.setImage(v, autoLevels=False, levels=(lo, hi))
+            rect = _pixel_rect(np.asarray(r.alphas, np.float64), np.asarray(r.betas, np.float64))
+            image.setRect(rect)
+            for k, iso in enumerate(isos):
+                if k < len(levels):
+                    iso.setData(v, float(levels[k]))
+                else:
+                    iso.setData(None)
+            path = np.asarray(r.path, dtype=np.float64).reshape(-1, 2)
+            path = path[np.isfinite(path).all(axis=1)]
+            path_item.setPen(pg.mkPen(c, width=theme.line_width + 1))
+            path_item.setShadowPen(pg.mkPen(theme.background, width=theme.line_width + 4))
+            path_item.setData(path[:, 0], path[:, 1])
+            star.setBrush(pg.mkBrush(c))
+            star.setPen(pg.mkPen(theme.background, width=2))
+            star.setSize(2.2 * theme.font_pt)
+            star.setData([0.0], [0.0])
+            plot.setRange(rect=rect, padding=0)
+            plot.setLabel("bottom", "α (d₁)", **label_style)
+            plot.setLabel("left", "β (d₂)", **label_style)
+            center = float(r.center_loss)
+            sub = f"step {r.step} · L {center:.3g}" + (" · preview" if r.coarse else "")
+            small = max(theme.font_pt - 2, 7)
+            _set_title(plot, f"{head} {what}<br><span style='font-size:{small}pt'>{sub}</span>",
+                       theme, theme.font_pt)
+        self.run_colorbar.setLevels((lo, hi))
+        what = "L + decay term (each run's own)" if objective else "data loss L"
+        self.run_colorbar.getAxis("right").setLabel(f"log₁₀ ({what})" if log else what,
+                                                    **label_style)
+        self.note_label.setText("Each map: its run's own plane (d₁, d₂ from its path, "
+                                "filter-normalized), its path and ★ in the run's colour; one colour "
+                                "scale and contour levels for all.")
+
     def cancel_landscape(self) -> None:
         """Cancel the request in flight (Cancel button, Esc): the engine drops the job, and any of
         its events still on the way are ignored. The grid on screen stays."""
+        if self.comparing and self._run_jobs:
+            for job_id in self._run_jobs.values():
+                self._dropped.add(job_id)
+                self.request.emit("cancel", {"id": job_id})
+            self._run_jobs.clear()
+            self.cancel_button.setVisible(False)
+            self._show_compare_status("cancelled")
+            return
         if not self.pending or self._job_id is None:
             return
         self._dropped.add(self._job_id)
@@ -471,6 +775,9 @@ class LossSurfacePanel(Panel):
         whichever job they come from; progress, failure and cancellation only count for the
         request in flight here."""
         if event.analysis != "landscape" or event.id in self._dropped:
+            return
+        if event.id in self._job_run:
+            self._on_run_job(self._job_run[event.id], event)
             return
         if event.result is not None:
             self.on_landscape(event.result)

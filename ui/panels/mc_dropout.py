@@ -8,6 +8,11 @@ or automatically every K steps); the panel draws what comes back:
   H[p̄] − E_t H[p_t] (the epistemic part: the passes disagree), with the training points;
 - digits: the most and the least certain validation images (by predictive entropy).
 Before a result arrives it shows the snapshot's own view of the data (the eval-mode curve or map).
+
+Compare mode (two or more runs): the panel shows the selected run (the one the controls edit), says
+so in its title in the run's colour, and Compute asks the engine for that run's passes (a
+run-addressed job). Each run keeps its last result: selecting another run shows that run's, so A's
+and B's uncertainty can be flipped between with the run buttons.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from regsim.analyses.mc_dropout import MCResult
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import FastFillBetween, color, fill_background, style_plot, style_text
+from ui.run_colors import run_color, run_settings_text
 from ui.theme import Theme
 
 _JOB_IDS = itertools.count(1)
@@ -65,6 +71,12 @@ class MCDropoutPanel(Panel):
         self._pending = False
         self._last_request_step: int | None = None
         self._drawn: tuple | None = None
+        # Compare mode: which run is shown (the selected one) and each run's last result.
+        self._runs: list[tuple[str, object, int]] = []
+        self._selected = ""
+        self._run_snaps: dict[str, Snapshot] = {}
+        self.run_results: dict[str, MCResult] = {}
+        self._job_run = ""  # the run the request in flight is for ("" with one run)
 
         self.compute_button = QPushButton("Compute (M)")
         self.compute_button.setShortcut(QKeySequence("M"))
@@ -124,7 +136,7 @@ class MCDropoutPanel(Panel):
         snap = self.snapshot
         data = None if snap is None else snap.data
         key = (None if data is None else (data.kind, id(data)), id(self.result),
-               self.map_combo.currentIndex(), self.theme.name)
+               self.map_combo.currentIndex(), self.theme.name, self._run_title())
         if key == self._drawn:
             return
         self._drawn = key
@@ -135,6 +147,10 @@ class MCDropoutPanel(Panel):
             return
         if event.kind == "result":
             self._pending = False
+            if self._job_run:
+                self.run_results[self._job_run] = event.result
+                if self._job_run != self._selected:
+                    return  # another run is shown now; this one's result waits for its selection
             self.result = event.result
             r = self.result
             self.status_label.setText(f"T = {r.T} passes at step {r.step} · {r.elapsed * 1e3:.0f} ms"
@@ -177,8 +193,53 @@ class MCDropoutPanel(Panel):
         if self.snapshot is not None:
             self._last_request_step = self.snapshot.step
         self.status_label.setText("computing…")
-        self.request.emit("analyze", {"id": self._job_id, "analysis": "mc_dropout",
-                                      "params": {"T": int(self.t_spin.value())}})
+        payload = {"id": self._job_id, "analysis": "mc_dropout",
+                   "params": {"T": int(self.t_spin.value())}}
+        self._job_run = self._selected if self.comparing else ""
+        if self._job_run:
+            payload["run"] = self._job_run  # Compare mode: the passes of the run shown
+        self.request.emit("analyze", payload)
+
+    # ------------------------------------------------------------------------------ Compare mode
+    @property
+    def comparing(self) -> bool:
+        return len(self._runs) > 1
+
+    def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
+        """Compare mode (from the window, every tick): the runs and the selected one, which the
+        panel shows. A new selection brings that run's own last result back (or none)."""
+        self._runs = list(runs)
+        if selected != self._selected:
+            self._selected = selected
+            if self.comparing:
+                self.result = self.run_results.get(selected)
+                self._drawn = None
+                r = self.result
+                self.status_label.setText(
+                    f"run {selected}: T = {r.T} passes at step {r.step}" if r is not None
+                    else f"run {selected}: no MC result yet: press Compute (M)")
+        if not self.comparing:
+            self.run_results.clear()
+
+    def set_run_snapshots(self, snapshots: dict[str, Snapshot]) -> None:
+        """Compare mode: each run's latest Snapshot (for the settings named in the title). A run
+        whose step went back (reset) drops its stored result."""
+        self._run_snaps = dict(snapshots)
+        for name in list(self.run_results):
+            snap = snapshots.get(name)
+            if snap is None or snap.step < self.run_results[name].step:
+                del self.run_results[name]
+
+    def _run_title(self) -> str:
+        """"<b>B</b> p 0.5 · λ 0: " in B's colour in Compare mode; "" with one run."""
+        if not self.comparing:
+            return ""
+        slot = next((s for n, _h, s in self._runs if n == self._selected), 0)
+        what = run_settings_text({n: s.hparams for n, s in self._run_snaps.items()}).get(
+            self._selected, "")
+        c = run_color(slot, self.theme.name)
+        return (f"<span style='color:{c}'><b>run {self._selected}</b></span>"
+                + (f" ({what})" if what else "") + " · ")
 
     def _invalidate(self, *_: object) -> None:
         self._drawn = None
@@ -196,7 +257,7 @@ class MCDropoutPanel(Panel):
         t = self.theme
         if data is None:  # the same empty state whatever was shown before (a fixed range)
             plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-            plot.setTitle("MC dropout: waiting for the run's data", color=t.foreground,
+            plot.setTitle(self._run_title() + "MC dropout: waiting for the run's data", color=t.foreground,
                           size=f"{t.title_pt}pt")
             return
         if data.kind == "1d":
@@ -255,4 +316,4 @@ class MCDropoutPanel(Panel):
             self.image.setImage(img[::-1], levels=(0.0, 1.0))  # row 0 on top
             self.image.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
             plot.setRange(xRange=(0, img.shape[1]), yRange=(0, img.shape[0]), padding=0)
-        plot.setTitle(title, color=t.foreground, size=f"{t.title_pt}pt")
+        plot.setTitle(self._run_title() + title, color=t.foreground, size=f"{t.title_pt}pt")

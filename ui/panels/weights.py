@@ -5,6 +5,12 @@ live histogram of every layer (decay pulls the distribution toward zero), the di
 layer over time as TensorBoard-style percentile bands (the bands narrow when λ goes up), and each
 layer's norm ‖W‖ (decoupled decay shrinks it by the factor (1 − ηλ) per step until the gradient
 pushes back). The tooltips carry the math, in plain Unicode, next to the plots that show it.
+
+Compare mode (two or more runs): the histogram overlays every run's chosen layer, the norm plot adds
+the other runs' total ‖W‖, the bands become one set per run in the run's colour (its 16–84 % band
+filled, its 0–100 % range as thin lines, its median) so λ narrowing B's distribution reads against
+A's on one axis, and the readout is a table with a row per run (λ, the shrink per step, ‖W‖ and
+max|w| of the chosen layer, total ‖W‖). With one run every plot is the single-run one.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ BANDS = ((0, 8), (1, 7), (2, 6), (3, 5))
 BAND_NAMES = ("0–100 %", "7–93 %", "16–84 %", "31–69 %")
 MEDIAN = 4
 BAND_ALPHA = 55  # per band; nested bands overlap, so the inner ones come out darker
+RUN_BAND = (2, 6)  # Compare mode: the 16–84 % band filled per run (index pair into PERCENTILES)
+RUN_RANGE = (0, 8)  # Compare mode: the 0–100 % range as thin lines per run
+RUN_BAND_ALPHA = 60
 
 DECOUPLED_TIP = ("Decoupled weight decay (AdamW, SGDW):\n"
                  "  θ ← θ − η·λ·θ   (separately from the gradient step)\n"
@@ -153,6 +162,21 @@ class WeightsPanel(Panel):
             self.band_fills.append(fill)
         self.median_curve = pg.PlotDataItem(antialias=True)
         self.band_plot.addItem(self.median_curve)
+        # Compare mode: per run, its 16–84 % band filled, its 0–100 % range and its median, in the
+        # run's colour (the nested layer-coloured bands above are hidden meanwhile).
+        self._bands_comparing = False
+        self._run_bands_shown: int | None = None
+        self.run_bands: list[dict[str, pg.GraphicsObject]] = []
+        for _ in range(4):
+            parts: dict[str, pg.GraphicsObject] = {
+                "lo": pg.PlotDataItem(), "hi": pg.PlotDataItem(),
+                "min": pg.PlotDataItem(antialias=True), "max": pg.PlotDataItem(antialias=True),
+                "median": pg.PlotDataItem(antialias=True)}
+            parts["fill"] = FastFillBetween(parts["lo"], parts["hi"])
+            for item in parts.values():
+                item.setVisible(False)
+                self.band_plot.addItem(item)
+            self.run_bands.append(parts)
         self.band_widget.setToolTip("Percentiles of the selected layer's weights at each step "
                                     "(TensorBoard's distributions).\nThe bands narrow as decay "
                                     "pulls weights toward 0.\n\n" + PRIOR_TIP)
@@ -242,11 +266,13 @@ class WeightsPanel(Panel):
         self._draw_histograms(snap)
         self._draw_run_histograms()
         self._draw_bands()
+        self._draw_run_bands()
         self._draw_norms()
         events = self.history.visible_events()
         self.norm_markers.set_events(events)
         self.band_markers.set_events(events)
-        self.readout.setText(self._readout_html(snap))
+        self.readout.setText(self._readout_html(snap) if not self._bands_comparing
+                             else self._runs_readout_html())
 
     def reset(self) -> None:
         """Forget the run: empty every curve and the layer list."""
@@ -266,6 +292,7 @@ class WeightsPanel(Panel):
         for item in self.run_hists:
             item.setVisible(False)
             item.setData([], [])
+        self._show_run_bands(0)
         self._fixed_range = None
         show_empty(self.norm_plot, True)
         show_empty(self.band_plot, True, y=(-1.0, 1.0), hint="")
@@ -437,6 +464,103 @@ class WeightsPanel(Panel):
             item.setVisible(True)
             self.hist_legend.addItem(item, f"{name} {self._names[layer]}")
             self._hist_run_legend.append(item)
+
+    def _run_band_data(self) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
+        """(name, slot, steps, bands (T, 9)) of the chosen layer for every run with percentiles."""
+        layer = self.selected_layer()
+        out = []
+        for name, h, slot in self._runs:
+            try:
+                steps, bands = h.percentiles()
+            except (ValueError, AttributeError):  # layers changed mid-history: no bands for it
+                continue
+            if bands.ndim == 3 and layer < bands.shape[1] and len(steps):
+                out.append((name, slot, steps, bands[:, layer, :]))
+        return out
+
+    def _show_run_bands(self, n: int) -> None:
+        """Per-run bands for the first `n` runs; the layer-coloured bands only when n == 0."""
+        if n == 0 and self._run_bands_shown == 0:
+            return  # one run, as before: nothing to hide again (redraw is called per frame)
+        self._run_bands_shown = n
+        for i, parts in enumerate(self.run_bands):
+            for item in parts.values():
+                item.setVisible(i < n)
+            if i >= n:
+                for key in ("lo", "hi", "min", "max", "median"):
+                    parts[key].setData([], [])
+        single = n == 0
+        self._bands_comparing = not single
+        for (lo, hi), fill in zip(self.band_edges, self.band_fills, strict=True):
+            for item in (lo, hi, fill):
+                item.setVisible(single)
+        self.median_curve.setVisible(single)
+
+    def _draw_run_bands(self) -> None:
+        """Compare mode: the chosen layer's distribution over time of every run, in its colour."""
+        data = self._run_band_data() if len(self._runs) > 1 else []
+        if len(data) < 2:
+            self._show_run_bands(0)
+            return
+        self._show_run_bands(len(data))
+        t = self.theme
+        for parts, (name, slot, steps, bands) in zip(self.run_bands, data, strict=False):
+            c = run_color(slot, t.name)
+            selected = name == self._selected
+            edge = pg.mkPen(color(c, 140), width=1)
+            parts["lo"].setPen(edge)
+            parts["hi"].setPen(edge)
+            parts["fill"].setBrush(color(c, RUN_BAND_ALPHA))
+            thin = pg.mkPen(color(c, 200), width=max(1.0, t.line_width / 2), style=Qt.PenStyle.DotLine)
+            parts["min"].setPen(thin)
+            parts["max"].setPen(thin)
+            parts["median"].setPen(pg.mkPen(c, width=t.line_width * (1.25 if selected else 1.0)))
+            parts["lo"].setData(steps, bands[:, RUN_BAND[0]])
+            parts["hi"].setData(steps, bands[:, RUN_BAND[1]])
+            parts["min"].setData(steps, bands[:, RUN_RANGE[0]])
+            parts["max"].setData(steps, bands[:, RUN_RANGE[1]])
+            parts["median"].setData(steps, bands[:, MEDIAN])
+        style_plot(self.band_widget, t, self._band_title())
+
+    def _runs_readout_html(self) -> str:
+        """Compare mode: one row per run (its colour, λ and mode, the shrink per step, ‖W‖ and max|w|
+        of the chosen layer, total ‖W‖), then the band key."""
+        t = self.theme
+        layer = self.selected_layer()
+        lname = self._names[layer] if layer < len(self._names) else "layer"
+        pad = f"style='padding-left:{t.font_pt}px'"
+        rows = []
+        for name, _h, slot in self._runs:
+            snap = self._run_snaps.get(name)
+            if snap is None:
+                continue
+            hp = snap.hparams
+            lam = hp.weight_decay
+            if lam > 0 and hp.decay_mode in ("decoupled", "decoupled_paper"):
+                rate = ((snap.lr / hp.lr) if hp.decay_mode == "decoupled_paper" else snap.lr) * lam
+                shrink = f"×{1.0 - rate:.6f}"
+            elif lam > 0:
+                shrink = "+λθ in ∇"
+            else:
+                shrink = "none"
+            norms = np.asarray(snap.weight_norms, dtype=np.float64)
+            w = f"{float(norms[layer]):.3f}" if layer < len(norms) else "—"
+            m = (f"{float(snap.weight_abs_max[layer]):.3f}" if layer < len(snap.weight_abs_max)
+                 else "—")
+            total = float(np.sqrt(np.sum(np.square(norms))))
+            c = run_color(slot, t.name)
+            rows.append(f"<tr><td><span style='color:{c}'><b>{name}</b></span></td>"
+                        f"<td {pad}>λ = {lam:g} ({hp.decay_mode})</td><td {pad}>{shrink}</td>"
+                        f"<td align='right' {pad}>{w}</td><td align='right' {pad}>{m}</td>"
+                        f"<td align='right' {pad}>{total:.3f}</td></tr>")
+        table = (f"<table cellspacing='0' cellpadding='3'><tr><th align='left'>run</th>"
+                 f"<th align='left' {pad}>decay</th><th align='left' {pad}>each step</th>"
+                 f"<th align='right' {pad}>‖W‖ {lname}</th><th align='right' {pad}>max|w|</th>"
+                 f"<th align='right' {pad}>total ‖W‖</th></tr>{''.join(rows)}</table>")
+        key = (f"<p>Bands of {lname} per run: filled 16–84 %, dotted 0–100 %, line the median, "
+               "each in its run's colour.</p>")
+        return table + key
+
     def _draw_run_totals(self) -> None:
         """The other runs' total norm curves, and their legend entries."""
         others = [(n, h, slot) for n, h, slot in self._runs if n != self._selected] \
