@@ -9,44 +9,15 @@ import threading
 import numpy as np
 import psutil
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from conftest import SMALL, make_window
+from PySide6.QtCore import Qt
 from qtimage import image_std
 
 from regsim import HParams
-from ui.app import build_app
 from ui.main_window import MainWindow
 
-SMALL = HParams(dataset="moons", hidden=(16, 16), dropout=0.3, weight_decay=1e-3, lr=0.01,
-                optimizer="adam", train_size=100, val_size=100)
-
-
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "regsim.ini"), QSettings.Format.IniFormat)
-
-
-def make_window(qtbot, settings, mode="thread", hparams=SMALL, restore=False, size=(1400, 900)):
-    """A shown window with its engine started and a first snapshot in; `size=None` keeps the size
-    the window chose itself (or restored)."""
-    build_app()
-    w = MainWindow(hparams, engine_mode=mode, device="cpu", settings=settings, restore=restore)
-    if size is not None:
-        w.resize(*size)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start_engine()
-    qtbot.waitUntil(lambda: w.latest is not None, timeout=60_000)
-    return w
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = make_window(qtbot, settings)
-    yield w
-    w.shutdown()
+# The window fixtures (settings, window) and make_window live in conftest.py, shared with
+# test_compare_window.py; SMALL and make_window stay importable from here for the other window tests.
 
 
 def wait_step_beyond(qtbot, w, step, timeout=30_000):

@@ -5,32 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from conftest import SMALL
+from PySide6.QtCore import Qt
 from qtimage import image_std, to_rgb
 
-from regsim import HParams
 from regsim.runs import load_ghost
-from ui.app import build_app
-from ui.main_window import MainWindow
 from ui.run_colors import run_color
 
-SMALL = HParams(dataset="moons", hidden=(16, 16), dropout=0.3, weight_decay=1e-3, lr=0.01,
-                optimizer="adam", train_size=100, val_size=100)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    build_app()
-    settings = QSettings(str(tmp_path / "regsim.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(SMALL, engine_mode="thread", device="cpu", settings=settings, restore=False)
-    w.resize(1400, 900)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start_engine()
-    qtbot.waitUntil(lambda: w.latest is not None, timeout=60_000)
-    yield w
-    w.shutdown()
+# SMALL and the `window` fixture (a shown window, thread engine, first snapshot in) are conftest's.
 
 
 def runs_now(w):

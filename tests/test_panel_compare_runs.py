@@ -289,23 +289,23 @@ def test_prior_overlays_each_runs_histogram_and_its_own_prior(qtbot, two_runs):
         np.testing.assert_allclose(y, np.exp(-x ** 2 / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi)))
         assert panel.run_priors[slot].opts["pen"].color().name() == run_color(slot, "screen")
         assert panel.run_priors[slot].opts["pen"].style() == Qt.PenStyle.DashLine
-        assert f"{name} prior σ = {sigma:.3g}" in [label.text for _s, label in panel.legend.items]
     assert panel.run_hists[1].opts["fillLevel"] == 0 and panel.run_hists[0].opts["fillLevel"] is None
-    lines = panel.readout.text().split("\n")
-    assert lines[0].startswith("A: σ = 1/√(Nλ) = 1/√(100 · 0.01) = 1 ")
-    assert lines[1].startswith("B: σ = 1/√(Nλ) = 1/√(100 · 0.3) = 0.1826")
+    lines = panel.readout.text().split("<br>")
+    a_line = "<b>A</b> ▆ fc1 ┄ prior</span>: σ = 1/√(Nλ) = 1/√(100 · 0.01) = 1 "
+    assert f"color:{run_color(0, 'screen')}'>" + a_line in lines[0]
+    assert "<b>B</b> ▆ fc1 ┄ prior</span>: σ = 1/√(Nλ) = 1/√(100 · 0.3) = 0.1826" in lines[1]
     # λ = 0 on A: a flat prior; AdamW on B (the fixture's): no prior on this loss. Neither is
     # drawn, and the readout says why for each.
     show_runs(panel, two_runs)
     assert all(len(c.getData()[1] if c.getData()[1] is not None else []) == 0
                for c in panel.run_priors[:2])
-    lines = panel.readout.text().split("\n")
-    assert lines[0].startswith("A: λ = 0: a flat prior")
-    assert lines[1].startswith("B: no σ: AdamW's decay is no term of a loss")
+    lines = panel.readout.text().split("<br>")
+    assert "<b>A</b> ▆ fc1</span>: λ = 0: a flat prior" in lines[0]
+    assert "<b>B</b> ▆ fc1</span>: no σ: AdamW's decay is no term of a loss" in lines[1]
     # One run: the single histogram and prior as before.
     show_runs(panel, {"B": two_runs["B"]}, selected="B")
     assert not panel.comparing and panel.hist.isVisible()
-    assert not any(h.isVisible() for h in panel.run_hists) and panel.legend.items == []
+    assert not any(h.isVisible() for h in panel.run_hists) and "<br>" not in panel.readout.text()
     panel.cleanup()
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QIODevice, QPoint, QPointF, QRectF, QSize, Qt
@@ -48,6 +50,7 @@ from ui.theme import SCREEN, Theme
 
 LAYOUT_HEIGHT = 1080  # figures are laid out this high and scaled to the requested pixels
 
+
 def figure_margin(height: int) -> int:
     """Pixel margin left, right and above a figure: 1.5 % of its height (16 px at 1080)."""
     return round(height * 0.015)
@@ -58,8 +61,25 @@ def caption_height(height: int) -> int:
     return max(16, round(height * 0.045))
 
 
-
 # ------------------------------------------------------------------------------------ painting
+
+
+@contextmanager
+def figure_painter(device: QPaintDevice, full: QRectF, background: str) -> Iterator[QPainter]:
+    """A painter on `device` for one figure: checked open, antialiased (lines, text, scaled
+    pixmaps), the whole figure `full` filled with `background`, and always ended, even when
+    painting fails (a painter left active on a QImage or QSvgGenerator crashes Qt later)."""
+    painter = QPainter(device)
+    if not painter.isActive():
+        raise ValueError("cannot paint the figure (the paint device did not open)")
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.fillRect(full, QColor(background))
+        yield painter
+    finally:
+        painter.end()
 
 
 def layout_scale(size: tuple[int, int]) -> float:
@@ -193,14 +213,7 @@ def _render_window_slide(window: QWidget, device: QPaintDevice, full: QRectF, co
     size = QSize(max(1, round(panel_rect.width())), max(1, round(panel_rect.height())))
     with (laid_out(panel, size) as target, themed([panel], theme, scale), export_mode(panel)):
         warm_up_axes(target)
-        painter = QPainter(device)
-        if not painter.isActive():
-            raise ValueError("cannot paint the figure (the paint device did not open)")
-        try:
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            painter.fillRect(full, QColor(theme.background))
+        with figure_painter(device, full, theme.background) as painter:
             painter.save()
             painter.setClipRect(dock)
             painter.translate(dock.topLeft())
@@ -213,9 +226,6 @@ def _render_window_slide(window: QWidget, device: QPaintDevice, full: QRectF, co
             if caption:
                 draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
                              theme)
-        finally:
-            painter.end()
-
 
 
 def _render_laid_out(widget: QWidget, device: QPaintDevice, layout_size: QSize, full: QRectF,
@@ -224,20 +234,11 @@ def _render_laid_out(widget: QWidget, device: QPaintDevice, layout_size: QSize, 
     with (laid_out(widget, layout_size) as target, themed(panels, chosen, scale),
           export_mode(widget)):
         warm_up_axes(target)
-        painter = QPainter(device)
-        if not painter.isActive():
-            raise ValueError("cannot paint the figure (the paint device did not open)")
-        try:
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            painter.fillRect(full, QColor(shown.background))
+        with figure_painter(device, full, shown.background) as painter:
             paint_widget(target, painter, content)
             if caption:
                 draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
                              shown)
-        finally:
-            painter.end()
 
 
 def render_widget(widget: QWidget, size: tuple[int, int] = DEFAULT_SIZE,

@@ -26,15 +26,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QWidget
 from regsim import prior as pr
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
-from ui.panels.style import (
-    LegendRow,
-    color,
-    fill_background,
-    show_empty,
-    style_legend,
-    style_plot,
-    style_text,
-)
+from ui.panels.style import color, fill_background, show_empty, style_plot, style_text
 from ui.run_colors import run_color
 from ui.theme import Theme
 
@@ -91,8 +83,6 @@ class PriorPanel(Panel):
                 self.plot.addItem(item)
             self.run_hists.append(h)
             self.run_priors.append(c)
-        self.legend = LegendRow(self.plot, columns=4)  # above the plot: covers no data; empty
-        # (no height) with one run
         self.readout = QLabel()
         self.readout.setWordWrap(True)
         self.readout.setToolTip("−log p(w | D) = Σₙ ℓₙ(w) + ‖w‖²/(2σ²) + const\n"
@@ -195,7 +185,6 @@ class PriorPanel(Panel):
         self.comparing = comparing
         self.hist.setVisible(not comparing)
         self.curve.setVisible(not comparing)
-        self.legend.clear()
         for i, (h, c) in enumerate(zip(self.run_hists, self.run_priors, strict=True)):
             shown = i < len(runs)
             h.setVisible(shown)
@@ -230,12 +219,12 @@ class PriorPanel(Panel):
                 prior.setData(x, pr.prior_density(x, readout.sigma))
             else:
                 prior.setData([], [])
-            self.legend.addItem(hist, f"{name} {layer}")
-            if math.isfinite(readout.sigma):
-                self.legend.addItem(prior, f"{name} prior σ = {readout.sigma:.3g}")
-            lines.append(f"{name}: {readout.formula} · {layer} RMS weight {rms:.3g}")
-        style_legend(self.legend, t)
-        self.readout.setText("\n".join(lines[:4]))
+            # The readout is the key: a line per run in its colour (a legend row in the plot's
+            # layout moved the single-run plot's pixels after a slide export, the contract test).
+            lines.append(f"<span style='color:{c}'><b>{name}</b> ▆ {layer}"
+                         + (" ┄ prior" if math.isfinite(readout.sigma) else "")
+                         + f"</span>: {readout.formula} · RMS weight {rms:.3g}")
+        self.readout.setText("<br>".join(lines[:4]))
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
