@@ -246,3 +246,38 @@ def test_weights_and_dropout_panels_show_every_run(qtbot, window) -> None:
             np.testing.assert_array_equal(images[0].image, snaps["A"].dropout_masks[k])
             np.testing.assert_array_equal(images[1].image, snaps["B"].dropout_masks[k])
             assert images[1].image.all() and not images[0].image.all()  # B: p = 0
+
+
+def test_loss_surface_computes_one_job_per_run_through_the_engine(qtbot, window) -> None:
+    """Compute (L) in Compare mode: the window forwards each run-addressed request, the engine
+    computes each run's own landscape (the same step, a different grid for B's λ), and the panel
+    draws each on its own map."""
+    w = window
+    w.client.step(20)
+    qtbot.waitUntil(lambda: w.latest.step == 20, timeout=30_000)
+    w.runs.compare()
+    qtbot.waitUntil(lambda: list(runs_now(w)) == ["A", "B"], timeout=30_000)
+    w.client.update(run="B", weight_decay=0.5, decay_mode="l2")
+    w.client.step(20)
+    qtbot.waitUntil(lambda: all(s.step == 40 for s in runs_now(w).values())
+                    and runs_now(w)["B"].hparams.weight_decay == 0.5, timeout=30_000)
+    keys = [p.key for p in w.panels]
+    w.tabs.setCurrentIndex(keys.index("landscape"))
+    panel = w.current_panel()
+    with qtbot.waitSignal(w.panels_redrawn, timeout=10_000):
+        w._mark_dirty()
+    assert panel.comparing and not panel.run_view.isHidden()
+    panel.resolution_spin.setValue(11)
+    qtbot.mouseClick(panel.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: {"A", "B"} <= set(panel.run_results) and not panel._run_jobs
+                    and not any(r.coarse for r in panel.run_results.values()), timeout=120_000)
+    a, b = panel.run_results["A"], panel.run_results["B"]
+    assert a.step == b.step == 40 and np.shape(a.loss) == np.shape(b.loss) == (11, 11)
+    assert a.penalty is not None and b.penalty is not None
+    # B's decay term is its own λ = 0.5 (A's is 1e-3): B's penalty at the centre is the larger.
+    assert b.center_penalty > a.center_penalty
+    assert not np.array_equal(a.loss, b.loss)
+    for slot, r in enumerate((a, b)):
+        np.testing.assert_allclose(panel.run_images[slot].image, np.log10(r.loss + r.penalty),
+                                   rtol=1e-12)
+    assert "done · 2/2 runs" in panel.progress.format()

@@ -252,7 +252,7 @@ def test_weights_bands_and_readout_per_run(qtbot, lockstep, two_runs):
         assert f"{float(snap.weight_norms[1]):.3f}" in text
         assert f"{float(snap.weight_abs_max[1]):.3f}" in text
         assert f"{math.sqrt(float(np.sum(np.square(snap.weight_norms)))):.3f}" in text
-    assert "λ = 0.3 (" in text and "λ = 0 (" in text and "‖W‖ fc2" in text
+    assert ">0.3 (decoupled)<" in text and ">0 (decoupled)<" in text and "‖W‖ fc2" in text
     # One run: the nested layer bands and the single-run readout, as before.
     show_runs(panel, {"A": two_runs["A"]}, hists=hists)
     assert all(fill.isVisible() for fill in panel.band_fills)
@@ -356,3 +356,14 @@ def test_constraint_panel_says_it_is_a_toy_problem_in_compare_mode(qtbot, two_ru
     show_runs(panel, {"A": two_runs["A"]})
     assert panel.compare_note.isHidden()
     panel.cleanup()
+
+
+def test_comparison_caption_names_every_run_and_what_they_share(two_runs):
+    from ui.export.files import caption_for, comparison_caption
+
+    text = comparison_caption(two_runs, "A")
+    head, _, shared = text.partition("   ·   ")
+    assert head == "A: p 0.5 · λ 0   vs   B: p 0 · λ 0.3"
+    assert "moons" in shared and "step 100" in shared
+    assert "p = " not in shared and "λ = " not in shared  # those differ: said per run above
+    assert caption_for(two_runs["A"]).startswith("moons")  # one run: the caption as before

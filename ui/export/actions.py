@@ -21,7 +21,14 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialo
 from regsim.hparams import HParams
 from regsim.snapshot import Snapshot
 from ui.export.dialogs import ExportDialog, ExportOptions, GifDialog, GifOptions, read_setting
-from ui.export.files import CURRENT, DEFAULT_SIZE, caption_for, default_filename, parse_size
+from ui.export.files import (
+    CURRENT,
+    DEFAULT_SIZE,
+    caption_for,
+    comparison_caption,
+    default_filename,
+    parse_size,
+)
 from ui.panels.base import Panel
 
 if TYPE_CHECKING:
@@ -106,6 +113,16 @@ def exported_state(window: ExportHost, widget: QWidget) -> Snapshot | HParams | 
     return snap if snap is not None else _source(window)
 
 
+def figure_caption(window: ExportHost, widget: QWidget, state: Snapshot | HParams | None) -> str:
+    """The caption strip's text: in Compare mode (the window's runs, two or more) every run's
+    differing settings and what they share (files.comparison_caption); otherwise the run's."""
+    latest = getattr(getattr(window, "runs", None), "latest", None)
+    runs = getattr(latest, "runs", None)
+    if isinstance(runs, dict) and len(runs) > 1:
+        return comparison_caption(runs, latest.selected)
+    return caption_for(state)
+
+
 def export_to(window: ExportHost, widget: QWidget, options: ExportOptions) -> Path | None:
     """Write one figure as `options` say; report the outcome. The path, or None on failure.
 
@@ -116,7 +133,7 @@ def export_to(window: ExportHost, widget: QWidget, options: ExportOptions) -> Pa
     if options.auto_name:
         key = widget.key if isinstance(widget, Panel) else "window"
         options = dataclasses.replace(options, filename=default_filename(key, state, options.format))
-    caption = caption_for(state) if options.caption else None
+    caption = figure_caption(window, widget, state) if options.caption else None
     from ui.export.render import export_figure  # pyqtgraph: not before the first export (start-up)
 
     QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
@@ -180,7 +197,8 @@ def copy_panel(window: ExportHost) -> bool:
                  read_setting(s, "custom_height", DEFAULT_SIZE[1]))
                 if size_text == "custom" else parse_size(size_text))
         theme = read_setting(s, "theme", "slide")
-        caption = (caption_for(exported_state(window, panel)) if read_setting(s, "caption", True)
+        caption = (figure_caption(window, panel, exported_state(window, panel))
+                   if read_setting(s, "caption", True)
                    else None)
         from ui.export.render import copy_to_clipboard, render_widget  # pyqtgraph: see export_to
 

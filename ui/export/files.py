@@ -148,6 +148,31 @@ def default_filename(panel_key: str, snapshot: Snapshot | HParams | None, ext: s
     return f"{key}_p{p}_wd{compact_number(hp.weight_decay)}_{opt}_step{step or 0}.{ext}"
 
 
+def comparison_caption(snapshots: dict[str, Snapshot], selected: str) -> str:
+    """The caption of a Compare-mode figure: what each run sets differently ("A: p 0.2 · λ 0.001
+    vs B: p 0.5 · λ 0.05"), then what they share (the selected run's caption without the settings
+    that differ), so a comparison slide names every run it shows, not only the selected one."""
+    from regsim.runs import config_diff
+    from ui.run_colors import run_settings_text
+
+    runs = {n: s.hparams for n, s in snapshots.items()}
+    diff = config_diff(runs)
+    per_run = run_settings_text(runs)
+    head = "   vs   ".join(f"{n}: {t}" if t else n for n, t in per_run.items())
+    differs = set(diff)
+    drop = {"p": {"dropout", "hidden_dropout", "input_dropout"} & differs,
+            "λ": {"weight_decay", "decay_mode"} & differs,
+            "opt": {"optimizer", "decay_mode"} & differs, "lr": {"lr"} & differs,
+            "data": {"dataset"} & differs}
+    parts = caption_for(snapshots.get(selected) or next(iter(snapshots.values()))).split("   ·   ")
+    shared = [part for part in parts
+              if not (part.startswith("p = ") and drop["p"]) and not (part.startswith("λ = ") and drop["λ"])
+              and not (part.startswith("lr = ") and drop["lr"])
+              and not (part in OPTIMIZER_NAMES.values() and drop["opt"])
+              and not (part == parts[0] and drop["data"])]
+    return "   ·   ".join([head] + shared)
+
+
 def caption_for(snapshot: Snapshot | HParams | None) -> str:
     """The caption strip under a figure: dataset, p, λ, decay mode, optimizer, lr and step.
 

@@ -561,6 +561,9 @@ class LossSurfacePanel(Panel):
             if snap is None or snap.step < self.run_results[name].step:
                 del self.run_results[name]
                 self._run_dirty = True
+        for name in [n for n in self._run_jobs if n not in snapshots]:  # removed or renamed
+            self._dropped.add(self._run_jobs.pop(name))  # the engine drops a removed run's jobs
+            self.cancel_button.setVisible(bool(self._run_jobs))
 
     def _set_comparing(self, on: bool) -> None:
         self.comparing = on

@@ -538,25 +538,26 @@ class WeightsPanel(Panel):
             lam = hp.weight_decay
             if lam > 0 and hp.decay_mode in ("decoupled", "decoupled_paper"):
                 rate = ((snap.lr / hp.lr) if hp.decay_mode == "decoupled_paper" else snap.lr) * lam
-                shrink = f"×{1.0 - rate:.6f}"
+                shrink = f"θ·{1.0 - rate:.6f}"
             elif lam > 0:
-                shrink = "+λθ in ∇"
+                shrink = "∇ + λθ"
             else:
-                shrink = "none"
+                shrink = "—"
             norms = np.asarray(snap.weight_norms, dtype=np.float64)
             w = f"{float(norms[layer]):.3f}" if layer < len(norms) else "—"
             m = (f"{float(snap.weight_abs_max[layer]):.3f}" if layer < len(snap.weight_abs_max)
                  else "—")
             total = float(np.sqrt(np.sum(np.square(norms))))
             c = run_color(slot, t.name)
+            # nowrap: a slide's large type wrapped "λ = 0.001 (l2)" over three lines
             rows.append(f"<tr><td><span style='color:{c}'><b>{name}</b></span></td>"
-                        f"<td {pad}>λ = {lam:g} ({hp.decay_mode})</td><td {pad}>{shrink}</td>"
+                        f"<td nowrap {pad}>{lam:g} ({hp.decay_mode})</td><td nowrap {pad}>{shrink}</td>"
                         f"<td align='right' {pad}>{w}</td><td align='right' {pad}>{m}</td>"
                         f"<td align='right' {pad}>{total:.3f}</td></tr>")
         table = (f"<table cellspacing='0' cellpadding='3'><tr><th align='left'>run</th>"
-                 f"<th align='left' {pad}>decay</th><th align='left' {pad}>each step</th>"
-                 f"<th align='right' {pad}>‖W‖ {lname}</th><th align='right' {pad}>max|w|</th>"
-                 f"<th align='right' {pad}>total ‖W‖</th></tr>{''.join(rows)}</table>")
+                 f"<th align='left' {pad}>λ</th><th nowrap align='left' {pad}>each step</th>"
+                 f"<th nowrap align='right' {pad}>‖W‖ {lname}</th><th align='right' {pad}>max|w|</th>"
+                 f"<th nowrap align='right' {pad}>‖W‖ all</th></tr>{''.join(rows)}</table>")
         key = (f"<p>Bands of {lname} per run: filled 16–84 %, dotted 0–100 %, line the median, "
                "each in its run's colour.</p>")
         return table + key
