@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-ROWS, UNITS = 6, 8  # the corner of the batch sent to the panel: examples × units
+ROWS, UNITS = 6, 8  # the part of the batch sent to the panel: examples × units
 
 # The code the panel shows, line for line. Multiplying by a precomputed 1/(1 − p) (rather than
 # dividing) is also what the run's module does, so the two agree to the bit in float32.
@@ -68,6 +68,7 @@ def line_variables(line: str) -> tuple[str, ...]:
     code = line.split("#", 1)[0]
     if code.strip().startswith(('"""', "def ")):
         code = code.split("(", 1)[1] if code.strip().startswith("def ") else ""
+    code = re.sub(r"\b\w+\.(shape|dtype)\b", "", code)  # x.shape: a size, not x's values
     words = set(_WORD.findall(code))
     return tuple(v for v in VARIABLES if v in words)
 
@@ -91,14 +92,17 @@ def function_of_line(index: int) -> str:
 class ScratchSite:
     """One dropout site's last training step, the NumPy code's values and torch's, for the panel.
 
-    Arrays are the first ROWS examples × UNITS units (flattened per example for a conv site);
-    the max-|Δ| numbers cover the whole batch."""
+    Arrays are the first ROWS examples × UNITS units (flattened per example for a conv site),
+    the units being the first ones not zero for all those examples (after a ReLU many are: a row
+    of zeros shows nothing of the mask), listed in `unit_index`; the max-|Δ| numbers cover the
+    whole batch."""
 
     site: str  # the site's name ("input", "fc1", ...)
     p: float  # its drop rate at that step
     step: int  # the training step these values come from
     batch: int  # examples in the batch
     units: int  # units per example at this site
+    unit_index: np.ndarray  # (K,) which units the columns are
     x: np.ndarray  # (R, K) the module's input
     u: np.ndarray  # (R, K) the uniforms it drew (m = [u ≥ p]); zeros when p = 0
     m: np.ndarray  # (R, K) NumPy's mask from u (float 0/1)
@@ -111,6 +115,7 @@ class ScratchSite:
     torch_y: np.ndarray  # (R, K) nn.Dropout(p)(x), train mode
     torch_dx: np.ndarray  # (R, K) its gradient for the same dy
     numpy_torch_y: np.ndarray  # (R, K) the NumPy code with m′: equals torch_y
+    torch_eval_y: np.ndarray  # (R, K) nn.Dropout(p).eval()(x): the identity
     diff_live_y: float  # max |NumPy y − module y| over the batch
     diff_live_dx: float  # max |NumPy dx − autograd dx| (NaN when autograd had no dx)
     diff_torch_y: float  # max |NumPy(x, m′) − nn.Dropout(x)|
@@ -185,18 +190,23 @@ def site_values(module: Any, name: str, step: int, rows: int = ROWS,
     np_t_dx = dropout_backward(np.nan_to_num(dy), torch_m if p > 0 else None, p)
     np_eval, _ = dropout_forward(x, p, False)
 
+    live = np.flatnonzero(np.any(x[:rows] != 0, axis=0))
+    rest = np.setdiff1d(np.arange(x.shape[1]), live)
+    cols = np.concatenate([live, rest])[:units]  # the first live units, then the others
+    cols.sort()
+
     def cut(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[:rows, :units], dtype=np.float32)
+        return np.ascontiguousarray(a[:rows][:, cols], dtype=np.float32)
 
     def maxdiff(a: np.ndarray, b: np.ndarray) -> float:
         d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
         return float(d.max()) if d.size and not np.isnan(d).all() else float("nan")
 
     return ScratchSite(
-        site=name, p=p, step=int(step), batch=int(B), units=int(x.shape[1]),
+        site=name, p=p, step=int(step), batch=int(B), units=int(x.shape[1]), unit_index=cols,
         x=cut(x), u=cut(u), m=cut(m), y=cut(y), dy=cut(dy), dx=cut(dx),
         live_y=cut(live_y), live_dx=cut(live_dx), torch_m=cut(torch_m), torch_y=cut(torch_y),
-        torch_dx=cut(tdx), numpy_torch_y=cut(np_t_y),
+        torch_dx=cut(tdx), numpy_torch_y=cut(np_t_y), torch_eval_y=cut(eval_y),
         diff_live_y=maxdiff(y, live_y), diff_live_dx=maxdiff(dx, live_dx) if has_grad else float("nan"),
         diff_torch_y=maxdiff(np_t_y, torch_y),
         diff_torch_dx=maxdiff(np_t_dx, tdx) if has_grad else float("nan"),
