@@ -361,6 +361,8 @@ class MainWindow(QMainWindow):
             self.client.analyze(payload["analysis"], payload.get("params"), job_id=payload.get("id"))
         elif name == "cancel":
             self.client.cancel_job(payload["id"])
+        elif name == "update":  # a panel's control (the dropout panel's per-layer p): as the dock's
+            self._live_changed(payload)
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:
