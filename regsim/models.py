@@ -250,6 +250,14 @@ class ConvNet(nn.Module):
             h = drop(torch.relu(a) if self.activation == "relu" else torch.tanh(a))
         return self.out(h.flatten(1))
 
+    def __getattr__(self, name: str):
+        # The MLP-only parts the ensemble / MC dropout / calibration analyses walk: a clear
+        # message instead of "'ConvNet' object has no attribute 'linears'".
+        if name in ("linears", "norms", "forward_batched"):
+            raise AttributeError(f"this analysis walks an MLP's Linear layers ({name}); the conv net "
+                                 "has none: use architecture = 'mlp' for it")
+        return super().__getattr__(name)
+
     def weight_layers(self) -> list[nn.Module]:
         """The conv and Linear layers, input to output (their .weight are what histograms show)."""
         return [*self.convs, self.out]

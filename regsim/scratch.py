@@ -33,23 +33,23 @@ ROWS, UNITS = 6, 8  # the part of the batch sent to the panel: examples × units
 # dividing) is also what the run's module does, so the two agree to the bit in float32.
 SOURCE = '''\
 def dropout_forward(x, p, train=True, u=None):
-    """Inverted dropout: y = m * x / (1 - p), m ~ Bernoulli(1 - p)."""
+    """Inverted dropout: y = m * x / (1 - p)."""
     if not train or p == 0.0:
-        return x, None                    # inference: the identity, no mask
+        return x, None             # eval: the identity
     if u is None:
-        u = np.random.rand(*x.shape)      # one uniform draw per unit
-    m = (u >= p).astype(x.dtype)          # keep with probability 1 - p
-    scale = 1.0 / (1.0 - p)               # survivors are scaled up ...
-    y = x * m * scale                     # ... so that E[y] = x
+        u = np.random.rand(*x.shape)  # a draw per unit
+    m = (u >= p).astype(x.dtype)   # kept w.p. 1 - p
+    scale = 1.0 / (1.0 - p)        # survivors scaled up
+    y = x * m * scale              # so that E[y] = x
     return y, m
 
 
 def dropout_backward(dy, m, p):
-    """The gradient flows through the same mask, with the same scale."""
+    """The same mask, the same scale."""
     if m is None:
-        return dy                         # inference: the identity
+        return dy                  # eval: the identity
     scale = 1.0 / (1.0 - p)
-    dx = dy * m * scale                   # dL/dx = dL/dy * m / (1 - p)
+    dx = dy * m * scale            # dL/dx = dL/dy * m/(1-p)
     return dx
 '''
 
@@ -123,6 +123,7 @@ class ScratchSite:
     diff_eval: float  # max |NumPy eval − nn.Dropout.eval()(x)|: both the identity
     mask_equal: bool  # NumPy's m from u equals the module's own mask, everywhere in the batch
     has_grad: bool  # dy was captured (a backward ran while the part was asked for)
+    torch_name: str = "nn.Dropout"  # the torch reference: "nn.Dropout", or "nn.Dropout2d" channel-wise
 
 
 def site_values(module: Any, name: str, step: int, rows: int = ROWS,
@@ -172,20 +173,23 @@ def site_values(module: Any, name: str, step: int, rows: int = ROWS,
     y, m = dropout_forward(x, p, True, u)
     m = np.ones_like(x) if m is None else m
     dx = dropout_backward(dy, None if p == 0.0 else m, p)
-    # torch's nn.Dropout on the same x: its own mask, from a seeded global RNG we fork and restore.
+    # torch's nn.Dropout (nn.Dropout2d for a channel-wise site, on the (B, C, H, W) shape) on the
+    # same x: its own mask, from a seeded global RNG we fork and restore.
+    channel = bool(getattr(module, "channel", False)) and x_t.dim() == 4
+    shape = tuple(x_t.shape) if channel else x.shape
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         seed = dropout_seed(step, 0x5EED, module.site) & (2**63 - 1)
-        drop = nn.Dropout(p)
-        xt = torch.as_tensor(x).clone().requires_grad_(True)
+        drop = nn.Dropout2d(p) if channel else nn.Dropout(p)
+        xt = torch.as_tensor(x).reshape(shape).clone().requires_grad_(True)
         torch.manual_seed(seed)
         ty = drop(xt)
         torch.manual_seed(seed)  # the same draw on ones reads the mask off exactly
         tm = (drop(torch.ones_like(xt)) != 0).float()
-        ty.backward(torch.as_tensor(np.nan_to_num(dy)))
-        tdx = xt.grad.numpy()
-        eval_y = drop.eval()(torch.as_tensor(x)).numpy()
-    torch_m = tm.numpy()
-    torch_y = ty.detach().numpy()
+        ty.backward(torch.as_tensor(np.nan_to_num(dy)).reshape(shape))
+        tdx = xt.grad.reshape(B, -1).numpy()
+        eval_y = drop.eval()(torch.as_tensor(x).reshape(shape)).reshape(B, -1).numpy()
+    torch_m = tm.reshape(B, -1).numpy()
+    torch_y = ty.detach().reshape(B, -1).numpy()
     np_t_y, _ = dropout_forward(x, p, True, np.where(torch_m > 0, 1.0, 0.0) if p > 0 else u)
     np_t_dx = dropout_backward(np.nan_to_num(dy), torch_m if p > 0 else None, p)
     np_eval, _ = dropout_forward(x, p, False)
@@ -211,4 +215,4 @@ def site_values(module: Any, name: str, step: int, rows: int = ROWS,
         diff_torch_y=maxdiff(np_t_y, torch_y),
         diff_torch_dx=maxdiff(np_t_dx, tdx) if has_grad else float("nan"),
         diff_eval=maxdiff(np_eval, eval_y), mask_equal=bool(np.array_equal(m != 0, live_mask)),
-        has_grad=bool(has_grad))
+        has_grad=bool(has_grad), torch_name="nn.Dropout2d" if channel else "nn.Dropout")

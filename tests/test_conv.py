@@ -97,6 +97,8 @@ def test_switching_the_kind_applies_at_the_next_step_and_the_scratch_replay_foll
     assert sent.shape == (32, 16, 64) and channel_structure(sent)[0]
     s = snap.dropout_scratch[2]
     assert s.mask_equal and s.diff_live_y == 0.0 and s.diff_live_dx == 0.0 and s.units == 1024
+    # the torch reference is then nn.Dropout2d, on the same x given its own (whole-channel) mask
+    assert s.torch_name == "nn.Dropout2d" and s.diff_torch_y < 1e-6 and s.diff_torch_dx < 1e-6
 
 
 def test_convnet_checks_its_input_and_the_setting_is_validated() -> None:

@@ -919,6 +919,10 @@ class DropoutPanel(Panel):
                  rate: float) -> str:
         """The equations, filled in with this snapshot's numbers."""
         hidden = sum(int(s) for s in snap.layer_sizes[1:-1])
+        if snap.hparams.dropout_kind == "element" and any(
+                len(shape) == 3 for shape in getattr(snap, "dropout_shapes", ())):
+            # element-wise on a conv net: every pixel of every channel is its own mask entry
+            hidden = sum(int(np.prod(shape)) for shape in snap.dropout_shapes[1:])
         if self._mode == "train":
             text = "<b>Train:</b> y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p) ⇒ E[y] = h."
             if rate > 0:

@@ -190,7 +190,8 @@ class HeatTable(QTableWidget):
             palette.setColor(role, QColor(theme.background))
         palette.setColor(QPalette.ColorRole.Text, QColor(theme.foreground))
         self.setPalette(palette)
-        self.setStyleSheet(f"QTableWidget {{ border: none; background: {theme.background}; }}")
+        self.setStyleSheet(f"QTableWidget {{ border: none; background: {theme.background}; }} "
+                           "QTableWidget::item { padding: 0px; }")
 
 
 class ScratchPanel(Panel):
@@ -457,7 +458,7 @@ class ScratchPanel(Panel):
         elif identity and self._line in (RETURN_IDENTITY - 1, RETURN_IDENTITY):
             np_blocks += [(NAMES["x"], s.x), ("y = x  (the identity)", s.x)]
             if not train:
-                torch_blocks.append(("nn.Dropout(p).eval()(x)", s.torch_eval_y))
+                torch_blocks.append((f"{s.torch_name}(p).eval()(x)", s.torch_eval_y))
             else:
                 torch_blocks.append(("the run's module output (p = 0: y = x)", s.live_y))
         else:
@@ -486,20 +487,20 @@ class ScratchPanel(Panel):
         out: list[tuple[str, np.ndarray | None]] = []
         if identity:
             if "y" in names or "x" in names:
-                out.append(("nn.Dropout(p).eval()(x): the identity", s.torch_eval_y))
+                out.append((f"{s.torch_name}(p).eval()(x): the identity", s.torch_eval_y))
             if "dy" in names or "dx" in names:
                 out.append(("eval: autograd passes dy through unchanged", None))
             return out
         if fn == "forward" and ("u" in names or "m" in names):
             out.append((f"the run's mask: {'= NumPy m' if s.mask_equal else '≠ NumPy m (!)'}", None))
-            out.append(("m′: nn.Dropout's own mask (torch RNG)", s.torch_m))
+            out.append((f"m′: {s.torch_name}'s own mask (torch RNG)", s.torch_m))
         if "y" in names and fn == "forward":
             out.append(("the run's module output (hooked)", s.live_y))
-            out.append(("nn.Dropout(p)(x) with its m′", s.torch_y))
+            out.append((f"{s.torch_name}(p)(x) with its m′", s.torch_y))
         if fn == "backward" and ("dx" in names or "dy" in names):
             if s.has_grad:
                 out.append(("autograd's dL/dx at the module", s.live_dx))
-                out.append(("nn.Dropout backward of dy (its m′)", s.torch_dx))
+                out.append((f"{s.torch_name} backward of dy (its m′)", s.torch_dx))
             else:
                 out.append(("no gradient at the data input: choose a hidden site", None))
         return out
@@ -510,8 +511,8 @@ class ScratchPanel(Panel):
             return "—" if not np.isfinite(v) else "0 (identical)" if v == 0 else f"{v:.2g}"
 
         text = (f"max |Δ| over the whole batch ({s.batch} × {s.units}):  NumPy vs the run's module: "
-                f"y {d(s.diff_live_y)}, dx {d(s.diff_live_dx)}.  NumPy with m′ vs nn.Dropout: "
-                f"y {d(s.diff_torch_y)}, dx {d(s.diff_torch_dx)}.  Eval vs nn.Dropout.eval(): "
+                f"y {d(s.diff_live_y)}, dx {d(s.diff_live_dx)}.  NumPy with m′ vs {s.torch_name}: "
+                f"y {d(s.diff_torch_y)}, dx {d(s.diff_torch_dx)}.  Eval vs {s.torch_name}.eval(): "
                 f"{d(s.diff_eval)}.")
         if not s.has_grad:
             text += " (No gradient is captured at the data input.)"
