@@ -125,7 +125,7 @@ def test_the_preset_trains_and_the_masks_panel_shows_whole_channels(qtbot) -> No
     show_on_screen(panel, qtbot)
     panel.ingest(snap)
     panel.redraw()
-    assert [c.endswith("whole channels") for c in panel.mask_captions] == [False, True, True]
+    assert [c.endswith("by channel") for c in panel.mask_captions] == [False, True, True]
     fractions = panel.channel_fractions(snap, 1)
     assert fractions.shape == (32, 8) and np.isin(fractions, (0.0, 1.0)).all()
     t.update(dropout_kind="element")
@@ -133,5 +133,5 @@ def test_the_preset_trains_and_the_masks_panel_shows_whole_channels(qtbot) -> No
     snap = t.snapshot()
     panel.ingest(snap)
     panel.redraw()
-    assert panel.mask_captions[2].endswith("element-wise")
+    assert panel.mask_captions[2].endswith("by element")
     assert not np.isin(panel.channel_fractions(snap, 2), (0.0, 1.0)).all()

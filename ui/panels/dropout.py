@@ -751,13 +751,12 @@ class DropoutPanel(Panel):
                 fractions = self.channel_fractions(snap, i)
                 if fractions is not None:
                     whole = np.isin(fractions, (0.0, 1.0)).all()
-                    caption += (", whole channels" if whole and snap.hparams.dropout_kind == "channel"
-                                else ", element-wise")
+                    caption += (", by channel" if whole and snap.hparams.dropout_kind == "channel"
+                                else ", by element")
             channels = self._channels(snap, i)
             detail = (f"{plural(rows, 'example')} × {plural(units, 'unit')}" if mask.size else "")
             if channels and mask.size:
-                detail = (f"{plural(rows, 'example')} × {units // channels[1]} channels of "
-                          f"{channels[1]} px")
+                detail = f"{rows} examples × {units // channels[1]} ch. × {channels[1]} px"
             if crowded and mask.size:  # two short lines instead of two long ones
                 head = caption.replace(" (p", "<br>(p", 1).replace(": ", ":<br>", 1)
                 shown = f"{head} · {rows}×{units}"
