@@ -23,6 +23,8 @@ DECAY_MODES = ("l2", "decoupled", "decoupled_paper")
 SCHEDULES = ("constant", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ACTIVATIONS = ("relu", "tanh")
+ARCHITECTURES = ("mlp", "conv")  # "conv": 3×3 conv layers on the 8×8 digits (regsim.models.ConvNet)
+DROPOUT_KINDS = ("element", "channel")  # nn.Dropout vs nn.Dropout2d (whole channels)
 MAX_LAYERS = 8  # hidden layers at most
 
 
@@ -30,9 +32,11 @@ MAX_LAYERS = 8  # hidden layers at most
 class HParams:
     dataset: str = "moons"  # one of DATASETS; 2-D classification, 1-D regression with a gap, or 8x8 digits
     hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the MLP, input to output
+    architecture: str = "mlp"  # "mlp", or "conv" (digits only: `hidden` are then channel counts)
     dropout: float = 0.0  # drop rate p of every hidden layer's dropout, in [0, 1); 0 disables it
     layer_dropout: tuple[float, ...] = ()  # per-hidden-layer p overriding `dropout`; () = use dropout
     input_dropout: float = 0.0  # drop rate applied to the input features, in [0, 1)
+    dropout_kind: str = "element"  # conv only: "element" (nn.Dropout) or "channel" (nn.Dropout2d)
     weight_decay: float = 0.0  # λ >= 0; how hard every decayed weight is pulled toward zero
     decay_mode: str = "decoupled"  # "l2": λθ added to the gradient; "decoupled": θ ← θ − lr·λ·θ
     # (PyTorch's AdamW); "decoupled_paper": θ ← θ − η_t·λ·θ, η_t the schedule multiplier (L&H 2019)
@@ -210,6 +214,12 @@ _TABLE = (
             controls=(Control("text", placeholder="e.g. 64,64"),),
             tip="Hidden layer widths, input to output, e.g. 64,64: 1 to 8 layers of 1 to 4096 units "
                 "each. Changing it starts a new run."),
+    Setting("architecture", "Architecture", "architecture", live=False, choices=ARCHITECTURES,
+            choice_labels={"mlp": "MLP", "conv": "conv net (digits)"}, controls=(Control("choice"),),
+            tip="MLP: Linear layers of the hidden widths.\nconv net (digits only): a 3×3 convolution "
+                "(padding 1) per hidden entry, its width the channel count, ReLU and dropout after "
+                "each, then one Linear to the 10 classes; e.g. hidden 8,16.\nChanging it starts a "
+                "new run."),
     Setting("dropout", "Dropout p", "p", live=True, lo=0.0, hi=1.0, hi_open=True, symbol=True,
             loss_level=True, controls=(Control("p", step=0.05),),
             tip="Drop rate p of every hidden layer.\nTraining: y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p), "
@@ -223,6 +233,16 @@ _TABLE = (
             loss_level=True, controls=(Control("p", step=0.05),),
             tip="Drop rate on the input features: x̃ = m ⊙ x / (1 − p). 0–0.2 is typical; corrupting "
                 "inputs can hurt more than help."),
+    Setting("dropout_kind", "Dropout kind", "dropout kind", live=True, choices=DROPOUT_KINDS,
+            choice_labels={"element": "element-wise (nn.Dropout)", "channel": "channel-wise (nn.Dropout2d)"},
+            choice_short={"element": "element-wise", "channel": "channel-wise"},
+            controls=(Control("choice"),),
+            tip="Conv net only (an MLP's units have no channels: there it changes nothing).\n"
+                "element-wise: every activation h[b, c, i, j] gets its own mask "
+                "draw (nn.Dropout).\nchannel-wise: one draw per example and channel, so whole "
+                "feature maps are zeroed: y[b, c] = m[b, c]·h[b, c]/(1 − p) (nn.Dropout2d). "
+                "Neighbouring pixels of a feature map are strongly correlated, so dropping single "
+                "pixels hides little; dropping a channel removes the feature."),
     # --- regularization and optimization: live, applied at the next optimizer step
     Setting("weight_decay", "Weight decay λ", "λ", live=True, lo=0.0, hi=10.0, symbol=True,
             controls=(Control("log", log_lo=1e-6),),
@@ -452,6 +472,9 @@ def _validate(h: HParams) -> None:
             isinstance(w, int) and hid.in_range(w) for w in h.hidden):
         raise ValueError(f"hidden = {list(h.hidden)!r} is out of range; allowed: 1 to {MAX_LAYERS} layers, "
                          f"each width an integer in {hid.range_text()}")
+    if h.architecture == "conv" and h.dataset != "digits":
+        raise ValueError(f"architecture = 'conv' needs dataset = 'digits' (8×8 images), not "
+                         f"{h.dataset!r}")
     if h.layer_dropout and len(h.layer_dropout) != len(h.hidden):
         raise ValueError(f"layer_dropout = {list(h.layer_dropout)!r} must give one rate per hidden "
                          f"layer ({len(h.hidden)}), or be empty to use dropout everywhere")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hparams import HParams
+from .scratch import ScratchSite
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ PARTS = frozenset({
     "eval",  # train/val loss and accuracy over the whole splits (eval mode)
     "histograms",  # weight_hist(_edges), weight_hist_fixed(_edges)
     "data",  # the model's view of the data (DataView: decision map, curve or digit guesses)
-    "masks",  # dropout_masks, activation_pre, activation_post, activation_inference
+    "masks",  # dropout_masks, activation_pre, activation_post, activation_inference, dropout_shapes
+    "scratch",  # dropout_scratch: the from-scratch replay of each site (regsim.scratch); while asked
+    # for, each dropout site keeps the gradients of every backward (two tensor hooks per site)
 })
 
 
@@ -129,6 +132,12 @@ class Snapshot:
     # empty state for it, never an older measurement. weight_norms / weight_abs_max are always in.
     measured: frozenset[str] = PARTS
     counters: Counters | None = None  # the run's running totals (see Counters)
+    # Per dropout site: one example's activation shape there, (U,) or (C, H, W) for a conv site,
+    # whose mask is sent flattened channel-major (C·H·W columns). Part "masks".
+    dropout_shapes: tuple[tuple[int, ...], ...] = ()
+    # Per dropout site: the NumPy code's values on the last batch beside the module's and
+    # nn.Dropout's (regsim.scratch.ScratchSite; None before a training step). Part "scratch".
+    dropout_scratch: tuple[ScratchSite | None, ...] = ()
 
 
 class History:

@@ -36,12 +36,14 @@ from .hparams import (
     HParams,
     coerce,
 )
-from .models import MLP
+from .models import build_model
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
+from .scratch import site_values
 from .snapshot import Counters, DataView, Snapshot, check_parts
 
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
+MASK_COLS_CONV = 1024  # a conv site's mask: up to 16 whole 8×8 channels, channel-major
 ACT_UNITS = 64  # units of one example's activations sent per site
 GRID = 64  # decision map: coarse cells per side for 2-D data (see _decision_map)
 GRID_FINE = 4  # each refined cell is evaluated on GRID_FINE × GRID_FINE points
@@ -138,8 +140,7 @@ class Trainer:
         self.y_train = torch.as_tensor(self.data.y_train, device=dev)  # (N,) or (N, 1)
         self.x_val = torch.as_tensor(self.data.x_val, device=dev)
         self.y_val = torch.as_tensor(self.data.y_val, device=dev)
-        self.model = MLP(self.data.input_dim, h.hidden, self.data.n_classes, h.hidden_dropout(),
-                         h.input_dropout, h.activation, h.layer_norm).to(dev)
+        self.model = build_model(h, self.data.input_dim, self.data.n_classes).to(dev)
         self.model.train()
         self.optimizer = build_optimizer(self.model, h)
         self.generator = torch.Generator(device=dev)
@@ -288,7 +289,7 @@ class Trainer:
             changes, self._pending = self._pending, {}
         old, new = self.hparams, self.hparams.replace(**changes)
         self.optimizer = apply_settings(self.optimizer, self.model, old, new)
-        self.model.set_dropout(new.input_dropout, new.hidden_dropout())
+        self.model.set_dropout(new.input_dropout, new.hidden_dropout(), new.dropout_kind == "channel")
         self.hparams = new
         if any(getattr(old, k) != getattr(new, k) for k in LOSS_LEVEL_FIELDS & set(changes)):
             self._monitor.settings_changed(self.step_count + 1)
@@ -555,6 +556,14 @@ class Trainer:
             got = got | {"masks"}
         else:
             masks, pre, post, inference = (), (), (), ()
+        modules = self.model.dropout_modules()
+        shapes = tuple(tuple(d.last_input.shape[1:]) if d.last_input is not None else ()
+                       for d in modules) if "masks" in want else ()
+        for d in modules:  # the gradients are kept only while a reader wants the replay
+            d.capture_grads = "scratch" in want
+        scratch = tuple(site_values(d, name, self.step_count - 1)
+                        for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
+        got = got | ({"scratch"} if "scratch" in want else set())
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -570,7 +579,8 @@ class Trainer:
             dropout_sites=self.model.dropout_sites,
             dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
             activation_pre=pre, activation_post=post, activation_inference=inference, data=data,
-            events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters)
+            events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters,
+            dropout_shapes=shapes, dropout_scratch=scratch)
 
     def _measure(self, parts: frozenset[str]) -> dict:
         """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they
@@ -632,13 +642,16 @@ class Trainer:
                 pre.append(np.zeros(0, dtype=np.float32))
                 post.append(np.zeros(0, dtype=np.float32))
                 continue
-            x = d.last_input[:MASK_ROWS, :MASK_COLS]
+            # A conv site (B, C, H, W) is sent flattened channel-major, so a channel-wise mask
+            # shows as whole H·W-wide blocks of a row.
+            cols = MASK_COLS_CONV if d.last_input.dim() > 2 else MASK_COLS
+            x = d.last_input[:MASK_ROWS].flatten(1)[:, :cols]
             scaled = d.last_scaled_mask  # compared on the sent part only: last_mask compares it all
-            mask = (scaled[:MASK_ROWS, :MASK_COLS] != 0 if scaled is not None
-                    else torch.ones_like(x, dtype=torch.bool))
+            mask = (scaled[:MASK_ROWS].expand_as(d.last_input[:MASK_ROWS]).flatten(1)[:, :cols] != 0
+                    if scaled is not None else torch.ones_like(x, dtype=torch.bool))
             masks.append(mask.cpu().numpy())
-            pre.append(d.last_input[0, :ACT_UNITS].float().cpu().numpy())
-            post.append(d.last_output[0, :ACT_UNITS].float().cpu().numpy())
+            pre.append(d.last_input[0].flatten()[:ACT_UNITS].float().cpu().numpy())
+            post.append(d.last_output[0].flatten()[:ACT_UNITS].float().cpu().numpy())
         first = modules[0].last_input
         if first is None:
             return tuple(masks), tuple(pre), tuple(post), tuple(np.zeros(0, np.float32)
@@ -660,7 +673,7 @@ class Trainer:
                 d.training = mode
             for hook in hooks:
                 hook.remove()
-        inference = tuple(seen[i][0, :ACT_UNITS].float().cpu().numpy() if i in seen
+        inference = tuple(seen[i][0].flatten()[:ACT_UNITS].float().cpu().numpy() if i in seen
                           else np.zeros(0, np.float32) for i in range(len(modules)))
         return tuple(masks), tuple(pre), tuple(post), inference
 
@@ -699,6 +712,8 @@ class Trainer:
         model = copy.deepcopy(self.model)
         for d in model.dropout_modules():  # the last batch's masks: no business of an analysis
             d.last_scaled_mask = d.last_input = d.last_output = None
+            d.last_grad_output = d.last_grad_input = None
+            d.capture_grads = False
         model.eval()
         index = {id(p): i for i, p in enumerate(self.model.parameters())}
         groups = []

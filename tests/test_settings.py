@@ -91,6 +91,7 @@ LIVE_CHANGES = {
     "dropout": ({}, 0.5),
     "layer_dropout": ({}, (0.4,)),
     "input_dropout": ({}, 0.3),
+    "dropout_kind": (dict(dataset="digits", architecture="conv", hidden=(4,), dropout=0.5), "channel"),
     "weight_decay": ({}, 0.5),
     "decay_mode": (dict(weight_decay=0.5, decay_mode="l2"), "decoupled"),  # Adam: L2 ≠ decoupled
     "normalized_decay": (dict(weight_decay=0.5), True),  # λ = 0.5/√5000 instead of 0.5
@@ -108,7 +109,8 @@ LIVE_CHANGES = {
     "batch_size": ({}, 8),
 }
 REBUILD_CHANGES = {"dataset": "circles", "hidden": (8,), "train_size": 80, "val_size": 80, "noise": 0.5,
-                   "seed": 4, "activation": "tanh", "layer_norm": True}
+                   "seed": 4, "activation": "tanh", "layer_norm": True,
+                   "architecture": "mlp"}  # "conv" needs digits: refused by update all the same
 
 
 def _weights(t: Trainer) -> list[torch.Tensor]:
@@ -262,7 +264,7 @@ def test_each_choice_control_offers_exactly_the_allowed_values(qtbot, panel, att
         qtbot.keyClick(combo, key)
         sent = _last(panel, s.name)
         assert sent == combo.currentData() and sent in s.choices
-        HParams(**{s.name: sent})
+        HParams(**{s.name: sent, **({"dataset": "digits"} if s.name == "architecture" else {})})
 
 
 def test_switches_and_the_text_field_send_what_hparams_accepts(qtbot, panel) -> None:

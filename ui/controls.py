@@ -40,8 +40,8 @@ from ui.widgets import LiveLabel, drawable_text
 # The dock's groups: which settings it shows, in which order. Everything about each setting (range,
 # step, label, tooltip, live or new run) comes from regsim.hparams.SETTINGS.
 GROUPS = (
-    ("Data and network (new run)", ("dataset", "hidden", "seed")),
-    ("Regularization (live)", ("dropout", "input_dropout", "weight_decay", "decay_mode",
+    ("Data and network (new run)", ("dataset", "architecture", "hidden", "seed")),
+    ("Regularization (live)", ("dropout", "input_dropout", "dropout_kind", "weight_decay", "decay_mode",
                                "decay_norms_and_biases", "label_smoothing")),
     ("Optimization (live)", ("optimizer", "lr", "momentum", "betas", "batch_size", "grad_clip",
                              "schedule", "warmup_steps", "total_steps", "min_lr_ratio")),

@@ -362,6 +362,8 @@ class MainWindow(QMainWindow):
                                 run=payload.get("run", ""))  # Compare mode: a run-addressed job
         elif name == "cancel":
             self.client.cancel_job(payload["id"])
+        elif name == "update":  # a panel's control (the dropout panel's per-layer p): as the dock's
+            self._live_changed(payload)
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:

@@ -9,7 +9,13 @@ shows the live answer from the trainer rather than a cartoon:
   greyed out: the sub-network that example actually trained;
 * one example's activations before dropout (h) and after inverted dropout (y = m ⊙ h / (1 − p)):
   survivors are scaled up by 1/(1 − p) during training so that E[y] = h, which is why inference
-  needs no change at all (the Inference toggle shows y = h).
+  needs no change at all (the Inference toggle shows y = h);
+* a p per layer, y_l = m_l ⊙ h_l / (1 − p_l), m_l ~ Bernoulli(1 − p_l), with a slider each under
+  the network (the seed's table: input 0–0.2, fully-connected hidden 0.5, conv 0.1–0.3). The
+  input slider is `input_dropout`, the hidden ones set `layer_dropout`, which overrides the
+  global p until "use global p" clears it; a change applies at the next step;
+* for the conv net, each conv site's mask flattened channel-major (C × 8·8 columns per example):
+  channel-wise dropout (nn.Dropout2d) zeroes whole 64-column blocks, element-wise scatters zeros.
 
 Plot items are created once; `redraw` only feeds them new data.
 """
@@ -29,10 +35,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSlider,
     QVBoxLayout,
     QWidget,
 )
 
+from regsim.hparams import SETTINGS
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import mix as _mix
@@ -67,6 +75,17 @@ TRAIN_NOTE = ("Masks of the current batch: rows = examples, columns = units; col
 OFF_NOTE = ("Dropout is off (p = 0 at every site): no mask, nothing dropped, and training runs the "
             "same network as inference. Raise Dropout p to see the masks.")
 NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+P_SLIDER_STEPS = 100  # a layer's slider moves p in steps of 0.01 over [0, 0.99]
+# The seed's table ("What gets dropped where"), as each layer's slider tooltip.
+LAYER_P_TIPS = {
+    "input": "Input layer: p = 0.0–0.2 is typical (rarely used: corrupting inputs can hurt more "
+             "than help). Sets input_dropout.",
+    "fc": "Fully-connected hidden layer: p = 0.5, the original paper's default (high-capacity "
+          "layers need strong regularization). Sets this layer's entry of layer_dropout.",
+    "conv": "Convolutional layer: p = 0.1–0.3 (fewer parameters per feature); channel-wise "
+            "dropout (Dropout kind) drops entire feature maps. Sets this layer's entry of "
+            "layer_dropout.",
+}
 
 
 def plural(n: int, word: str) -> str:
@@ -206,6 +225,37 @@ class DropoutPanel(Panel):
         for item in (self.edges_off, self.edges_on, self.neurons):
             self.net_plot.addItem(item)
 
+        # --- a p per layer: one slider per dropout site, under the network -------------------
+        self.layer_box = QWidget()
+        layer_row = QHBoxLayout(self.layer_box)
+        layer_row.setContentsMargins(0, 0, 0, 0)
+        self.layer_box.setProperty("export_hidden", True)  # the network's captions say each p
+        layer_row.addWidget(QLabel("p per layer:"))
+        self.layer_names: list[QLabel] = []
+        self.layer_sliders: list[QSlider] = []
+        self.layer_values: list[QLabel] = []
+        for i in range(MAX_SITES):
+            name, slider, value = QLabel(), QSlider(Qt.Orientation.Horizontal), QLabel("0.00")
+            slider.setRange(0, P_SLIDER_STEPS - 1)
+            slider.setMinimumWidth(40)
+            slider.valueChanged.connect(lambda v, i=i: self._on_layer_slider(i, v))
+            for w in (name, slider, value):
+                layer_row.addWidget(w)
+                w.setVisible(False)
+            self.layer_names.append(name)
+            self.layer_sliders.append(slider)
+            self.layer_values.append(value)
+        self.global_p_button = QPushButton("use global p")
+        self.global_p_button.setToolTip("Clear the per-layer rates (layer_dropout = []): every "
+                                        "hidden layer uses the global Dropout p again")
+        self.global_p_button.clicked.connect(self.use_global_p)
+        layer_row.addWidget(self.global_p_button)
+        self.layer_message = QLabel("")  # a rejected value: which layer, which range
+        self.layer_message.setWordWrap(True)
+        self._wanted: tuple[float, ...] | None = None  # hidden rates sent, not yet in a snapshot
+        self._layer_sites: tuple[str, ...] = ()
+        self.layer_updates: list[dict] = []  # every update sent (tests read it)
+
         # --- one example's activations before / after dropout ---------------------------------
         self.bar_view = pg.GraphicsLayoutWidget()
         self.bar_plot = pg.PlotItem()
@@ -285,7 +335,11 @@ class DropoutPanel(Panel):
         self.mask_note.setToolTip(EQUATION_TIP)
 
         grid = self._grid = QGridLayout()
-        grid.addWidget(self.net_view, 0, 0, 2, 1)
+        net_column = QVBoxLayout()
+        net_column.addWidget(self.net_view, 1)
+        net_column.addWidget(self.layer_box)
+        net_column.addWidget(self.layer_message)
+        grid.addLayout(net_column, 0, 0, 2, 1)
         grid.addWidget(self.bar_view, 0, 1)
         grid.addWidget(self.explain_label, 1, 1)
         grid.addWidget(self.mask_note, 2, 0, 1, 2)
@@ -312,10 +366,12 @@ class DropoutPanel(Panel):
             return
         if "masks" not in snap.measured:  # the engine measures them only while this panel shows
             self._sync_sites(snap)  # the sites are always in: the site choice survives
+            self._sync_layer_controls(snap)
             self._clear("masks are measured while this panel is shown…")
             self._drawn, self._dirty = snap, False
             return
         self._sync_sites(snap)
+        self._sync_layer_controls(snap)
         self._draw_network(snap)
         self._draw_masks(snap)
         self._draw_run_masks()
@@ -410,6 +466,84 @@ class DropoutPanel(Panel):
             raise ValueError(f"mode must be 'train' or 'inference', not {mode!r}")
         (self.train_button if mode == "train" else self.inference_button).setChecked(True)
 
+    def set_layer_p(self, site: str, p: object) -> bool:
+        """Ask for drop rate `p` at dropout site `site` from the next step on (what its slider
+        does). A value outside [0, 1) or an unknown site is refused with a message naming the
+        layer and the range, and nothing is sent; returns whether the change was sent."""
+        snap = self.snapshot
+        setting = SETTINGS["layer_dropout"]
+        if snap is None or site not in snap.dropout_sites:
+            known = ", ".join(snap.dropout_sites) if snap is not None else "none yet"
+            return self._refuse(f"no dropout site {site!r}; sites: {known}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not setting.in_range(float(p)):
+            return self._refuse(f"{site}: p = {p!r} is out of range; allowed: {setting.range_text()}")
+        p = float(p)
+        i = snap.dropout_sites.index(site)
+        if i == 0:
+            changes: dict = {"input_dropout": p}
+        else:
+            rates = list(self._wanted or snap.hparams.hidden_dropout())
+            rates[i - 1] = p
+            self._wanted = tuple(rates)
+            changes = {"layer_dropout": self._wanted}
+        try:
+            snap.hparams.replace(**changes)
+        except ValueError as e:
+            return self._refuse(f"{site}: {e}")
+        self.layer_message.setText("")
+        self.layer_updates.append(changes)
+        self.request.emit("update", changes)
+        return True
+
+    def use_global_p(self) -> None:
+        """Clear the per-layer rates: every hidden layer follows the global p again."""
+        self._wanted = None
+        self.layer_message.setText("")
+        self.layer_updates.append({"layer_dropout": ()})
+        self.request.emit("update", {"layer_dropout": ()})
+
+    def _refuse(self, message: str) -> bool:
+        self.layer_message.setText(message)
+        self.status_message.emit(message)
+        return False
+
+    def _on_layer_slider(self, i: int, value: int) -> None:
+        if 0 <= i < len(self._layer_sites):
+            self.layer_values[i].setText(f"{value / P_SLIDER_STEPS:.2f}")
+            self.set_layer_p(self._layer_sites[i], value / P_SLIDER_STEPS)
+
+    def _sync_layer_controls(self, snap: Snapshot) -> None:
+        """One slider per site, following the snapshot's rates unless the user holds it."""
+        sites = tuple(snap.dropout_sites[:MAX_SITES])
+        if sites != self._layer_sites:
+            self._layer_sites = sites
+            self._wanted = None
+            for i in range(MAX_SITES):
+                shown = i < len(sites)
+                for w in (self.layer_names[i], self.layer_sliders[i], self.layer_values[i]):
+                    w.setVisible(shown)
+                if shown:
+                    kind = ("input" if sites[i] == "input" else
+                            "conv" if sites[i].startswith("conv") else "fc")
+                    self.layer_names[i].setText(sites[i])
+                    tip = (f"{sites[i]}: y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p).\n"
+                           f"{LAYER_P_TIPS[kind]}\nAllowed: {SETTINGS['layer_dropout'].range_text()}; "
+                           "applied at the next step.")
+                    for w in (self.layer_names[i], self.layer_sliders[i], self.layer_values[i]):
+                        w.setToolTip(tip)
+        hidden = tuple(float(r) for r in snap.hparams.hidden_dropout())
+        if self._wanted is not None and np.allclose(hidden, self._wanted):
+            self._wanted = None  # the run has caught up with what was sent
+        for i, rate in enumerate(snap.dropout_rates[:len(sites)]):
+            slider = self.layer_sliders[i]
+            value = int(round(float(rate) * P_SLIDER_STEPS))
+            if not slider.isSliderDown() and slider.value() != value and self._wanted is None:
+                slider.blockSignals(True)
+                slider.setValue(min(value, P_SLIDER_STEPS - 1))
+                slider.blockSignals(False)
+            self.layer_values[i].setText(f"{float(rate):.2f}")
+        self.global_p_button.setEnabled(bool(snap.hparams.layer_dropout))
+
     def neuron_active(self) -> np.ndarray:
         """(N,) bool per drawn neuron, in the scatter's order: True = drawn as active."""
         data = self.neurons.data["data"]
@@ -449,6 +583,25 @@ class DropoutPanel(Panel):
         mask = snap.dropout_masks[i] if i < len(snap.dropout_masks) else np.ones((0, 0), bool)
         return rate, np.asarray(mask, dtype=bool)
 
+    @staticmethod
+    def _channels(snap: Snapshot, i: int) -> tuple[int, int] | None:
+        """(channels, pixels per channel) of a conv site (its shape is (C, H, W)), else None."""
+        shapes = getattr(snap, "dropout_shapes", ())
+        shape = tuple(shapes[i]) if i < len(shapes) else ()
+        return (int(shape[0]), int(np.prod(shape[1:]))) if len(shape) == 3 else None
+
+    @staticmethod
+    def channel_fractions(snap: Snapshot, i: int) -> np.ndarray | None:
+        """(B', C) the kept fraction of each sent channel of a conv site (1 or 0 everywhere when
+        the dropout is channel-wise), or None for a vector site."""
+        channels = DropoutPanel._channels(snap, i)
+        mask = np.asarray(snap.dropout_masks[i], dtype=bool) if i < len(snap.dropout_masks) else None
+        if channels is None or mask is None or mask.ndim != 2 or not mask.size:
+            return None
+        c, per = channels
+        whole = mask.shape[1] // per
+        return mask[:, :whole * per].reshape(mask.shape[0], whole, per).mean(axis=2)
+
     def _layer_masks(self, snap: Snapshot) -> dict[int, tuple[float, np.ndarray]]:
         """Layer index -> (p, first example's mask) for layers a dropout site acts on.
 
@@ -460,6 +613,10 @@ class DropoutPanel(Panel):
             rate, mask = self._site_parts(snap, i)
             if site in layer_of:
                 row = mask[0] if mask.ndim == 2 and mask.shape[0] > 0 else np.ones(0, bool)
+                channels = self._channels(snap, i)
+                if channels and row.size:  # a conv site: a channel is drawn kept if any pixel is
+                    c, per = channels
+                    row = row[:c * per].reshape(-1, per).any(axis=1)
                 out[layer_of[site]] = (rate, row)
         return out
 
@@ -591,7 +748,15 @@ class DropoutPanel(Panel):
                 dropped = 1.0 - float(mask.mean())
                 self._set_mask_image(i, mask)
                 caption = f"{site}: dropped {100 * dropped:.1f}% (p = {rate:g})"
+                fractions = self.channel_fractions(snap, i)
+                if fractions is not None:
+                    whole = np.isin(fractions, (0.0, 1.0)).all()
+                    caption += (", by channel" if whole and snap.hparams.dropout_kind == "channel"
+                                else ", by element")
+            channels = self._channels(snap, i)
             detail = (f"{plural(rows, 'example')} × {plural(units, 'unit')}" if mask.size else "")
+            if channels and mask.size:
+                detail = f"{rows} examples × {units // channels[1]} ch. × {channels[1]} px"
             if crowded and mask.size:  # two short lines instead of two long ones
                 head = caption.replace(" (p", "<br>(p", 1).replace(": ", ":<br>", 1)
                 shown = f"{head} · {rows}×{units}"
@@ -753,6 +918,10 @@ class DropoutPanel(Panel):
                  rate: float) -> str:
         """The equations, filled in with this snapshot's numbers."""
         hidden = sum(int(s) for s in snap.layer_sizes[1:-1])
+        if snap.hparams.dropout_kind == "element" and any(
+                len(shape) == 3 for shape in getattr(snap, "dropout_shapes", ())):
+            # element-wise on a conv net: every pixel of every channel is its own mask entry
+            hidden = sum(int(np.prod(shape)) for shape in snap.dropout_shapes[1:])
         if self._mode == "train":
             text = "<b>Train:</b> y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p) ⇒ E[y] = h."
             if rate > 0:

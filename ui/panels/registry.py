@@ -54,6 +54,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
               frozenset({"masks"}),
               "The masks dropout drew on the last minibatch and what they do to one example"),
+    PanelSpec("scratch", "Dropout from scratch", "Dropout", "ui.panels.scratch", "ScratchPanel",
+              frozenset({"scratch"}), "The NumPy forward and backward of inverted dropout; click a "
+              "line for its values on the live batch, beside the run's module and nn.Dropout"),
     PanelSpec("uncertainty", "MC dropout", "Dropout", "ui.panels.mc_dropout", "MCDropoutPanel",
               frozenset({"data"}), "Dropout kept on at inference: mean and σ bands, entropy and "
               "mutual information maps, the most and least certain digits"),
