@@ -187,3 +187,83 @@ def test_regression_is_refused_and_the_job_yields_progress() -> None:
         res = stop.value
     assert steps >= 4 and res.n_masks == 2**16
     assert drain(ensemble.compute(t.view(), ensemble.EnsembleRequest(page_size=0))).page_probs.shape[0] == 0
+
+
+def batched_brute_force(model, x: torch.Tensor, y: torch.Tensor, p: float) -> dict:
+    """Every mask of the last hidden layer through the network's own output layer, 1024 masks at a
+    time (n = 16 one at a time takes minutes): z_m = out(h ⊙ m / (1 − p)), softmax, then the means
+    in float64. Only nn.Linear and the masks: nothing of the analysis."""
+    with torch.no_grad():
+        h = x
+        for lin in model.linears:
+            h = torch.relu(lin(h))
+        n = h.shape[1]
+        arith = torch.zeros(len(x), model.out.out_features, dtype=torch.float64)
+        log_geo = torch.zeros_like(arith)
+        acc, weight = [], []
+        for m0 in range(0, 2**n, 1024):
+            idx = torch.arange(m0, min(2**n, m0 + 1024))
+            bits = ((idx[:, None] >> torch.arange(n)) & 1).float()  # (G, n)
+            w = ((1 - p) ** bits.sum(1) * p ** (n - bits.sum(1))).double()  # (G,)
+            z = model.out(h[None] * bits[:, None] / (1 - p))  # (G, N, C)
+            arith += torch.einsum("g,gnc->nc", w, torch.softmax(z, -1).double())
+            log_geo += torch.einsum("g,gnc->nc", w, torch.log_softmax(z, -1).double())
+            acc.append((z.argmax(-1) == y).double().mean(1))
+            weight.append(w)
+        ws = torch.softmax(model(x), 1).double()
+    return {"arithmetic": arith.numpy(), "geometric": torch.softmax(log_geo, 1).numpy(),
+            "weight_scaled": ws.numpy(), "sub_accuracy": torch.cat(acc).numpy(),
+            "mask_weight": torch.cat(weight).numpy()}
+
+
+def test_n16_factorized_sigmoid_equals_brute_force() -> None:
+    """The two-class loop computes σ(A + B) as 1 / (1 + e^−A · e^−B): all 2¹⁶ masks against the
+    batched loop, on a p = 0.3 net (unequal mask weights)."""
+    t = trained((16,), 0.3, steps=200)
+    x, y = torch.cat([t.x_train, t.x_val]), torch.cat([t.y_train, t.y_val])
+    res = regsim.analyze(t, "ensemble", page_size=0)
+    assert res.exact and res.n_masks == 2**16 and "e^(−A_j)" in res.method
+    check_against(res, batched_brute_force(t.view().model, x, y, 0.3))
+
+
+def test_huge_logits_take_the_sigmoid_path_and_still_equal_brute_force(monkeypatch) -> None:
+    """Logits ×400 push the halves' exponents past ±EXP_SPAN (e^−A would overflow): the sigmoid
+    loop takes over, with the same numbers as brute force; forcing that loop on an ordinary net
+    (EXP_SPAN = 0) gives the factorized loop's numbers."""
+    t = trained((10,), 0.5, steps=200)
+    view = t.view()
+    with torch.no_grad():
+        view.model.out.weight.mul_(400)
+    x, y = torch.cat([view.x_train, view.x_val]), torch.cat([view.y_train, view.y_val])
+    with torch.no_grad():
+        d = view.model(x)
+    assert float((d[:, 1] - d[:, 0]).abs().max()) > 2 * ensemble.EXP_SPAN
+    calls = []
+    orig = ensemble._two_class_sigmoid
+    monkeypatch.setattr(ensemble, "_two_class_sigmoid", lambda *a: calls.append(1) or orig(*a))
+    res = drain(ensemble.compute(view, ensemble.EnsembleRequest()))
+    assert calls, "the sigmoid loop was not used"
+    ref = batched_brute_force(view.model, x, y, 0.5)
+    for k in ("arithmetic", "weight_scaled", "mask_weight"):
+        np.testing.assert_allclose(getattr(res, k), ref[k], atol=1e-6, rtol=0, err_msg=k)
+    np.testing.assert_array_equal(res.sub_accuracy, ref["sub_accuracy"])
+    # the mean logits reach ±10³ here, where a float32 ulp is 6e-5: the geometric mean is only
+    # that exact (seen 2.7e-6 off in probability), whichever loop ran
+    np.testing.assert_allclose(res.geometric, ref["geometric"], atol=1e-4, rtol=0)
+    plain = trained((10,), 0.5, steps=200)
+    fast = regsim.analyze(plain, "ensemble")
+    calls.clear()
+    monkeypatch.setattr(ensemble, "EXP_SPAN", 0.0)
+    slow = regsim.analyze(plain, "ensemble")
+    assert calls
+    np.testing.assert_allclose(fast.arithmetic, slow.arithmetic, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(fast.sub_accuracy, slow.sub_accuracy)
+
+
+def test_order_accuracy_pages_best_first(one_layer: Trainer) -> None:
+    res = regsim.analyze(one_layer, "ensemble", order="accuracy", page_size=8)
+    best = np.sort(res.sub_accuracy)[::-1][:8]
+    np.testing.assert_array_equal(res.sub_accuracy[res.page_index], best)
+    np.testing.assert_array_equal(res.page_masks, ensemble.mask_bits(res.page_index, 8))
+    with pytest.raises(ValueError, match="order"):
+        regsim.analyze(one_layer, "ensemble", order="random")

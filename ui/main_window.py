@@ -364,6 +364,8 @@ class MainWindow(QMainWindow):
             self.client.cancel_job(payload["id"])
         elif name == "update":  # a panel's control (the dropout panel's per-layer p): as the dock's
             self._live_changed(payload)
+        elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
+            self.load_preset_by_name(payload["name"])
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:

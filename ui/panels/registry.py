@@ -60,6 +60,12 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("uncertainty", "MC dropout", "Dropout", "ui.panels.mc_dropout", "MCDropoutPanel",
               frozenset({"data"}), "Dropout kept on at inference: mean and σ bands, entropy and "
               "mutual information maps, the most and least certain digits"),
+    PanelSpec("ensemble", "Sub-network ensemble", "Dropout", "ui.panels.ensemble", "EnsemblePanel",
+              frozenset({"data"}), "All 2ⁿ dropout masks of one layer: arithmetic vs geometric mean vs "
+              "the weight-scaled net, and single sub-networks' accuracy against the ensemble's"),
+    PanelSpec("calibration", "Calibration", "Dropout", "ui.panels.calibration", "CalibrationPanel",
+              frozenset(), "Reliability diagrams, ECE and MCE of the weight-scaled net and of MC "
+              "dropout side by side, uniform or equal-mass bins"),
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
