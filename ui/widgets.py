@@ -5,9 +5,9 @@ from __future__ import annotations
 import unicodedata
 
 from PySide6 import QtGui
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent
-from PySide6.QtWidgets import QLabel, QStyle, QStyleOption, QWidget
+from PySide6.QtWidgets import QLabel, QLayout, QLayoutItem, QStyle, QStyleOption, QWidget
 
 MIN_CHARS = 12  # a LiveLabel may be squeezed to about this many characters (then it elides)
 
@@ -140,3 +140,112 @@ class LiveLabel(QLabel):
         painter.setPen(self.palette().color(self.foregroundRole()))
         painter.drawText(rect, int(self.alignment()), "\n".join(lines))
         painter.end()
+
+
+class FlowLayout(QLayout):
+    """A row of controls that wraps onto more lines when the panel is narrow, like words in a
+    paragraph. A QHBoxLayout's minimum width is the sum of its items: the Sub-network ensemble's two
+    rows of eleven controls asked for 717 px, which set the window's minimum width to 1 054 px (a
+    1 024 px lecture window could not be had, and exports grew the window from 1 200 to 1 258 px).
+    Here the minimum width is the widest single item; the height follows the width
+    (`heightForWidth`). Items keep their size hints; an item added with `stretch` > 0 (a status
+    label) takes the rest of its line and may be elided by its own widget."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._stretch: dict[int, int] = {}
+        self.setContentsMargins(0, 0, 0, 0)
+        self.setSpacing(spacing)
+
+    # -- QLayout's interface ------------------------------------------------------------------
+    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802 (Qt's name)
+        self._items.append(item)
+
+    def addWidget(self, widget: QWidget, stretch: int = 0) -> None:  # noqa: N802
+        super().addWidget(widget)
+        if stretch:
+            self._stretch[id(self._items[-1])] = stretch
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802
+        if 0 <= index < len(self._items):
+            item = self._items.pop(index)
+            self._stretch.pop(id(item), None)
+            return item
+        return None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._place(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._place(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        """One line of everything (what a wide panel shows)."""
+        items = self._shown()
+        w = sum(i.sizeHint().width() for i in items) + self.spacing() * max(0, len(items) - 1)
+        h = max((i.sizeHint().height() for i in items), default=0)
+        m = self.contentsMargins()
+        return QSize(w + m.left() + m.right(), h + m.top() + m.bottom())
+
+    def minimumSize(self) -> QSize:  # noqa: N802
+        """The widest single item: every other width wraps."""
+        size = QSize()
+        for item in self._shown():
+            size = size.expandedTo(item.minimumSize())
+        m = self.contentsMargins()
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    # -- internals ----------------------------------------------------------------------------
+    def _shown(self) -> list[QLayoutItem]:
+        return [i for i in self._items if not (i.widget() is not None and i.widget().isHidden())]
+
+    def _place(self, rect: QRect, move: bool) -> int:
+        """Lay the items out in lines inside `rect` (moving them when `move`); the height used."""
+        m = self.contentsMargins()
+        left, right = rect.x() + m.left(), rect.right() - m.right()
+        x, y, line_h = left, rect.y() + m.top(), 0
+        line: list[tuple[QLayoutItem, int]] = []
+        gap = self.spacing()
+
+        def flush() -> None:
+            nonlocal x
+            if not line:
+                return
+            # Stretch items take what is left of the line (beyond their hint).
+            spare = right + 1 - x + gap
+            stretch = sum(self._stretch.get(id(it), 0) for it, _ in line)
+            cx = left
+            for it, w in line:
+                extra = spare * self._stretch.get(id(it), 0) // stretch if stretch else 0
+                h = it.sizeHint().height()
+                if move:
+                    it.setGeometry(QRect(cx, y + (line_h - h) // 2, w + extra, h))
+                cx += w + extra + gap
+            line.clear()
+
+        for item in self._shown():
+            hint = item.sizeHint()
+            w = min(hint.width(), max(1, right - left + 1))
+            if line and x + w > right + 1:
+                flush()
+                y += line_h + gap
+                x, line_h = left, 0
+            line.append((item, w))
+            x += w + gap
+            line_h = max(line_h, hint.height())
+        flush()
+        return y + line_h + m.bottom() - rect.y()

@@ -28,7 +28,6 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -44,7 +43,7 @@ from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.theme import Theme
-from ui.widgets import MathLabel
+from ui.widgets import FlowLayout, MathLabel
 
 _JOB_IDS = itertools.count(1)
 TILES = 16  # sub-networks on one page (4 × 4)
@@ -156,13 +155,12 @@ class EnsemblePanel(Panel):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.verdict_label.setToolTip(PANEL_TIP)
 
-        row1 = QHBoxLayout()
+        # Rows that wrap in a narrow window (a box row's minimum was all its controls: 717 px).
+        row1 = FlowLayout()
         for w in (self.compute_button, self.cancel_button, self.site_combo, self.units_spin,
-                  self.samples_spin, self.auto_check):
+                  self.samples_spin, self.auto_check, self.seed_button):
             row1.addWidget(w)
-        row1.addStretch(1)
-        row1.addWidget(self.seed_button)
-        row2 = QHBoxLayout()
+        row2 = FlowLayout()
         for w in (self.order_combo, self.prev_button, self.page_label, self.next_button,
                   self.diff_combo, self.progress):
             row2.addWidget(w)
