@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import torch
 
 MODES = ("eval", "train")
+LANCZOS_BYTES = 2 * 2**30  # the Lanczos basis may take this much memory (64-256-256-10, k = 20: 44 MB)
 
 
 def _integer(v: object) -> bool:
@@ -320,6 +321,13 @@ def compute(run: RunView, request: HessianRequest) -> Generator[Progress, None, 
     device = run.x_train.device
     k = min(request.k, P)
     max_iter = min(P, request.max_iter or max(3 * k + 20, 2 * k + 40))
+    need = max_iter * P * 8  # Lanczos keeps its m basis vectors, float64
+    if need > LANCZOS_BYTES:
+        fit = max(1, LANCZOS_BYTES // (8 * P))
+        raise ValueError(f"k = {request.k}: this network has P = {P:,} parameters and Lanczos keeps "
+                         f"{max_iter} basis vectors of P numbers ({need / 2**30:.1f} GiB, more than "
+                         f"{LANCZOS_BYTES / 2**30:.0f} GiB); allowed here: at most {fit} Lanczos "
+                         "steps (set max_iter, a smaller k) or a smaller network")
     total = max_iter + request.trace_samples + request.density * min(request.density_steps, P)
     g = torch.Generator()
     g.manual_seed(request.seed)
@@ -334,6 +342,9 @@ def compute(run: RunView, request: HessianRequest) -> Generator[Progress, None, 
         yield Progress(done, total)
     total -= max_iter - iters
     done = iters
+    if request.trace_samples or request.density:  # the eigen-pairs are worth showing already
+        yield Progress(done, total, partial=_result(run, request, evals, vecs, resid, iters, converged,
+                                                    math.nan, math.nan, loss, named, P, note, t0, {}))
     trace = trace_std = float("nan")
     if request.trace_samples:
         samples = []
@@ -363,6 +374,15 @@ def compute(run: RunView, request: HessianRequest) -> Generator[Progress, None, 
         nodes_a, weights_a = np.stack(nodes), np.stack(weights)
         grid, dens = broaden(nodes_a, weights_a, request.density_bins)
         extra = dict(density_grid=grid, density=dens, density_nodes=nodes_a, density_weights=weights_a)
+    return _result(run, request, evals, vecs, resid, iters, converged, trace, trace_std, loss, named,
+                   P, note, t0, extra)
+
+
+def _result(run: RunView, request: HessianRequest, evals: np.ndarray, vecs: torch.Tensor,
+            resid: np.ndarray, iters: int, converged: bool, trace: float, trace_std: float,
+            loss: float, named: list, P: int, note: str, t0: float, extra: dict) -> HessianResult:
+    import torch
+
     vecs32 = vecs.to(torch.float32)
     # A deterministic sign: each eigenvector's largest-magnitude entry positive.
     idx = vecs32.abs().argmax(1)
