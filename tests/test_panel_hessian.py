@@ -68,7 +68,7 @@ def test_train_and_eval_results_are_drawn_and_the_toggle_asks_again(qtbot) -> No
     assert len(ev.eigenvalues) == 4 and not np.allclose(ev.eigenvalues, tr.eigenvalues, rtol=1e-3)
     rel = np.max(np.abs(tr.eigenvalues - ev.eigenvalues) / np.abs(ev.eigenvalues))
     assert f"up to {100 * rel:.1f} %" in panel.bars_plot.titleLabel.text
-    assert "tr H ≈" in panel.status_label.text() and not panel.cancel_button.isVisible()
+    assert f"tr H ≈ {ev.trace:.3g}" in panel.bars_plot.titleLabel.text and not panel.cancel_button.isVisible()
     full = to_rgb(panel.grab().toImage())
     assert np.any(full != empty, axis=2).mean() > 0.03
     # The toggle asks again, for eval mode only.
@@ -78,6 +78,18 @@ def test_train_and_eval_results_are_drawn_and_the_toggle_asks_again(qtbot) -> No
     assert set(panel.results) == {"eval"} and len(panel.train_bars.opts["height"]) == 0
     # Without Compare mode the shrinkage plot says what it needs.
     assert "λ = 0" in panel.hints["shrink"].toPlainText() and "λ > 0" in panel.hints["shrink"].toPlainText()
+    panel.cleanup()
+
+
+def test_no_dropout_asks_one_mode(qtbot) -> None:
+    """Without dropout the train-mode loss is the eval-mode loss: "train & eval" asks once."""
+    t = Trainer(dataclasses.replace(SMALL, dropout=0.0), device="cpu")
+    t.step(10)
+    panel, sent = make_panel(qtbot)
+    panel.ingest(t.snapshot())
+    panel.compute_button.click()
+    assert [a["params"]["mode"] for a in answer(panel, sent, {"": t})] == ["eval"]
+    assert "train mode = eval mode" in panel.status_label.text()
     panel.cleanup()
 
 

@@ -91,6 +91,7 @@ class HessianPanel(Panel):
         self._queue: list[tuple[str, str, str, dict]] = []  # (tag, run, analysis, params) to ask next
         self._job: tuple[str, str, str] | None = None  # (job id, tag, run) in flight
         self._asked = 0  # jobs in this Compute
+        self._skipped_train = False  # train mode not asked: the run has no dropout
         self._drawn: tuple | None = None
         self._runs: list[tuple[str, object, int]] = []
         self._selected = ""
@@ -149,7 +150,6 @@ class HessianPanel(Panel):
         self.bars_plot.addItem(self.train_bars)
         self.density_curve = pg.PlotDataItem()
         self.density_plot.addItem(self.density_curve)
-        self.density_plot.setLogMode(False, True)
         self.pred_bars = pg.BarGraphItem(x=[], height=[], width=0.4)
         self.meas_bars = pg.BarGraphItem(x=[], height=[], width=0.4)
         self.shrink_plot.addItem(self.pred_bars)
@@ -298,7 +298,14 @@ class HessianPanel(Panel):
         run = pair[0] if pair else (self._selected if self.comparing else "")
         self.results = {}
         self.shrink = None
-        self._queue = [(f"{m} mode", run, "hessian", self.params(m)) for m in self.modes()]
+        modes = self.modes()
+        h = self._shown_hparams(run)
+        # Without dropout the train-mode loss is the eval-mode loss: one job, not two.
+        self._skipped_train = (len(modes) == 2 and h is not None and not any(h.hidden_dropout())
+                               and not h.input_dropout)
+        if self._skipped_train:
+            modes = ("eval",)
+        self._queue = [(f"{m} mode", run, "hessian", self.params(m)) for m in modes]
         if pair:
             self._queue += [(f"weights of {n}", n, "flat_weights", {}) for n in pair]
         self._asked = len(self._queue)
@@ -383,6 +390,11 @@ class HessianPanel(Panel):
         self.progress.setValue(min(max(int(done), 0), total))
         self.progress.setFormat(text)
 
+    def _shown_hparams(self, run: str = "") -> object | None:
+        """The settings of `run` (Compare mode) or of the single run."""
+        snap = self._run_snaps.get(run) if run else self.snapshot
+        return None if snap is None else snap.hparams
+
     def _hessian_for_shrink(self) -> HessianResult | None:
         return self.results.get("eval") or self.results.get("train")
 
@@ -400,17 +412,24 @@ class HessianPanel(Panel):
         self.shrink_runs = pair
 
     def _summary(self) -> str:
-        parts = []
+        """One short line for the status label (slide type must not push the plots down); the
+        notes go into its tooltip."""
+        parts, notes = [], []
         for mode, r in self.results.items():
-            tr = (f" · tr H ≈ {r.trace:.4g} ± {r.trace_std:.2g}" if math.isfinite(r.trace) else "")
-            parts.append(f"{mode}: {r.iterations} HVPs{'' if r.converged else ' (not converged)'}"
-                         f"{tr} · {r.elapsed * 1e3:.0f} ms" + (f" · {r.note}" if r.note else ""))
-        if self.shrink_pair() is not None:
-            wd = self.weights.get(self.shrink_pair()[1])
-            if wd is not None:
-                exact = math.isfinite(wd.alpha) and wd.uniform
-                parts.append(f"α = {wd.alpha:g}" if exact else wd.note)
-        return " | ".join(parts) or "no Hessian yet: press Compute (H)"
+            parts.append(f"{mode}: {r.iterations} HVPs{'' if r.converged else ' (not converged)'}, "
+                         f"{r.elapsed:.1f} s")
+            if r.note:
+                notes.append(f"{mode} mode: {r.note}")
+        if self._skipped_train:
+            parts.append("train mode = eval mode (no dropout)")
+        pair = self.shrink_pair()
+        wd = self.weights.get(pair[1]) if pair else None
+        if wd is not None:
+            exact = math.isfinite(wd.alpha) and wd.uniform
+            parts.append(f"α = {wd.alpha:g}" + ("" if exact else " (approximate: see tooltip)"))
+            notes.append(wd.note)
+        self.status_label.setToolTip("\n".join(notes))
+        return " · ".join(parts) or "no Hessian yet: press Compute (H)"
 
     # --------------------------------------------------------------------------------- drawing
     def _draw(self) -> None:
@@ -453,6 +472,7 @@ class HessianPanel(Panel):
         # SLQ density
         dens = next((r for r in shown if r.density.size), None)
         if dens is not None and self.density_check.isChecked():
+            self.density_plot.setLogMode(False, True)
             self.density_curve.setData(dens.density_grid, np.maximum(dens.density, 1e-12))
             self.hints["density"].setVisible(False)
             y = np.log10(np.maximum(dens.density, 1e-12))
@@ -463,6 +483,7 @@ class HessianPanel(Panel):
                       f"{len(dens.density_nodes)} probes, log scale)", t, fs)
         else:
             self.density_curve.setData([], [])
+            self.density_plot.setLogMode(False, False)
             self.hints["density"].setVisible(True)
             self.hints["density"].setText("press H for the density" if self.density_check.isChecked()
                                           else "tick SLQ density and\npress H")
@@ -474,10 +495,12 @@ class HessianPanel(Panel):
         t, fs = self.theme, self.theme.font_pt
         s = self.shrink
         snap = self.snapshot
+        pair = self.shrink_pair()
+        h = None if snap is None else (self._shown_hparams(pair[1]) if pair else snap.hparams)
         if s is not None:
             alpha, how = s.alpha, ""
-        elif snap is not None:
-            alpha, how = nominal_alpha(snap.hparams)
+        elif h is not None:
+            alpha, how = nominal_alpha(h)  # Compare mode: the decay run's
         else:
             alpha, how = math.nan, ""
         if s is None:
@@ -508,7 +531,7 @@ class HessianPanel(Panel):
                       f"</span></sub><br>α = {s.alpha:g} · max |measured − predicted| "
                       f"{float(np.nanmax(err)) if np.isfinite(err).any() else float('nan'):.2f}", t, fs)
         # the curve λ/(λ+α) from the decay strength (filled: the fraction of w*ᵢ kept)
-        lam = 0.0 if snap is None else float(snap.hparams.weight_decay)
+        lam = float(getattr(h, "weight_decay", 0.0))
         if math.isfinite(alpha):
             curve_alpha = alpha
             title = (f"kept: λ/(λ+α), α = {alpha:.3g}" + (f" ({how})" if how else "")
@@ -524,5 +547,9 @@ class HessianPanel(Panel):
             ok = np.isfinite(s.measured) & (s.eigenvalues > 0)
             self.meas_points.setData(s.eigenvalues[ok], s.measured[ok])
             title += "<br>● measured, at each direction's λᵢ"
-        self.curve_plot.setRange(xRange=(-5, 4), yRange=(-0.05, 1.1), padding=0)
+        y0, y1 = -0.05, 1.1
+        if s is not None and np.isfinite(s.measured).any():  # the measured points stay in view
+            y0 = max(-1.0, min(y0, float(np.nanmin(s.measured)) - 0.05))
+            y1 = min(2.0, max(y1, float(np.nanmax(s.measured)) + 0.05))
+        self.curve_plot.setRange(xRange=(-5, 4), yRange=(y0, y1), padding=0)
         set_title(self.curve_plot, title, t, fs)
