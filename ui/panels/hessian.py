@@ -169,6 +169,9 @@ class HessianPanel(Panel):
         for plot in (self.bars_plot, self.density_plot, self.shrink_plot, self.curve_plot):
             plot.setMouseEnabled(False, False)
             plot.hideButtons()
+        for col in (0, 1):  # two equal columns, whatever the titles' widths in slide type
+            self.view.ci.layout.setColumnStretchFactor(col, 1)
+            self.view.ci.layout.setColumnPreferredWidth(col, 1)
         root = QVBoxLayout(self)
         root.addLayout(controls)
         root.addWidget(self.view, 1)
@@ -459,12 +462,12 @@ class HessianPanel(Panel):
                     tr_text = f", tr H ≈ {r.trace:.3g}" if math.isfinite(r.trace) else ""
                     words.append(f"<span style='color:{c}'>■</span> {name}: "
                                  f"λ₁ {r.eigenvalues[0]:.3g}{tr_text}")
-            title = f"top-{k} eigenvalues at step {shown[0].step}<br>" + " · ".join(words)
+            title = f"top-{k} eigenvalues at step {shown[0].step}<br>" + "<br>".join(words)
             if both:
                 n = min(len(ev.eigenvalues), len(tr.eigenvalues))
                 a, b = ev.eigenvalues[:n], tr.eigenvalues[:n]
                 rel = np.abs(b - a) / np.maximum(np.abs(a), 1e-30)
-                title += f"<br>train − eval: up to {100 * float(rel.max()):.1f} % per eigenvalue"
+                title += f"<br>train − eval: up to {100 * float(rel.max()):.1f} %"
             set_title(self.bars_plot, title, t, fs)
         else:
             self.bars_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
@@ -479,8 +482,8 @@ class HessianPanel(Panel):
             self.density_plot.setRange(xRange=(float(dens.density_grid[0]), float(dens.density_grid[-1])),
                                        yRange=(max(float(y.max()) - 8, float(y.min())), float(y.max()) + 0.3),
                                        padding=0)
-            set_title(self.density_plot, f"spectral density ({dens.mode} mode, SLQ,<br>"
-                      f"{len(dens.density_nodes)} probes, log scale)", t, fs)
+            set_title(self.density_plot, f"SLQ density ({dens.mode})<br>"
+                      f"{len(dens.density_nodes)} probes, log y", t, fs)
         else:
             self.density_curve.setData([], [])
             self.density_plot.setLogMode(False, False)
@@ -488,7 +491,7 @@ class HessianPanel(Panel):
             self.hints["density"].setText("press H for the density" if self.density_check.isChecked()
                                           else "tick SLQ density and\npress H")
             self.density_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-            set_title(self.density_plot, "spectral density (SLQ)", t, fs)
+            set_title(self.density_plot, "SLQ density", t, fs)
         self._draw_shrink()
 
     def _draw_shrink(self) -> None:
@@ -526,15 +529,15 @@ class HessianPanel(Panel):
             slots = {n: s_ for n, _h, s_ in self._runs}
             cn, cd = (run_color(slots.get(n, 0), t.name) for n in (nd, d))
             err = np.abs(s.measured - s.predicted)
-            set_title(self.shrink_plot, f"□ predicted λᵢ/(λᵢ+α), ■ measured qᵢᵀw<sub>"
+            worst = float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")
+            set_title(self.shrink_plot, f"□ predicted λᵢ/(λᵢ+α), α = {s.alpha:g}<br>■ measured qᵢᵀw<sub>"
                       f"<span style='color:{cd}'>{d}</span></sub> / qᵢᵀw<sub><span style='color:{cn}'>{nd}"
-                      f"</span></sub><br>α = {s.alpha:g} · max |measured − predicted| "
-                      f"{float(np.nanmax(err)) if np.isfinite(err).any() else float('nan'):.2f}", t, fs)
+                      f"</span></sub><br>max |measured − predicted| {worst:.2f}", t, fs)
         # the curve λ/(λ+α) from the decay strength (filled: the fraction of w*ᵢ kept)
         lam = float(getattr(h, "weight_decay", 0.0))
         if math.isfinite(alpha):
             curve_alpha = alpha
-            title = (f"kept: λ/(λ+α), α = {alpha:.3g}" + (f" ({how})" if how else "")
+            title = (f"kept: λ/(λ+α), α = {alpha:.3g}" + (f"<br>({how})" if how else "")
                      if alpha > 0 else "λ = 0: nothing shrinks (factor 1)")
         else:  # AdamW: the L2 curve at α = λ, for reference
             curve_alpha = lam
@@ -546,7 +549,7 @@ class HessianPanel(Panel):
         if s is not None:
             ok = np.isfinite(s.measured) & (s.eigenvalues > 0)
             self.meas_points.setData(s.eigenvalues[ok], s.measured[ok])
-            title += "<br>● measured, at each direction's λᵢ"
+            title += "<br>● measured, at λᵢ"
         y0, y1 = -0.05, 1.1
         if s is not None and np.isfinite(s.measured).any():  # the measured points stay in view
             y0 = max(-1.0, min(y0, float(np.nanmin(s.measured)) - 0.05))
