@@ -169,9 +169,6 @@ class HessianPanel(Panel):
         for plot in (self.bars_plot, self.density_plot, self.shrink_plot, self.curve_plot):
             plot.setMouseEnabled(False, False)
             plot.hideButtons()
-        for col in (0, 1):  # two equal columns, whatever the titles' widths in slide type
-            self.view.ci.layout.setColumnStretchFactor(col, 1)
-            self.view.ci.layout.setColumnPreferredWidth(col, 1)
         root = QVBoxLayout(self)
         root.addLayout(controls)
         root.addWidget(self.view, 1)
