@@ -160,6 +160,7 @@ def test_compare_mode_shrinkage_is_the_projection_of_both_runs(qtbot) -> None:
     np.testing.assert_allclose(panel.pred_bars.opts["height"], s.predicted)
     np.testing.assert_allclose(panel.meas_points.yData, s.measured[np.isfinite(s.measured)])
     assert "α = 0.05" in panel.shrink_plot.titleLabel.text and not panel.hints["shrink"].isVisible()
+    assert "eigenvalues of run A at step 100" in panel.bars_plot.titleLabel.text
     # Leaving Compare mode drops the shrinkage and the empty state says what to add.
     panel.set_runs([("A", None, 0)], "A")
     panel.redraw()

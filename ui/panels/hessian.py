@@ -92,6 +92,7 @@ class HessianPanel(Panel):
         self._job: tuple[str, str, str] | None = None  # (job id, tag, run) in flight
         self._asked = 0  # jobs in this Compute
         self._skipped_train = False  # train mode not asked: the run has no dropout
+        self._hessian_run = ""  # the run whose Hessian is shown (Compare mode; "" with one run)
         self._drawn: tuple | None = None
         self._runs: list[tuple[str, object, int]] = []
         self._selected = ""
@@ -298,6 +299,7 @@ class HessianPanel(Panel):
         run = pair[0] if pair else (self._selected if self.comparing else "")
         self.results = {}
         self.shrink = None
+        self._hessian_run = run
         modes = self.modes()
         h = self._shown_hparams(run)
         # Without dropout the train-mode loss is the eval-mode loss: one job, not two.
@@ -459,7 +461,8 @@ class HessianPanel(Panel):
                     tr_text = f", tr H ≈ {r.trace:.3g}" if math.isfinite(r.trace) else ""
                     words.append(f"<span style='color:{c}'>■</span> {name}: "
                                  f"λ₁ {r.eigenvalues[0]:.3g}{tr_text}")
-            title = f"top-{k} eigenvalues at step {shown[0].step}<br>" + "<br>".join(words)
+            of = f" of run {self._hessian_run}" if self._hessian_run else ""
+            title = f"top-{k} eigenvalues{of} at step {shown[0].step}<br>" + "<br>".join(words)
             if both:
                 n = min(len(ev.eigenvalues), len(tr.eigenvalues))
                 a, b = ev.eigenvalues[:n], tr.eigenvalues[:n]
