@@ -161,6 +161,16 @@ def test_compare_mode_shrinkage_is_the_projection_of_both_runs(qtbot) -> None:
     np.testing.assert_allclose(panel.meas_points.yData, s.measured[np.isfinite(s.measured)])
     assert "α = 0.05" in panel.shrink_plot.titleLabel.text and not panel.hints["shrink"].isVisible()
     assert "eigenvalues of run A at step 100" in panel.bars_plot.titleLabel.text
+    # AdamW as the decay run: no single α, so no prediction is drawn (measured only).
+    cmp.trainers["B"].update(optimizer="adam", decay_mode="decoupled", lr=0.01)
+    cmp.step(5)
+    panel.set_run_snapshots(cmp.snapshots())
+    panel.compute_button.click()
+    answer(panel, sent, dict(cmp.trainers))
+    panel.redraw()
+    assert np.isnan(panel.shrink.alpha) and np.all(np.isnan(panel.shrink.predicted))
+    assert len(panel.pred_bars.opts["height"]) == 0 and len(panel.meas_bars.opts["height"]) == 5
+    assert "AdamW: no single α" in panel.shrink_plot.titleLabel.text
     # Leaving Compare mode drops the shrinkage and the empty state says what to add.
     panel.set_runs([("A", None, 0)], "A")
     panel.redraw()

@@ -19,6 +19,7 @@ SGDW, α = (1 − μ)λ; AdamW has no single α.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -409,8 +410,12 @@ class HessianPanel(Panel):
         if wn.weights.size != h.n_params or wd.weights.size != h.n_params:
             self.status_label.setText("the two runs' networks differ in size: no shrinkage to compare")
             return
-        alpha = wd.alpha if math.isfinite(wd.alpha) else 0.0
-        self.shrink = project_weights(h.eigenvectors, wd.weights, wn.weights, h.eigenvalues, alpha)
+        if math.isfinite(wd.alpha):
+            self.shrink = project_weights(h.eigenvectors, wd.weights, wn.weights, h.eigenvalues, wd.alpha)
+        else:  # AdamW: no single α, so no prediction; the measured factors still say what decay did
+            shrink = project_weights(h.eigenvectors, wd.weights, wn.weights, h.eigenvalues, 0.0)
+            self.shrink = dataclasses.replace(shrink, alpha=math.nan,
+                                              predicted=np.full_like(shrink.predicted, np.nan))
         self.shrink_runs = pair
 
     def _summary(self) -> str:
@@ -518,7 +523,8 @@ class HessianPanel(Panel):
         else:
             i = np.arange(1, len(s.predicted) + 1)
             meas = np.where(np.isfinite(s.measured), s.measured, 0.0)
-            self.pred_bars.setOpts(x=i - 0.2, height=s.predicted)
+            has_pred = bool(np.isfinite(s.predicted).any())
+            self.pred_bars.setOpts(x=i - 0.2 if has_pred else [], height=s.predicted if has_pred else [])
             self.meas_bars.setOpts(x=i + 0.2, height=meas)
             self.hints["shrink"].setVisible(False)
             lo = min(0.0, float(np.nanmin(meas)))
@@ -530,9 +536,12 @@ class HessianPanel(Panel):
             cn, cd = (run_color(slots.get(n, 0), t.name) for n in (nd, d))
             err = np.abs(s.measured - s.predicted)
             worst = float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")
-            set_title(self.shrink_plot, f"□ predicted λᵢ/(λᵢ+α), α = {s.alpha:g}<br>■ measured qᵢᵀw<sub>"
+            head = (f"□ predicted λᵢ/(λᵢ+α), α = {s.alpha:g}" if has_pred
+                    else "AdamW: no single α, no prediction")
+            tail = f"max |measured − predicted| {worst:.2f}" if has_pred else "(decay run: AdamW)"
+            set_title(self.shrink_plot, f"{head}<br>■ measured qᵢᵀw<sub>"
                       f"<span style='color:{cd}'>{d}</span></sub> / qᵢᵀw<sub><span style='color:{cn}'>{nd}"
-                      f"</span></sub><br>max |measured − predicted| {worst:.2f}", t, fs)
+                      f"</span></sub><br>{tail}", t, fs)
         # the curve λ/(λ+α) from the decay strength (filled: the fraction of w*ᵢ kept)
         lam = float(getattr(h, "weight_decay", 0.0))
         if math.isfinite(alpha):
