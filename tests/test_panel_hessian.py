@@ -171,6 +171,7 @@ def test_compare_mode_shrinkage_is_the_projection_of_both_runs(qtbot) -> None:
     assert np.isnan(panel.shrink.alpha) and np.all(np.isnan(panel.shrink.predicted))
     assert len(panel.pred_bars.opts["height"]) == 0 and len(panel.meas_bars.opts["height"]) == 5
     assert "AdamW: no single α" in panel.shrink_plot.titleLabel.text
+    assert "AdamW: no single α" in panel.status_label.text() and "nan" not in panel.status_label.text()
     # Leaving Compare mode drops the shrinkage and the empty state says what to add.
     panel.set_runs([("A", None, 0)], "A")
     panel.redraw()

@@ -433,7 +433,8 @@ class HessianPanel(Panel):
         wd = self.weights.get(pair[1]) if pair else None
         if wd is not None:
             exact = math.isfinite(wd.alpha) and wd.uniform
-            parts.append(f"α = {wd.alpha:g}" + ("" if exact else " (approximate: see tooltip)"))
+            parts.append("AdamW: no single α" if not math.isfinite(wd.alpha) else
+                         f"α = {wd.alpha:g}" + ("" if exact else " (approximate: see tooltip)"))
             notes.append(wd.note)
         self.status_label.setToolTip("\n".join(notes))
         return " · ".join(parts) or "no Hessian yet: press Compute (H)"
