@@ -152,14 +152,51 @@ def test_density_integrates_to_one_and_its_mean_is_the_trace(trained: Trainer) -
 
 def test_job_progress_every_iteration(trained: Trainer) -> None:
     gen = ANALYSES["hessian"].compute(trained.view(), hs.HessianRequest(k=3, trace_samples=4))
-    steps = []
+    steps, partials = [], []
     while True:
         try:
-            steps.append(next(gen).done)
+            p = next(gen)
         except StopIteration as stop:
             res = stop.value
             break
-    assert steps == list(range(1, res.iterations + 5))
+        (partials if p.partial is not None else steps).append(p)
+    assert [p.done for p in steps] == list(range(1, res.iterations + 5))
+    # Once Lanczos is done, its eigen-pairs come as a partial result (the trace still to come).
+    assert len(partials) == 1 and partials[0].done == res.iterations
+    np.testing.assert_array_equal(partials[0].partial.eigenvalues, res.eigenvalues)
+    assert math.isnan(partials[0].partial.trace) and math.isfinite(res.trace)
+
+
+def test_too_big_a_basis_is_a_clear_error(trained: Trainer, monkeypatch) -> None:
+    """A network whose Lanczos basis would not fit (here: a cap lowered to 1 kB) fails with a
+    message naming k, P and what is allowed, not a torch out-of-memory error."""
+    monkeypatch.setattr(hs, "LANCZOS_BYTES", 1024)
+    with pytest.raises(ValueError, match=r"^k = 3: this network has P = \d+ parameters.*allowed here"):
+        regsim.analyze(trained, "hessian", k=3)
+
+
+def test_flat_weights_alpha_per_optimizer() -> None:
+    """α of the decay term: λ for L2 and plain-SGD decoupled, (1 − μ)λ for SGDW, nan for AdamW; the
+    weights are the parameters in order."""
+    cases = ((dict(optimizer="adam", decay_mode="l2"), 0.1),
+             (dict(optimizer="sgd", decay_mode="decoupled"), 0.1),
+             (dict(optimizer="momentum", momentum=0.9, decay_mode="decoupled"), 0.01),
+             (dict(optimizer="adam", decay_mode="decoupled"), math.nan))
+    for changes, alpha in cases:
+        t = Trainer(dataclasses.replace(SMALL, weight_decay=0.1, decay_norms_and_biases=True, **changes),
+                    device="cpu")
+        t.step(2)
+        r = regsim.analyze(t, "flat_weights")
+        np.testing.assert_array_equal(r.weights, hs.flat_weights(t.view()))
+        if math.isnan(alpha):
+            assert math.isnan(r.alpha) and "no single α" in r.note and not r.uniform
+        else:
+            assert r.alpha == pytest.approx(alpha, rel=1e-12) and r.uniform, changes
+    t = Trainer(dataclasses.replace(SMALL, weight_decay=0.1, decay_mode="l2"), device="cpu")
+    r = regsim.analyze(t, "flat_weights")  # biases in the no_decay group: not α/2‖θ‖²
+    assert r.alpha == pytest.approx(0.1) and not r.uniform and "not decayed" in r.note
+    assert np.count_nonzero(r.coef == 0) == sum(p.numel() for n, p in t.model.named_parameters()
+                                                 if n.endswith("bias"))
 
 
 def test_request_errors_name_the_field() -> None:

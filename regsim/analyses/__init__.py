@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import calibration, ensemble, hessian, landscape, mc_dropout
+from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -48,6 +48,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
                     "Hessian-vector products (train or eval mode), a Hutchinson trace and optionally "
                     "the spectral density by stochastic Lanczos quadrature.",
         Request=hessian.HessianRequest, Result=hessian.HessianResult, compute=hessian.compute),
+    "flat_weights": AnalysisSpec(
+        name="flat_weights", title="Flat weights",
+        description="The run's parameters as one vector, with the L2 coefficient α its optimizer's "
+                    "fixed points obey (for the Hessian panel's selective shrinkage).",
+        Request=flat_weights.FlatWeightsRequest, Result=flat_weights.FlatWeightsResult,
+        compute=flat_weights.compute),
 }
 
 

@@ -51,6 +51,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("prior", "Bayesian view", "Weight decay", "ui.panels.prior", "PriorPanel",
               frozenset({"histograms"}),
               "Weight decay as the Gaussian prior N(0, 1/(Nλ)) over a layer's live weight histogram"),
+    PanelSpec("hessian", "Hessian eigen-directions", "Weight decay", "ui.panels.hessian", "HessianPanel",
+              frozenset(), "Top-k Hessian eigenvalues by Lanczos (train vs eval mode), SLQ density, and "
+              "decay's shrink λᵢ/(λᵢ+α) per eigen-direction against two runs"),
     PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
               frozenset({"masks"}),
               "The masks dropout drew on the last minibatch and what they do to one example"),
