@@ -51,6 +51,10 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("prior", "Bayesian view", "Weight decay", "ui.panels.prior", "PriorPanel",
               frozenset({"histograms"}),
               "Weight decay as the Gaussian prior N(0, 1/(Nλ)) over a layer's live weight histogram"),
+    PanelSpec("compression", "Compression over time", "Weight decay", "ui.panels.compression",
+              "CompressionPanel", frozenset({"histograms"}),
+              "The weight histogram on a fixed axis replayed over the run, with the shrink (1 − ηλ) "
+              "per step, the half-life and ‖W‖"),
     PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
               frozenset({"masks"}),
               "The masks dropout drew on the last minibatch and what they do to one example"),
