@@ -35,7 +35,7 @@ def drawn(panel) -> np.ndarray:
     return np.asarray(panel.hists[0].yData, dtype=np.float64)
 
 
-def fractions(snap, layer=0) -> np.ndarray:
+def fractions(snap, layer=1) -> np.ndarray:  # fc2: the panel's default, the largest layer
     c = np.asarray(snap.weight_hist_fixed[layer], dtype=np.float64)
     return c / c.sum()
 
@@ -55,6 +55,7 @@ def test_scrub_changes_the_drawn_frame(panel, qtbot):
     feed(panel, panel.history, ss)
     ring = panel.history.frames
     assert len(ring) == len(ss)
+    assert panel.layer_box.currentText() == "fc2"  # 4096 weights, against fc1's and out's 128
     # Live: the newest frame, exactly the snapshot's fixed-axis histogram.
     np.testing.assert_allclose(drawn(panel), fractions(ss[-1]))
     assert "(live)" in panel.frame_label.text()

@@ -209,9 +209,26 @@ NO_DROPOUT_NOTE = ("p = 0: no unit is ever dropped, so every mask is all ones an
                    "nothing about dropout")
 
 
+def feed_window(window: Any, snap: Any) -> None:
+    """Give `snap` to the window the way its engine client does: first as the run-addressed
+    RunSnapshots message (ui.runs puts it in the run's History: the curves, bands and frames),
+    then as the selected run's snapshot. Calling `window.on_snapshot` alone, as the export did
+    before Compare mode, left every History empty and every curve of the figures blank ("press
+    Space to train" on a trained run)."""
+    client = getattr(window, "client", None)
+    if client is None or not hasattr(client, "snapshots"):
+        window.on_snapshot(snap)  # a window without runs (a test double)
+        return
+    from regsim.runs import RunSnapshots
+
+    name = client.run_names[0] if client.run_names else "A"
+    client.snapshots.emit(RunSnapshots({name: snap}, name))
+    client.snapshot.emit(snap)
+
+
 def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = True,
                       log: Callable[[str], None] | None = None, resolution: int = 51) -> Any:
-    """Train `steps` steps, feeding ~100 snapshots to `window.on_snapshot` (the curves get their
+    """Train `steps` steps, feeding ~100 snapshots to the window (`feed_window`: the curves get their
     points, the panels their newest state), then one landscape to `window.on_landscape`.
 
     Returns the last snapshot. Stops early, keeping what it has, if the run diverges.
@@ -219,7 +236,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
     from regsim.analyses import analyze
 
     snap = trainer.snapshot()
-    window.on_snapshot(snap)
+    feed_window(window, snap)
     every = max(1, steps // 100)
     log_every = max(every, steps // 10)
     done, next_log = 0, log_every
@@ -229,7 +246,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
         trainer.step(n)
         done += n
         snap = trainer.snapshot()
-        window.on_snapshot(snap)
+        feed_window(window, snap)
         if log is not None and (done >= next_log or done == steps or snap.status == "diverged"):
             next_log += log_every
             acc = (f"  val_acc {snap.val_acc:.3f}" if math.isfinite(snap.val_acc) else "")

@@ -68,7 +68,7 @@ class CompressionPanel(Panel):
         self._runs: list[tuple[str, History, int]] = []
         self._selected = ""
         self._step: int | None = None  # the frame shown, by step; None = follow the newest
-        self._choice = 0
+        self._choice: int | None = None  # the layer chosen; None: the largest (the least noisy)
 
         self.layer_label = QLabel("layer")
         self.layer_label.setProperty("export_hidden", True)
@@ -302,7 +302,11 @@ class CompressionPanel(Panel):
             self.layer_box.clear()
             self.layer_box.addItems(list(names))
             if names:
-                self.layer_box.setCurrentIndex(max(0, min(self._choice, len(names) - 1)))
+                # By default the layer with the most weights: on moons 2-64-64-2, fc1 has 128 and
+                # its histogram is mostly noise; fc2's 4096 show the shape.
+                choice = self._choice if self._choice is not None \
+                    else int(np.argmax(ring.frames[-1].counts.sum(axis=1)))
+                self.layer_box.setCurrentIndex(max(0, min(choice, len(names) - 1)))
             self.layer_box.blockSignals(False)
 
     def _draw_histograms(self, shown, ring: FrameRing, layer: int, several: bool) -> None:
