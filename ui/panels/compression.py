@@ -38,13 +38,14 @@ from ui.theme import Theme
 MAX_RUNS_SHOWN = 4  # a comparison holds at most 4 runs (regsim.runs.MAX_RUNS)
 PLAY_MS = 40  # one animation frame every 40 ms (25 fps)
 PLAY_SECONDS = 8.0  # Play walks through the whole history in about this long
+MAX_FRAME_MS = 150  # a short history plays slower than PLAY_SECONDS, never slower than this
 GREY = "#9a9a9a"
 
 HIST_TIP = ("Fraction of the layer's weights in each bin, on the run's fixed axis (locked when the "
             "run started,\nwidened only if a weight outgrows it), at the frame the slider shows.\n"
             "Decoupled decay: θ ← (1 − lr·λ)·θ − (gradient step) every step, so without a gradient\n"
             "the whole histogram is squeezed toward 0 by (1 − lr·λ)ᵗ after t steps.\n"
-            "Dashed grey: the first frame (step 0), to see how far it has come.")
+            "Grey: the first frame (step 0), to see how far it has come.")
 NORM_TIP = ("‖W‖ = √(Σ_l ‖W_l‖²) over the weight matrices, per frame.\n"
             "Dotted: decay alone, ‖W₀‖·Π_s f_s with f_s = 1 − lr_s·λ (PyTorch) or 1 − η_s·λ (paper):\n"
             "(1 − lr·λ)ᵗ·‖W₀‖ at a constant lr. The gap is what the data gradient pushes back.\n"
@@ -204,6 +205,10 @@ class CompressionPanel(Panel):
             if self._step is None:  # at the end: play from the start
                 self._step = int(self.ring().frames[0].step)
             self.play_btn.setText("Pause")
+            # About PLAY_SECONDS for the whole history, but no frame shorter than PLAY_MS nor
+            # longer than MAX_FRAME_MS: 36 frames at 40 ms flashed by in 1.4 s (seen on screen).
+            n = len(self.ring())
+            self.timer.setInterval(int(max(PLAY_MS, min(MAX_FRAME_MS, PLAY_SECONDS * 1000 / n))))
             self.timer.start()
         else:
             self.timer.stop()
@@ -221,7 +226,7 @@ class CompressionPanel(Panel):
             self._step = None
             self._on_play(False)
             return
-        advance = max(1, round(n * PLAY_MS / 1000 / PLAY_SECONDS))
+        advance = max(1, round(n * self.timer.interval() / 1000 / PLAY_SECONDS))
         j = min(n - 1, i + advance)
         self._step = int(ring.frames[j].step)
         self._force()
@@ -339,8 +344,8 @@ class CompressionPanel(Panel):
         # A fixed axis: the widest range any frame had, the tallest bar of any frame.
         self.hist_plot.setRange(xRange=(lo, hi), yRange=(0.0, max(top, 1e-3) * 1.05), padding=0)
         name = self.layer_box.currentText() or "a layer"
-        style_plot(self.hist_widget, t, f"{name} over time, fixed axis", "fraction of weights",
-                   "weight value")
+        style_plot(self.hist_widget, t, f"{name} over time, fixed axis (grey: step 0)",
+                   "fraction of weights", "weight value")
 
     def _draw_norms(self, shown, ring: FrameRing, cur: Frame, several: bool) -> None:
         t = self.theme
@@ -385,7 +390,9 @@ class CompressionPanel(Panel):
                 if not s.exact:
                     notes.append(f"{name}: {s.note}")
             alone = f"×{pred:.3f}" if math.isfinite(pred) else "—"
-            rows.append(f"<tr><td><span style='color:{c}'><b>{name}</b></span></td>"
+            # A run added later catches up: say where its frame is when it is not at the step shown.
+            at = "" if k == 0 or f.step == shown[0][3].step else f" @{f.step:,}"
+            rows.append(f"<tr><td nowrap><span style='color:{c}'><b>{name}</b></span>{at}</td>"
                         f"<td nowrap {pad}>λ {h.weight_decay:g} ({h.decay_mode})</td>"
                         f"<td nowrap {pad}>{factor}</td><td nowrap {pad}>{half}</td>"
                         f"<td nowrap align='right' {pad}>{f.total_norm:.3f}</td>"
@@ -411,8 +418,8 @@ class CompressionPanel(Panel):
         style_plot(self.hist_widget, theme, "Weights over time, fixed axis", "fraction of weights",
                    "weight value")
         style_plot(self.norm_widget, theme, "‖W‖ and decay alone", "‖W‖", "step")
-        self.first.setPen(pg.mkPen(GREY, width=max(1.0, theme.line_width * 0.75),
-                                   style=Qt.PenStyle.DashLine))
+        # Solid: a dash pattern on the narrow bins of step 0 read as scribbled text (seen on screen).
+        self.first.setPen(pg.mkPen(color(GREY, 200), width=max(1.0, theme.line_width * 0.75)))
         self.predicted.setPen(pg.mkPen(GREY, width=theme.line_width, style=Qt.PenStyle.DotLine))
         self.cursor.setPen(pg.mkPen(color(theme.foreground, 120), width=1))
         self._force()
