@@ -287,7 +287,8 @@ class CompressionPanel(Panel):
         cur = ring.frames[i]
         live = self._step is None
         self.frame_label.setText(f"step {cur.step:,}" + (" (live)" if live else
-                                                           f" · frame {i + 1}/{len(ring)}"))
+                                                           f" · frame {i + 1}/{len(ring)}")
+                                 + " · grey: step 0")
         # The frame of every run at the selected run's step: lockstep.
         shown = [(n, r, slot, r.frames[r.index_at(cur.step)]) for n, r, slot in runs]
         self._draw_histograms(shown, ring, layer, several)
@@ -344,8 +345,8 @@ class CompressionPanel(Panel):
         # A fixed axis: the widest range any frame had, the tallest bar of any frame.
         self.hist_plot.setRange(xRange=(lo, hi), yRange=(0.0, max(top, 1e-3) * 1.05), padding=0)
         name = self.layer_box.currentText() or "a layer"
-        style_plot(self.hist_widget, t, f"{name} over time, fixed axis (grey: step 0)",
-                   "fraction of weights", "weight value")
+        style_plot(self.hist_widget, t, f"{name} over time, fixed axis", "fraction of weights",
+                   "weight value")
 
     def _draw_norms(self, shown, ring: FrameRing, cur: Frame, several: bool) -> None:
         t = self.theme
