@@ -151,3 +151,28 @@ def test_readout_factor_half_life_and_norm(panel):
     feed(panel, panel.history, l2)
     assert "no single factor" in panel.readout.text() and "√v̂" in panel.readout.text()
     assert panel.predicted.xData is None or len(panel.predicted.xData) == 0
+
+
+def test_add_zero_run_button_adds_a_lockstep_run_in_the_window(qtbot, window):
+    """Through the real window and a thread engine: the button adds a fresh λ = 0 run with the
+    selected run's other settings, which catches up to its step, and the panel overlays both."""
+    from ui.panels.registry import panel_keys
+
+    w = window
+    w.tabs.setCurrentIndex(panel_keys().index("compression"))
+    w.client.step(20)
+    qtbot.waitUntil(lambda: w.latest.step == 20, timeout=30_000)
+    panel = w.current_panel()
+    w.redraw()
+    assert w.latest.hparams.weight_decay > 0 and not panel.add_zero_btn.isHidden()
+    qtbot.mouseClick(panel.add_zero_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.runs.latest is not None and len(w.runs.latest.runs) == 2,
+                    timeout=30_000)
+    runs = w.runs.latest.runs
+    new = [n for n in runs if n != "A"][0]
+    assert runs[new].hparams == runs["A"].hparams.replace(weight_decay=0.0)
+    assert w.runs.selected == "A"  # the controls still edit the run the user was on
+    w.client.step(20)
+    qtbot.waitUntil(lambda: all(s.step == 40 for s in w.runs.latest.runs.values()), timeout=30_000)
+    w.redraw()
+    assert panel.hists[1].isVisible() and panel.add_zero_btn.isHidden()
