@@ -264,6 +264,51 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
     return snap
 
 
+COMPUTE_PANELS = ("uncertainty", "calibration", "ensemble")  # panels with a "Compute" analysis
+
+
+def compute_on_demand(window: Any, trainer: Any, keys: tuple[str, ...],
+                      log: Callable[[str], None] | None = None) -> None:
+    """Press each named panel's own Compute button, with the window's engine replaced by this
+    process's trainer for the moment: the panel's request (its analysis and its controls'
+    parameters) runs synchronously (regsim.analyses.analyze) and comes back as the job's "result"
+    event, so the figure shows what a lecturer who pressed Compute sees, not "press Compute". A
+    request the analysis refuses (the ensemble on a net too wide to enumerate) comes back as a
+    "failed" event: the panel says why, as in the app."""
+    from regsim.analyses import analyze
+    from regsim.analyses.jobs import JobEvent
+
+    client = getattr(window, "client", None)
+    panels = {p.key: p for p in window.panels}
+    if client is None:
+        return
+
+    def run_now(analysis: str, params: dict | None = None, job_id: str | None = None,
+                run: str = "") -> str:
+        job_id = job_id or f"export-{analysis}"
+        t0 = time.perf_counter()
+        try:
+            event = JobEvent(job_id, run, analysis, "result",
+                             result=analyze(trainer, analysis, **dict(params or {})))
+        except ValueError as e:
+            event = JobEvent(job_id, run, analysis, "failed", message=str(e))
+        window.on_job(event)
+        if log is not None:
+            log(f"{analysis}: {event.kind} in {time.perf_counter() - t0:.1f} s"
+                + (f" ({event.message})" if event.message else ""))
+        return job_id
+
+    real = client.analyze
+    client.analyze = run_now
+    try:
+        for key in keys:
+            button = getattr(panels.get(key), "compute_button", None)
+            if key in COMPUTE_PANELS and button is not None and button.isEnabled():
+                button.click()
+    finally:
+        client.analyze = real
+
+
 def _finite(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -331,6 +376,8 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
                 f"{plan.hparams.caption()}")
             snap = train_into_window(window, trainer, plan.steps, landscape="landscape" in keys,
                                      log=out, resolution=plan.landscape_resolution)
+            if snap.status != "diverged":
+                compute_on_demand(window, trainer, keys, log=out)
             caption = caption_for(snap) if plan.caption else None
             w, h = plan.size
             skipped: dict[str, str] = {}
