@@ -800,12 +800,54 @@ def print_table(rows: list[Row], out=sys.stdout) -> None:
               flush=True)
 
 
+def bench_frames(quick: bool, device: str) -> list[Row]:
+    """The Compression panel's frames (regsim.compression.FrameRing, fed by History.add) beside the
+    snapshot they are recorded from: what recording one frame adds to a snapshot with histograms,
+    on the app's default net (moons 2-64-64-2, where the snapshot is cheapest: the worst ratio)."""
+    from .compression import FrameRing
+    from .hparams import HParams
+    from .trainer import Trainer
+
+    t = Trainer(HParams(dataset="moons", hidden=(64, 64), weight_decay=0.01), device)
+    t.step(50)
+    parts = {"eval", "histograms"}  # what the window always measures (ui.main_window)
+    ring, calls, step = FrameRing(), 20 if quick else 100, 0
+    plain, recorded, add_only = [], [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            t.snapshot(parts=parts)
+        plain.append((time.perf_counter() - t0) / calls)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            snap = t.snapshot(parts=parts)
+            step += 1
+            ring.add(snap, step)
+        recorded.append((time.perf_counter() - t0) / calls)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            step += 1
+            ring.add(snap, step)
+        add_only.append((time.perf_counter() - t0) / calls)
+    a, b, c = (statistics.median(v) for v in (plain, recorded, add_only))
+    ratio = b / a
+    return [
+        {"name": "snapshot (eval + histograms), moons 64-64", "value": a * 1e3, "unit": "ms",
+         "target": "", "ok": None},
+        {"name": "recording one compression frame", "value": c * 1e6, "unit": "µs", "target": "",
+         "ok": None},
+        {"name": "snapshot + frame ÷ snapshot", "value": ratio, "unit": "×", "target": "≤ 1.05",
+         "ok": ratio <= 1.05},
+    ]
+
+
 # The bench's sections, in the order they run (`--only` takes their names, plus "gui"). A new
 # section is one function and one line here.
 SECTIONS: dict[str, Callable[[bool, str], list[Row]]] = {
     "engine": bench_engine_speed, "lockstep": bench_lockstep, "hist": bench_histograms,
     "landscape": bench_landscape, "jobs": bench_snapshot_gap, "cli": bench_cli_threads,
     "dropout": bench_dropout, "hessian": bench_hessian, "optim": bench_optim,
+    "frames": bench_frames,
 }
 
 

@@ -47,7 +47,7 @@ LESSON_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
 
 # The panels a lesson may open: keys of ui/panels/registry.py (regsim cannot import ui; the lesson
 # test checks that these are registry keys).
-PANEL_KEYS = ("training", "weights", "dropout", "landscape")
+PANEL_KEYS = ("training", "weights", "dropout", "landscape", "compression")
 MAX_STEPS = 100_000
 RECORD_POINTS = 20  # train_lesson measures every run this many times over the budget (curve_diff)
 
@@ -504,7 +504,7 @@ def _side_text(side: Side, metric: Metric, values: Mapping[str, float], first: b
         return f"|{side.run} − {side.other}|{label} {_num(side.value(values))}"
     core = f"{side.run}'s{label} {_num(values[side.run])}"
     if side.factor != 1:
-        core = f"{_num(side.factor)} × {core}"
+        core = f"{side.factor:.6g} × {core}"  # a bound like 0.300823 × A must not read 0.301
     if side.offset:
         core += f" {'+' if side.offset > 0 else '−'} {_num(abs(side.offset))}"
     return core

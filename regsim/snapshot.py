@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .compression import FrameRing
 from .hparams import HParams
 from .scratch import ScratchSite
 
@@ -170,6 +171,7 @@ class History:
         self._last_step = -1
         self._gesture: tuple[str, str, float] | None = None  # (setting, first old value, time)
         self.events_revision += 1
+        self.frames = FrameRing()  # the fixed-axis histograms over time (regsim.compression)
 
     PERCENTILES = (0.0, 7.0, 16.0, 31.0, 50.0, 69.0, 84.0, 93.0, 100.0)  # TensorBoard's bands
 
@@ -210,6 +212,7 @@ class History:
         self._pct_steps.append(point)
         self._pct.append(np.stack([histogram_percentiles(c, e, self.PERCENTILES)
                                    for c, e in zip(snap.weight_hist, snap.weight_hist_edges)]))
+        self.frames.add(snap, point)
 
     def _wind_back(self, step: int) -> None:
         """Forget the points measured after `step` (the run was restored to it), keep the rest:
@@ -219,6 +222,7 @@ class History:
         self.layer_norms = self.layer_norms[:keep]
         k = int(np.searchsorted(np.asarray(self._pct_steps), step, side="right"))
         self._pct_steps, self._pct = self._pct_steps[:k], self._pct[:k]
+        self.frames.wind_back(step)
         self._last_step = int(self._data["step"][keep - 1]) if keep else -1
 
     def _add_event(self, step: int, text: str) -> None:

@@ -366,6 +366,14 @@ class MainWindow(QMainWindow):
             self._live_changed(payload)
         elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
             self.load_preset_by_name(payload["name"])
+        elif name == "add_run":  # a panel's "add a comparison run" (Compression: λ = 0 beside it)
+            self._flush_updates()
+            try:
+                h = self.last_good.replace(**payload.get("changes", {}))
+            except ValueError as e:
+                self.on_invalid(str(e))
+                return
+            self.client.add_run(source=None, hparams=h)  # fresh, in lockstep; catches up
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:

@@ -209,9 +209,26 @@ NO_DROPOUT_NOTE = ("p = 0: no unit is ever dropped, so every mask is all ones an
                    "nothing about dropout")
 
 
+def feed_window(window: Any, snap: Any) -> None:
+    """Give `snap` to the window the way its engine client does: first as the run-addressed
+    RunSnapshots message (ui.runs puts it in the run's History: the curves, bands and frames),
+    then as the selected run's snapshot. Calling `window.on_snapshot` alone, as the export did
+    before Compare mode, left every History empty and every curve of the figures blank ("press
+    Space to train" on a trained run)."""
+    client = getattr(window, "client", None)
+    if client is None or not hasattr(client, "snapshots"):
+        window.on_snapshot(snap)  # a window without runs (a test double)
+        return
+    from regsim.runs import RunSnapshots
+
+    name = client.run_names[0] if client.run_names else "A"
+    client.snapshots.emit(RunSnapshots({name: snap}, name))
+    client.snapshot.emit(snap)
+
+
 def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = True,
                       log: Callable[[str], None] | None = None, resolution: int = 51) -> Any:
-    """Train `steps` steps, feeding ~100 snapshots to `window.on_snapshot` (the curves get their
+    """Train `steps` steps, feeding ~100 snapshots to the window (`feed_window`: the curves get their
     points, the panels their newest state), then one landscape to `window.on_landscape`.
 
     Returns the last snapshot. Stops early, keeping what it has, if the run diverges.
@@ -219,7 +236,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
     from regsim.analyses import analyze
 
     snap = trainer.snapshot()
-    window.on_snapshot(snap)
+    feed_window(window, snap)
     every = max(1, steps // 100)
     log_every = max(every, steps // 10)
     done, next_log = 0, log_every
@@ -229,7 +246,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
         trainer.step(n)
         done += n
         snap = trainer.snapshot()
-        window.on_snapshot(snap)
+        feed_window(window, snap)
         if log is not None and (done >= next_log or done == steps or snap.status == "diverged"):
             next_log += log_every
             acc = (f"  val_acc {snap.val_acc:.3f}" if math.isfinite(snap.val_acc) else "")
@@ -245,6 +262,51 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
         if log is not None:
             log(f"loss landscape {resolution}×{resolution} in {time.perf_counter() - t1:.1f} s")
     return snap
+
+
+COMPUTE_PANELS = ("uncertainty", "calibration", "ensemble")  # panels with a "Compute" analysis
+
+
+def compute_on_demand(window: Any, trainer: Any, keys: tuple[str, ...],
+                      log: Callable[[str], None] | None = None) -> None:
+    """Press each named panel's own Compute button, with the window's engine replaced by this
+    process's trainer for the moment: the panel's request (its analysis and its controls'
+    parameters) runs synchronously (regsim.analyses.analyze) and comes back as the job's "result"
+    event, so the figure shows what a lecturer who pressed Compute sees, not "press Compute". A
+    request the analysis refuses (the ensemble on a net too wide to enumerate) comes back as a
+    "failed" event: the panel says why, as in the app."""
+    from regsim.analyses import analyze
+    from regsim.analyses.jobs import JobEvent
+
+    client = getattr(window, "client", None)
+    panels = {p.key: p for p in window.panels}
+    if client is None:
+        return
+
+    def run_now(analysis: str, params: dict | None = None, job_id: str | None = None,
+                run: str = "") -> str:
+        job_id = job_id or f"export-{analysis}"
+        t0 = time.perf_counter()
+        try:
+            event = JobEvent(job_id, run, analysis, "result",
+                             result=analyze(trainer, analysis, **dict(params or {})))
+        except ValueError as e:
+            event = JobEvent(job_id, run, analysis, "failed", message=str(e))
+        window.on_job(event)
+        if log is not None:
+            log(f"{analysis}: {event.kind} in {time.perf_counter() - t0:.1f} s"
+                + (f" ({event.message})" if event.message else ""))
+        return job_id
+
+    real = client.analyze
+    client.analyze = run_now
+    try:
+        for key in keys:
+            button = getattr(panels.get(key), "compute_button", None)
+            if key in COMPUTE_PANELS and button is not None and button.isEnabled():
+                button.click()
+    finally:
+        client.analyze = real
 
 
 def _finite(value: float) -> float | None:
@@ -314,6 +376,8 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
                 f"{plan.hparams.caption()}")
             snap = train_into_window(window, trainer, plan.steps, landscape="landscape" in keys,
                                      log=out, resolution=plan.landscape_resolution)
+            if snap.status != "diverged":
+                compute_on_demand(window, trainer, keys, log=out)
             caption = caption_for(snap) if plan.caption else None
             w, h = plan.size
             skipped: dict[str, str] = {}

@@ -54,6 +54,10 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("hessian", "Hessian eigen-directions", "Weight decay", "ui.panels.hessian", "HessianPanel",
               frozenset(), "Top-k Hessian eigenvalues by Lanczos (train vs eval mode), SLQ density, and "
               "decay's shrink λᵢ/(λᵢ+α) per eigen-direction against two runs"),
+    PanelSpec("compression", "Compression over time", "Weight decay", "ui.panels.compression",
+              "CompressionPanel", frozenset({"histograms"}),
+              "The weight histogram on a fixed axis replayed over the run, with the shrink (1 − ηλ) "
+              "per step, the half-life and ‖W‖"),
     PanelSpec("dropout", "Dropout masks", "Dropout", "ui.panels.dropout", "DropoutPanel",
               frozenset({"masks"}),
               "The masks dropout drew on the last minibatch and what they do to one example"),
