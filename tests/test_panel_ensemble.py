@@ -96,3 +96,25 @@ def test_cancel_and_sampled_wide_layer(qtbot) -> None:
     assert not r.exact and "sampled K = 256" in panel.status_label.text()
     assert "sampled" in panel.verdict_label.text()
     panel.cleanup()
+
+
+def test_tile_titles_stay_centred_after_turning_pages(qtbot) -> None:
+    """A title of another width ('#15 · 0.87' after '#0 · 0.5') in a cell that keeps its size is
+    centred again over its plot (it kept the old text's offset: seen in a real window)."""
+    t, panel = panel_for((8,), qtbot)
+    compute(t, panel, qtbot)
+
+    def offsets() -> list[float]:
+        out = []
+        for plot in panel.tiles:
+            label = plot.titleLabel
+            text = label.mapRectToParent(label.item.mapRectToParent(label.item.boundingRect()))
+            out.append(abs(text.center().x() - label.geometry().center().x()))
+        return out
+
+    for _ in range(5):
+        panel.turn_page(1)
+        panel.redraw()
+        qtbot.wait(10)
+        assert max(offsets()) < 1.5, offsets()
+    panel.cleanup()
