@@ -118,3 +118,16 @@ def test_tile_titles_stay_centred_after_turning_pages(qtbot) -> None:
         qtbot.wait(10)
         assert max(offsets()) < 1.5, offsets()
     panel.cleanup()
+
+
+def test_accuracy_axis_has_few_labels_and_the_empty_state_gets_automatic_ticks_back(qtbot) -> None:
+    t, panel = panel_for((8,), qtbot)
+    _, r = compute(t, panel, qtbot)
+    axis = panel.acc_plot.getAxis("bottom")
+    lo, hi = panel.acc_plot.viewRange()[0]
+    major = axis._tickSpacing[0][0]
+    assert (hi - lo) / major <= 4  # ≤ 4 labels: five ran into each other on a slide
+    panel.reset()
+    panel.redraw()
+    assert axis._tickSpacing is None
+    panel.cleanup()

@@ -247,6 +247,51 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
     return snap
 
 
+# Panels whose figure is an analysis's result (a Compute button asking for a background job): the
+# export asks each for its job as a click would and answers it from the trained run, so the slide
+# shows the result, not "press Compute".
+ANALYSIS_PANELS = ("uncertainty", "ensemble", "calibration")
+
+
+def compute_panel_analyses(window: Any, trainer: Any, keys: tuple[str, ...],
+                           log: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Run the jobs the ANALYSIS_PANELS among `keys` ask for (the panel's own request, parameters
+    as on screen) in this process and hand each panel its result; {key: why} for those that cannot
+    run on this network (the panel then shows that message, e.g. the conv net)."""
+    from regsim.analyses import analyze
+    from regsim.analyses.jobs import JobEvent
+
+    notes: dict[str, str] = {}
+    by_key = {p.key: p for p in window.panels}
+    for key in (k for k in ANALYSIS_PANELS if k in keys and k in by_key):
+        panel = by_key[key]
+        asked: list[tuple[str, dict]] = []
+        slot = lambda name, payload: asked.append((name, payload))  # noqa: E731
+        panel.request.connect(slot)
+        try:
+            panel.compute_button.click()
+        finally:
+            panel.request.disconnect(slot)
+        for name, args in asked:
+            if name != "analyze":
+                continue
+            t1 = time.perf_counter()
+            try:
+                res = analyze(trainer, args["analysis"], **args.get("params", {}))
+            except ValueError as e:  # NotApplicable or a bad request: shown like a failed job
+                notes[key] = str(e)
+                panel.on_job(JobEvent(args["id"], args.get("run", ""), args["analysis"], "failed",
+                                      message=str(e)))
+                if log is not None:
+                    log(f"{key}: {e}")
+                continue
+            panel.on_job(JobEvent(args["id"], args.get("run", ""), args["analysis"], "result",
+                                  result=res))
+            if log is not None:
+                log(f"{key}: {args['analysis']} in {time.perf_counter() - t1:.1f} s")
+    return notes
+
+
 def _finite(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -314,6 +359,7 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
                 f"{plan.hparams.caption()}")
             snap = train_into_window(window, trainer, plan.steps, landscape="landscape" in keys,
                                      log=out, resolution=plan.landscape_resolution)
+            compute_panel_analyses(window, trainer, keys, log=out)
             caption = caption_for(snap) if plan.caption else None
             w, h = plan.size
             skipped: dict[str, str] = {}
