@@ -266,7 +266,9 @@ def compute_panel_analyses(window: Any, trainer: Any, keys: tuple[str, ...],
     for key in (k for k in ANALYSIS_PANELS if k in keys and k in by_key):
         panel = by_key[key]
         asked: list[tuple[str, dict]] = []
-        slot = lambda name, payload: asked.append((name, payload))  # noqa: E731
+        def slot(name: str, payload: dict, asked: list = asked) -> None:
+            asked.append((name, payload))
+
         panel.request.connect(slot)
         try:
             panel.compute_button.click()
