@@ -41,13 +41,14 @@ import numpy as np
 
 from .files import read_bundled_json
 from .hparams import HParams
+from .lesson_metrics import ANALYSIS_METRICS
 from .runs import MAX_NAME, MAX_RUNS
 
 LESSON_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
 
 # The panels a lesson may open: keys of ui/panels/registry.py (regsim cannot import ui; the lesson
 # test checks that these are registry keys).
-PANEL_KEYS = ("training", "weights", "dropout", "landscape", "compression")
+PANEL_KEYS = ("training", "weights", "dropout", "landscape", "compression", "uncertainty", "ensemble")
 MAX_STEPS = 100_000
 RECORD_POINTS = 20  # train_lesson measures every run this many times over the budget (curve_diff)
 
@@ -74,6 +75,9 @@ METRICS: dict[str, Metric] = {
                           "max |θ_A − θ_B| over every parameter at at_step (needs the runs' weights: "
                           "train_lesson records them)"),
 }
+# Measured by an analysis of the live network at the condition's at_step (regsim/lesson_metrics.py):
+# train_lesson records them; Snapshots and Histories do not carry them.
+METRICS.update({k: Metric(label, False, doc) for k, (label, doc, _) in ANALYSIS_METRICS.items()})
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
@@ -449,7 +453,10 @@ def _judge(c: Condition, traces: Mapping[str, RunTrace]) -> ConditionResult:
         ok = OPS[c.op](value, c.right.value({}))
         text = f"{metric.label} |{a} − {b}| {_num(value)} {_op(c.op)} {_num(c.right.value({}))}"
         return ConditionResult(c, ok, due, step, {key: value}, text)
-    values = {n: float(traces[n].series[c.metric][idx[n]]) if c.metric in SERIES
+    if c.metric in ANALYSIS_METRICS and any(c.metric not in traces[n].series for n in names):
+        return ConditionResult(c, False, False, 0, {}, f"{c.compare}: {metric.label} is measured by "
+                               "an analysis of the trained network (main.py lesson), not on live runs")
+    values = {n: float(traces[n].series[c.metric][idx[n]]) if c.metric in traces[n].series
               else _derived(c.metric, traces[n], idx[n]) for n in names}
     step = min(int(traces[n].steps[idx[n]]) for n in names)
     lv, rv = c.left.value(values), c.right.value(values)
@@ -545,6 +552,8 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
     marks = sorted({*range(every, lesson.steps + 1, every), lesson.steps,
                     *(c.at_step for c in lesson.claim)})
     keep_weights = {c.at_step for c in lesson.claim if c.metric == "weight_diff"}
+    analyses = {(c.at_step, c.metric) for c in lesson.claim if c.metric in ANALYSIS_METRICS}
+    measured: dict[str, dict[str, list[float]]] = {n: {m: [] for _, m in analyses} for n in runs}
     records: dict[str, list[tuple[int, tuple[float, ...]]]] = {n: [] for n in runs}
     weights: dict[str, dict[int, np.ndarray]] = {n: {} for n in runs}
 
@@ -554,6 +563,8 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
             records[name].append((step, metrics))
             if flat is not None:
                 weights[name][step] = flat
+            for metric, values in measured[name].items():
+                values.append(ANALYSIS_METRICS[metric][2](t) if (step, metric) in analyses else math.nan)
 
     measure(0)
     done = 0
@@ -572,7 +583,9 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
     for name, rows in records.items():
         steps = np.array([s for s, _ in rows], dtype=np.int64)
         cols = np.array([v for _, v in rows], dtype=np.float64).reshape(len(rows), len(SERIES))
-        traces[name] = RunTrace(steps, {k: cols[:, j] for j, k in enumerate(SERIES)}, weights[name])
+        series = {k: cols[:, j] for j, k in enumerate(SERIES)}
+        series.update({m: np.array(v, dtype=np.float64) for m, v in measured[name].items()})
+        traces[name] = RunTrace(steps, series, weights[name])
     return traces, problem
 
 

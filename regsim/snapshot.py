@@ -55,6 +55,12 @@ PARTS = frozenset({
 })
 
 
+# "scratch:fc1": the scratch part for that site only (the panel shows one site). Measured on a loaded
+# shared CPU, 64-512-512-10 digits with input p 0.2, hidden p 0.5, median snapshot: every site 54 ms,
+# fc1 alone 23 ms, no scratch part 0.7 ms. Implies "scratch".
+SCRATCH_SITE = "scratch:"
+
+
 def check_parts(parts) -> frozenset[str]:
     """`parts` as a frozenset, or a ValueError naming the allowed ones (None = all)."""
     if parts is None:
@@ -62,7 +68,10 @@ def check_parts(parts) -> frozenset[str]:
     if isinstance(parts, str):
         parts = (parts,)
     out = frozenset(parts)
-    unknown = sorted(out - PARTS)
+    sites = {p for p in out if isinstance(p, str) and p.startswith(SCRATCH_SITE)
+             and len(p) > len(SCRATCH_SITE)}
+    out |= {"scratch"} if sites else set()
+    unknown = sorted(map(str, out - PARTS - sites))
     if unknown:
         raise ValueError(f"parts: unknown part {unknown[0]!r}; allowed: {', '.join(sorted(PARTS))}")
     return out

@@ -39,7 +39,7 @@ from .hparams import (
 from .models import build_model
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
 from .scratch import site_values
-from .snapshot import Counters, DataView, Snapshot, check_parts
+from .snapshot import SCRATCH_SITE, Counters, DataView, Snapshot, check_parts
 
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
@@ -561,7 +561,8 @@ class Trainer:
                        for d in modules) if "masks" in want else ()
         for d in modules:  # the gradients are kept only while a reader wants the replay
             d.capture_grads = "scratch" in want
-        scratch = tuple(site_values(d, name, self.step_count - 1)
+        only = {p[len(SCRATCH_SITE):] for p in want if p.startswith(SCRATCH_SITE)}  # none: every site
+        scratch = tuple(site_values(d, name, self.step_count - 1) if not only or name in only else None
                         for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
         got = got | ({"scratch"} if "scratch" in want else set())
         counters, batch_loss, rate, events = self._read(reader)

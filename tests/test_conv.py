@@ -135,3 +135,23 @@ def test_the_preset_trains_and_the_masks_panel_shows_whole_channels(qtbot) -> No
     panel.redraw()
     assert panel.mask_captions[2].endswith("by element")
     assert not np.isin(panel.channel_fractions(snap, 2), (0.0, 1.0)).all()
+
+
+@pytest.mark.parametrize("analysis", ["landscape", "ensemble", "mc_dropout", "calibration"])
+def test_mlp_only_analyses_say_so_on_the_conv_net_not_a_torch_error(analysis: str) -> None:
+    """The loss surface's closed-form grid and the dropout analyses walk Linear layers: on the conv
+    net each job ends with a message naming the architecture, without an exception's type name
+    (before: 'Loss surface failed: RuntimeError: t() expects a tensor with <= 2 dimensions')."""
+    from regsim.analyses.jobs import JobRunner
+
+    t = Trainer(CONV, device="cpu")
+    t.step(2)
+    runner = JobRunner()
+    assert runner.submit("j", "", analysis, {}, t.view) == []
+    events = []
+    while runner.busy:
+        events += runner.run_slice(1.0)
+    assert [e.kind for e in events] == ["started", "failed"]
+    msg = events[-1].message
+    assert "conv net (architecture = 'conv')" in msg and "architecture = 'mlp'" in msg
+    assert "Error" not in msg and "failed" not in msg

@@ -4,7 +4,7 @@ Since Compare mode the window keeps one History per run, filled from the run-add
 ("snapshots") message; the export fed only `window.on_snapshot`, so every History stayed empty and
 the figures of a trained run read "press Space to train". These tests open the written PNGs and
 look for the run's colour inside the plots. The panels whose analysis runs on demand (Compute) get
-it computed for the figure (ui.export.cli.compute_on_demand) instead of showing "press Compute".
+it computed for the figure (ui.export.cli.compute_panel_analyses) instead of showing "press Compute".
 """
 
 from __future__ import annotations

@@ -102,3 +102,32 @@ def test_a_bad_p_names_the_layer_and_the_range_and_sends_nothing(qtbot, panel) -
     assert panel.sent == []
     assert panel.set_layer_p("fc3", 0.25) and panel.layer_message.text() == ""
     assert panel.sent == [("update", {"layer_dropout": (0.5, 0.2, 0.25)})]
+
+
+def test_the_docks_global_p_shows_the_per_layer_override(qtbot) -> None:
+    """The dock's p slider is not the engine's rate while layer_dropout overrides it: a note says
+    so and lists the layers' rates, and moving the slider sets every layer again."""
+    from ui.controls import ControlPanel
+
+    dock = ControlPanel()
+    qtbot.addWidget(dock)
+    dock.show()
+    sent: list[dict] = []
+    dock.live_changed.connect(sent.append)
+    h = RUN.replace(dropout=0.5, layer_dropout=())
+    dock.set_hparams(h)
+    assert not dock.layer_p_note.isVisible() and dock.dropout.value() == 0.5
+    dock.set_hparams(h.replace(layer_dropout=(0.5, 0.2, 0.7)))
+    assert dock.layer_p_note.isVisible()
+    assert dock.layer_p_note.text().startswith("per layer: 0.5 · 0.2 · 0.7 — overrides p")
+    dock.dropout.setValue(0.3)
+    assert sent == [{"dropout": 0.3, "layer_dropout": ()}]
+    t = Trainer(h.replace(layer_dropout=(0.5, 0.2, 0.7)), device="cpu")
+    t.update(**sent[-1])  # what the window does with it: every hidden layer at 0.3
+    np.testing.assert_allclose(mask_rates(t, 40)[1:], [0.3, 0.3, 0.3], atol=0.02)
+    dock.set_hparams(t.hparams)
+    assert not dock.layer_p_note.isVisible() and dock.dropout.value() == 0.3
+    dock.set_hparams(h.replace(layer_dropout=(0.2, 0.2, 0.2)))  # one shared rate: the slider shows it
+    assert dock.dropout.value() == 0.2 and dock.layer_p_note.isVisible()
+    dock.dropout.setValue(0.4)
+    assert sent[-1] == {"dropout": 0.4, "layer_dropout": ()}

@@ -96,3 +96,38 @@ def test_cancel_and_sampled_wide_layer(qtbot) -> None:
     assert not r.exact and "sampled K = 256" in panel.status_label.text()
     assert "sampled" in panel.verdict_label.text()
     panel.cleanup()
+
+
+def test_tile_titles_stay_centred_after_turning_pages(qtbot) -> None:
+    """A title of another width ('#15 · 0.87' after '#0 · 0.5') in a cell that keeps its size is
+    centred again over its plot (it kept the old text's offset: seen in a real window)."""
+    t, panel = panel_for((8,), qtbot)
+    compute(t, panel, qtbot)
+
+    def offsets() -> list[float]:
+        out = []
+        for plot in panel.tiles:
+            label = plot.titleLabel
+            text = label.mapRectToParent(label.item.mapRectToParent(label.item.boundingRect()))
+            out.append(abs(text.center().x() - label.geometry().center().x()))
+        return out
+
+    for _ in range(5):
+        panel.turn_page(1)
+        panel.redraw()
+        qtbot.wait(10)
+        assert max(offsets()) < 1.5, offsets()
+    panel.cleanup()
+
+
+def test_accuracy_axis_has_few_labels_and_the_empty_state_gets_automatic_ticks_back(qtbot) -> None:
+    t, panel = panel_for((8,), qtbot)
+    _, r = compute(t, panel, qtbot)
+    axis = panel.acc_plot.getAxis("bottom")
+    lo, hi = panel.acc_plot.viewRange()[0]
+    major = axis._tickSpacing[0][0]
+    assert (hi - lo) / major <= 4  # ≤ 4 labels: five ran into each other on a slide
+    panel.reset()
+    panel.redraw()
+    assert axis._tickSpacing is None
+    panel.cleanup()

@@ -520,3 +520,6 @@ def test_a_failed_job_ends_the_request_with_its_message(panel, requests, qtbot):
     assert blocker.args == ["Loss surface failed: RuntimeError: x"]
     assert not panel.pending and panel.progress.text() == "failed"
     assert "RuntimeError: x" in panel.status_label.text()
+    assert panel.placeholder.textItem.toPlainText() == "Loss surface failed: RuntimeError: x"
+    panel.reset()  # a new run: the hint again
+    assert panel.placeholder.textItem.toPlainText() == panel.EMPTY_HINT.replace("\n", "\n")

@@ -237,3 +237,64 @@ def test_panel_eval_shows_the_identity(qtbot, panel) -> None:
         panel.set_mode("inference")
     with pytest.raises(ValueError, match=r"line must be in \[0, "):
         panel.select_line(99)
+
+
+def test_a_site_part_replays_only_that_site_with_the_same_values() -> None:
+    """"scratch:fc2" measures fc2's replay only (the others None); its values are the ones the
+    all-sites part gives on the same step."""
+    from regsim.snapshot import check_parts
+
+    assert check_parts(["scratch:fc2"]) == {"scratch", "scratch:fc2"}
+    with pytest.raises(ValueError, match="unknown part 'scratch:'"):
+        check_parts(["scratch:"])
+    t = Trainer(RUN, device="cpu")
+    t.snapshot(parts=["scratch"])
+    t.step(3)
+    every = t.snapshot(parts=["scratch"]).dropout_scratch
+    one = t.snapshot(parts=["scratch:fc2"])
+    sites = list(one.dropout_sites)
+    assert "scratch" in one.measured
+    assert [s is not None for s in one.dropout_scratch] == [n == "fc2" for n in sites]
+    a, b = every[sites.index("fc2")], one.dropout_scratch[sites.index("fc2")]
+    for k in ("x", "m", "y", "dy", "dx", "torch_y"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+
+
+def test_the_panel_asks_for_the_site_it_shows(qtbot, panel) -> None:
+    asked: list[tuple[str, dict]] = []
+    panel.request.connect(lambda name, payload: asked.append((name, payload)))
+    snap = _trained_snapshot()
+    panel.ingest(snap)
+    panel.redraw()
+    assert panel.measure_parts() == {"scratch:fc1"} and asked == [("measure", {})]
+    panel.site_combo.setCurrentIndex(list(snap.dropout_sites).index("fc2"))
+    assert panel.measure_parts() == {"scratch:fc2"} and len(asked) == 2
+    t = Trainer(RUN, device="cpu")  # what the engine sends while fc1 was asked: fc2 not yet in
+    t.snapshot(parts=["scratch"])
+    t.step(2)
+    panel.ingest(t.snapshot(parts=["scratch:fc1"]))
+    panel.redraw()
+    assert "measuring fc2's values" in panel.status_label.text()
+
+
+def test_the_live_window_measures_only_the_shown_site(qtbot, settings) -> None:
+    from conftest import make_window
+
+    w = make_window(qtbot, settings, hparams=RUN)
+    try:
+        w.tabs.setCurrentIndex([p.key for p in w.panels].index("scratch"))
+        panel = w.panels[w.tabs.currentIndex()]
+        w.toggle_run()
+        qtbot.waitUntil(lambda: w.latest.step > 3 and "scratch" in w.latest.measured, timeout=30_000)
+        sites = list(w.latest.dropout_sites)
+
+        def only(site: str) -> bool:
+            s = w.latest.dropout_scratch
+            return len(s) == len(sites) and [v is not None for v in s] == [n == site for n in sites]
+
+        qtbot.waitUntil(lambda: only("fc1"), timeout=30_000)
+        panel.site_combo.setCurrentIndex(sites.index("fc2"))
+        qtbot.waitUntil(lambda: only("fc2"), timeout=30_000)
+        assert "scratch:fc2" in w.measured_parts()
+    finally:
+        w.shutdown()

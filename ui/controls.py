@@ -217,6 +217,10 @@ class ControlPanel(QWidget):
         for attr, tip in self._tips.items():
             self._widgets[attr].setToolTip(tip)
 
+        # The global p is not the engine's rate while per-layer rates (layer_dropout, set in the
+        # Dropout masks panel or a preset) override it: a note under it says so and lists them.
+        self.layer_p_note = _layer_p_note(self._widgets["dropout"])
+
         # --- wiring
         self.preset.activated.connect(self._preset_activated)
         self.load_btn.clicked.connect(self.load_preset_file)
@@ -270,7 +274,10 @@ class ControlPanel(QWidget):
                 slider.setValue(snapped)
         if self._sent.get(name) != snapped:
             self._sent[name] = snapped
-            self._live(**{name: snapped})
+            if name == "dropout" and self._h is not None and self._h.layer_dropout:
+                self._live(dropout=snapped, layer_dropout=())  # p for every layer again
+            else:
+                self._live(**{name: snapped})
 
     def _preset_activated(self, index: int) -> None:
         if index > 0:
@@ -303,6 +310,25 @@ class ControlPanel(QWidget):
         self._sent.clear()
         self._sent.update(dropout=h.dropout, input_dropout=h.input_dropout)
         self._update_relevance(h)
+        self._show_layer_p(h)
+
+    def _show_layer_p(self, h: HParams) -> None:
+        """The per-layer override, when there is one: the global slider then shows the rate the
+        layers share if they all share one, and the note lists them ("per layer: 0.5 · 0.2")."""
+        layers = h.layer_dropout
+        form = self.layer_p_note.parentWidget().layout()
+        form.setRowVisible(self.layer_p_note, bool(layers))
+        if not layers:
+            return
+        if len(set(layers)) == 1:
+            with signals_blocked(self.dropout):
+                self.dropout.setValue(layers[0])
+        rates = " · ".join(_fmt(p) for p in layers)
+        self.layer_p_note.setText(f"per layer: {rates} — overrides p; moving p sets every layer")
+        self.layer_p_note.setToolTip(
+            f"layer_dropout = ({', '.join(_fmt(p) for p in layers)}): hidden layer i drops with its "
+            f"own pᵢ, the global p ({_fmt(h.dropout)}) is not used. Moving the p slider sets every "
+            "hidden layer to it (layer_dropout = []), as 'use global p' in the Dropout masks panel does.")
 
     def matching_preset_index(self, h: HParams) -> int:
         """The combo index of the bundled preset equal to `h`, or 0 (“custom”)."""
@@ -325,6 +351,20 @@ class ControlPanel(QWidget):
 
     def set_running(self, running: bool) -> None:
         self.run_btn.setText("Pause" if running else "Run")
+
+
+def _layer_p_note(slider: QWidget) -> QLabel:
+    """A hidden, wrapping note in the slider's form row just below it."""
+    note = QLabel()
+    note.setObjectName("layer_p_note")
+    note.setWordWrap(True)
+    note.setStyleSheet("color: #b25d00;")
+    form = slider.parentWidget().layout()
+    assert isinstance(form, QFormLayout)
+    row, _ = form.getWidgetPosition(slider)
+    form.insertRow(row + 1, note)  # the whole row: the note wraps under label and slider
+    form.setRowVisible(note, False)
+    return note
 
 
 class _SpaceToShortcut(QObject):

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regsim.lesson_metrics import ANALYSIS_METRICS
 from regsim.lessons import ClaimResult, Lesson, evaluate_claim, list_lessons, load_lesson
 from regsim.runs import RunSnapshots
 from ui.panels.registry import PANELS
@@ -44,7 +45,8 @@ from ui.panels.registry import PANELS
 SHORTCUT = "Ctrl+L"  # opens the Lessons menu (Ctrl+O/S/E/1..9 are taken; L was free)
 JUDGE_EVERY = 5  # snapshot messages between verdicts while training (~6 per second at 30 Hz)
 SHORT_CHARS = 220  # the explanation shown before "More"
-UNJUDGED = ("weight_diff",)  # metrics snapshots/Histories cannot provide (they need the weights)
+UNJUDGED = ("weight_diff",  # metrics snapshots/Histories cannot provide (they need the weights)
+            *ANALYSIS_METRICS)  # or an analysis of the network (main.py lesson measures them)
 COLORS = {"holds": "#1e6b34", "fails": "#8a1f1f", "pending": "#444444"}
 
 

@@ -364,6 +364,8 @@ class MainWindow(QMainWindow):
             self.client.cancel_job(payload["id"])
         elif name == "update":  # a panel's control (the dropout panel's per-layer p): as the dock's
             self._live_changed(payload)
+        elif name == "measure":  # the panel's measure_parts() changed (the scratch panel's site)
+            self._send_measure()
         elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
             self.load_preset_by_name(payload["name"])
         elif name == "add_run":  # a panel's "add a comparison run" (Compression: λ = 0 beside it)
@@ -544,7 +546,9 @@ class MainWindow(QMainWindow):
         (the Weights panel's percentile bands over time — measured only while Weights was open,
         a lecturer switching to it after training saw bands start at that moment). Histograms
         cost ~2 ms on moons 64-64 and ~45 ms on digits 64-512-512-10, inside the same 2 % budget."""
-        return PANELS[self.tabs.currentIndex()].needs | ALWAYS_MEASURED
+        panel = self._panels[self.tabs.currentIndex()]
+        extra = panel.measure_parts() if panel is not None else frozenset()
+        return PANELS[self.tabs.currentIndex()].needs | ALWAYS_MEASURED | extra
 
     def _send_measure(self) -> None:
         parts = self.measured_parts()

@@ -32,6 +32,23 @@ if TYPE_CHECKING:
     from ..hparams import HParams
 
 
+class NotApplicable(ValueError):
+    """The analysis cannot run on this run's network or task (an MLP-only analysis on the conv net,
+    a softmax analysis on a regression): the job runner shows its message as it is, not as a
+    failure with an exception's type name, and panels say it instead of an error."""
+
+
+def require(run: RunView, title: str, mlp: bool = True, classification: bool = False) -> None:
+    """Raise NotApplicable naming what `title` needs that this run lacks."""
+    arch = getattr(run.hparams, "architecture", "mlp")
+    if mlp and arch != "mlp":
+        raise NotApplicable(f"{title} is computed on an MLP's Linear layers; this run is the conv net "
+                            f"(architecture = {arch!r}). Choose architecture = 'mlp' to use it.")
+    if classification and run.task != "classification":
+        raise NotApplicable(f"{title} needs a classification run (softmax outputs); this run is a "
+                            "regression.")
+
+
 @dataclass(frozen=True)
 class Progress:
     """What an analysis yields: how far it is, and optionally a partial Result worth showing."""

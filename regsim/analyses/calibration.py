@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Progress, RunView
+from .base import Progress, RunView, require
 from .ensemble import _integer, no_grad_steps
 from .mc_dropout import mc_passes, rates
 
@@ -154,9 +154,7 @@ def _compute(run: RunView, request: CalibrationRequest) -> Generator[Progress, N
     import torch
 
     t0 = time.perf_counter()
-    if run.task != "classification":
-        raise ValueError("calibration needs a classification run (class probabilities); this run is a "
-                         "regression")
+    require(run, "Calibration", classification=True)
     if request.points == "val":
         x, y = run.x_val, run.y_val
     elif request.points == "train":

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import Progress, RunView
+from .base import Progress, RunView, require
 
 if TYPE_CHECKING:
     import torch
@@ -256,9 +256,8 @@ def _compute(run: RunView, request: EnsembleRequest) -> Generator[Progress, None
     import torch
 
     t0 = time.perf_counter()
-    if run.task != "classification":
-        raise ValueError("the ensemble analysis needs a classification run (softmax outputs); "
-                         "this run is a regression")
+    # The masks are of a Linear layer's units (the conv net's sites are channels × pixels).
+    require(run, "The sub-network ensemble", classification=True)
     model = run.model
     idx = site_index(model, request.site)
     site = model.dropout_sites[idx]

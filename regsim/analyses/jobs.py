@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ANALYSES
-from .base import AnalysisSpec, Progress, RunView
+from .base import AnalysisSpec, NotApplicable, Progress, RunView
 
 DEFAULT_SLICE_S = 0.015  # a slice's budget; the engine passes its own (regsim.engine.JOB_SLICE_S)
 
@@ -157,8 +157,9 @@ class JobRunner:
                 self._jobs.pop(0)
                 if job.gen is not None:
                     job.gen.close()
-                events.append(job.event("failed", message=f"{job.spec.title} failed: "
-                                                         f"{type(e).__name__}: {e}"))
+                message = str(e) if isinstance(e, NotApplicable) else (
+                    f"{job.spec.title} failed: {type(e).__name__}: {e}")
+                events.append(job.event("failed", message=message))
                 continue
             if isinstance(p, Progress):
                 job.progress = p

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import Progress, RunView
+from .base import Progress, RunView, require
 
 # A half-filled grid (unfinished points NaN) is offered as a partial result at most this often: the
 # panel only moves its progress bar on it, so more would only fill the queue.
@@ -105,6 +105,8 @@ def compute(run: RunView, request: LandscapeRequest
     It yields after the set-up steps and after every chunk of the batched grid evaluation."""
     from . import landscape_math as m  # torch: only where we compute (see the module docstring)
 
+    # The batched grid evaluates the MLP's Linear layers in closed form (landscape_math).
+    require(run, "The loss surface")
     t0 = time.perf_counter()
     stages = ([request.preview] if request.preview else []) + [request.resolution]
     total = sum(n * n for n in stages)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import Progress, RunView
+from .base import Progress, RunView, require
 from .ensemble import MACS_PER_YIELD, _integer, _points, data_grid, macs_after, no_grad_steps
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ def compute(run: RunView, request: MCRequest) -> Generator[Progress, None, MCRes
 def _compute(run: RunView, request: MCRequest) -> Generator[Progress, None, MCResult]:
     import torch
 
+    require(run, "MC dropout")
     t0 = time.perf_counter()
     model = run.model
     d = run.x_train.shape[1]

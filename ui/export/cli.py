@@ -264,49 +264,51 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
     return snap
 
 
-COMPUTE_PANELS = ("uncertainty", "calibration", "ensemble")  # panels with a "Compute" analysis
+# Panels whose figure is an analysis's result (a Compute button asking for a background job): the
+# export asks each for its job as a click would and answers it from the trained run, so the slide
+# shows the result, not "press Compute".
+ANALYSIS_PANELS = ("uncertainty", "ensemble", "calibration")
 
 
-def compute_on_demand(window: Any, trainer: Any, keys: tuple[str, ...],
-                      log: Callable[[str], None] | None = None) -> None:
-    """Press each named panel's own Compute button, with the window's engine replaced by this
-    process's trainer for the moment: the panel's request (its analysis and its controls'
-    parameters) runs synchronously (regsim.analyses.analyze) and comes back as the job's "result"
-    event, so the figure shows what a lecturer who pressed Compute sees, not "press Compute". A
-    request the analysis refuses (the ensemble on a net too wide to enumerate) comes back as a
-    "failed" event: the panel says why, as in the app."""
+def compute_panel_analyses(window: Any, trainer: Any, keys: tuple[str, ...],
+                           log: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Run the jobs the ANALYSIS_PANELS among `keys` ask for (the panel's own request, parameters
+    as on screen) in this process and hand each panel its result; {key: why} for those that cannot
+    run on this network (the panel then shows that message, e.g. the conv net)."""
     from regsim.analyses import analyze
     from regsim.analyses.jobs import JobEvent
 
-    client = getattr(window, "client", None)
-    panels = {p.key: p for p in window.panels}
-    if client is None:
-        return
+    notes: dict[str, str] = {}
+    by_key = {p.key: p for p in window.panels}
+    for key in (k for k in ANALYSIS_PANELS if k in keys and k in by_key):
+        panel = by_key[key]
+        asked: list[tuple[str, dict]] = []
+        def slot(name: str, payload: dict, asked: list = asked) -> None:
+            asked.append((name, payload))
 
-    def run_now(analysis: str, params: dict | None = None, job_id: str | None = None,
-                run: str = "") -> str:
-        job_id = job_id or f"export-{analysis}"
-        t0 = time.perf_counter()
+        panel.request.connect(slot)
         try:
-            event = JobEvent(job_id, run, analysis, "result",
-                             result=analyze(trainer, analysis, **dict(params or {})))
-        except ValueError as e:
-            event = JobEvent(job_id, run, analysis, "failed", message=str(e))
-        window.on_job(event)
-        if log is not None:
-            log(f"{analysis}: {event.kind} in {time.perf_counter() - t0:.1f} s"
-                + (f" ({event.message})" if event.message else ""))
-        return job_id
-
-    real = client.analyze
-    client.analyze = run_now
-    try:
-        for key in keys:
-            button = getattr(panels.get(key), "compute_button", None)
-            if key in COMPUTE_PANELS and button is not None and button.isEnabled():
-                button.click()
-    finally:
-        client.analyze = real
+            panel.compute_button.click()
+        finally:
+            panel.request.disconnect(slot)
+        for name, args in asked:
+            if name != "analyze":
+                continue
+            t1 = time.perf_counter()
+            try:
+                res = analyze(trainer, args["analysis"], **args.get("params", {}))
+            except ValueError as e:  # NotApplicable or a bad request: shown like a failed job
+                notes[key] = str(e)
+                panel.on_job(JobEvent(args["id"], args.get("run", ""), args["analysis"], "failed",
+                                      message=str(e)))
+                if log is not None:
+                    log(f"{key}: {e}")
+                continue
+            panel.on_job(JobEvent(args["id"], args.get("run", ""), args["analysis"], "result",
+                                  result=res))
+            if log is not None:
+                log(f"{key}: {args['analysis']} in {time.perf_counter() - t1:.1f} s")
+    return notes
 
 
 def _finite(value: float) -> float | None:
@@ -377,7 +379,7 @@ def export(plan: Plan, make_window: WindowFactory, out: Callable[[str], None] = 
             snap = train_into_window(window, trainer, plan.steps, landscape="landscape" in keys,
                                      log=out, resolution=plan.landscape_resolution)
             if snap.status != "diverged":
-                compute_on_demand(window, trainer, keys, log=out)
+                compute_panel_analyses(window, trainer, keys, log=out)
             caption = caption_for(snap) if plan.caption else None
             w, h = plan.size
             skipped: dict[str, str] = {}

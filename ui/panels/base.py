@@ -55,6 +55,12 @@ class Panel(QWidget):
                                            snap.status, snap.hparams, snap.measured),
                 self.theme.name, id(self.theme))
 
+    def measure_parts(self) -> frozenset[str]:
+        """Snapshot parts this panel wants now beyond its registry `needs` (e.g. the scratch panel's
+        "scratch:fc1": one site's replay, not every site's). Emit request("measure", {}) when it
+        changes; the window then asks the engine for it."""
+        return frozenset()
+
     def on_landscape(self, result: LandscapeResult) -> None:
         """A landscape computed by the engine (only the loss-surface panel cares)."""
 

@@ -327,6 +327,9 @@ class CalibrationPanel(Panel):
                 self.acc_bars[0].setOpts(x0=[0.0], x1=[1.0], height=[acc])
                 set_title(self.rel_plots[0], f"{names[0]}<br>one bin: val accuracy {acc:.3f}<br>"
                           "(B bins after Compute)", t, t.font_pt)
+                # as many title lines on the right, so the two diagrams' axes stay level
+                set_title(self.rel_plots[1], f"{names[1]}<br>T passes with dropout on<br>"
+                          "(after Compute)", t, t.font_pt)
             return
         shown = self.bins_shown()
         for i, (bins, rel) in enumerate(zip(shown, (r.deterministic, r.mc))):

@@ -20,6 +20,7 @@ earlier site ReLUs lie between mask and logits and G ≈ W only. A differs from 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -69,6 +70,16 @@ def _tile_plot(layout: pg.GraphicsLayout, row: int, col: int) -> pg.PlotItem:
     plot.hideButtons()
     plot.setMenuEnabled(False)
     return plot
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest 1, 2 or 5 × 10ᵏ at least `raw` (> 0)."""
+    raw = max(raw, 1e-9)
+    exp = math.floor(math.log10(raw))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10**exp >= raw * (1 - 1e-9):
+            return m * 10**exp
+    return 10.0 ** (exp + 1)  # pragma: no cover
 
 
 class EnsemblePanel(Panel):
@@ -477,6 +488,7 @@ class EnsemblePanel(Panel):
                 self._preview_masks()
             set_title(self.acc_plot, "", t, self._tile_pt)
             set_title(self.scatter_plot, "", t, self._tile_pt)
+            self.acc_plot.getAxis("bottom").setTickSpacing()  # automatic again over [0, 1]
             return
         self.verdict_label.setText(self.verdict(r))
         lo, hi = self.page_slice()
@@ -541,6 +553,9 @@ class EnsemblePanel(Panel):
         hi_x = max(float(r.sub_accuracy.max()), r.accuracy_arithmetic, r.accuracy_weight_scaled) + width
         self.acc_plot.setRange(xRange=(lo_x, hi_x), yRange=(0, max(float(heights.max()), 1e-9) * 1.05),
                                padding=0.02)
+        # At most ~3 labelled ticks: five 5-character labels ran into each other on a slide.
+        step = _nice_step((hi_x - lo_x) / 3)
+        self.acc_plot.getAxis("bottom").setTickSpacing(step, step / 2)
 
     def _preview_masks(self) -> None:
         """Before a result: the masks page 1 will show (mask index i: bit j = unit j kept), known

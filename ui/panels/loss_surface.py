@@ -22,6 +22,7 @@ basin reads as such from map to map. With one run the panel is the single-run vi
 from __future__ import annotations
 
 import itertools
+import textwrap
 import time
 
 import numpy as np
@@ -431,6 +432,7 @@ class LossSurfacePanel(Panel):
             item.setData([], [])
         for item in (self.current, self.path_marks, self.path_start, self.section_now):
             item.setData([], [])
+        self.placeholder.setText(self.EMPTY_HINT)
         self._show_empty(True)
         self._show_progress(0, 1, "idle")
         self.status_label.setText("no landscape yet: press Compute (L)")
@@ -796,6 +798,8 @@ class LossSurfacePanel(Panel):
             self.status_label.setText(f"{event.kind}: {event.message}")
             if event.kind == "failed":
                 self.status_message.emit(event.message)
+                if self.result is None:  # e.g. the conv net: say why in the plot, not only elided
+                    self.placeholder.setText(textwrap.fill(event.message, 56))
 
     def show_help(self) -> None:
         """Open (or raise) a short explanation of the slice: directions, axes, objective, path."""

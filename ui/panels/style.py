@@ -167,6 +167,10 @@ def set_title(plot: pg.PlotItem, text: str, theme: Theme, size_pt: int | None = 
     height = item.boundingRect().height()
     plot.titleLabel.setMaximumHeight(height)
     plot.layout.setRowFixedHeight(0, height)
+    # LabelItem.setText centred the text for its old width; a cell whose size does not change gets
+    # no resizeEvent, so a new title of another width sat off centre (the ensemble's tiles after a
+    # page turn): centre it again for the width just set.
+    plot.titleLabel.resizeEvent(None)
 
 
 def set_axis_label(plot: pg.PlotItem, side: str, text: str, theme: Theme) -> None:
