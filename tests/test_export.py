@@ -221,28 +221,34 @@ def test_window_slide_shows_the_controls_readable_and_whole(window):
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QFontInfo
 
-    from ui.export.render import figure_margin, window_slide_layout
+    from ui.export.render import dock_columns, figure_margin, window_slide_layout
     from ui.theme import SLIDE
 
     size = (1920, 1080)
     pad = figure_margin(1080)
     content = QRectF(pad, pad, 1920 - 2 * pad, 1080 - caption_height(1080) - pad)
     dock, panel_rect, f = window_slide_layout(window, content, SLIDE)
+    ranges = dock_columns(window.controls, round(dock.width() / (window.controls.width() * f)))
     own_px = QFontInfo(window.controls.font()).pixelSize()
     slide_px = SLIDE.font_pt * window.logicalDpiY() / 72
     assert f * own_px >= 0.45 * slide_px, (f, own_px, slide_px)  # was ~0.3 (9 px beside 29 px)
-    assert dock.width() / dock.height() == pytest.approx(
-        window.controls.width() / window.controls.height(), rel=1e-3)  # whole, not cropped
+    # Whole, not cropped: the columns cover the controls' full height, each cut between boxes.
+    assert ranges[0][0] == 0 and ranges[-1][1] == window.controls.height()
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     assert panel_rect.left() > dock.right() and panel_rect.right() <= content.right() + 1e-6
     img = rgb(render_widget(window, size, "slide", caption_for(window.latest))).astype(float)
     live = window.controls.grab().toImage()
     live.setDevicePixelRatio(1.0)
-    w, h = round(dock.width()), round(dock.height())
-    expected = np.asarray(Image.fromarray(rgb(live)).resize((w, h), Image.Resampling.BILINEAR),
-                          dtype=float)
-    x, y = round(dock.left()), round(dock.top())
-    drawn = img[y:y + h, x:x + w]
-    assert np.abs(drawn - expected).mean() < 12  # the live controls, scaled, not a re-layout
+    live_rgb = rgb(live)
+    gap = content.height() * 0.02
+    cw = window.controls.width()
+    for i, (y0, y1) in enumerate(ranges):  # each column: the live controls, scaled, not a re-layout
+        w, h = round(cw * f), round((y1 - y0) * f)
+        expected = np.asarray(Image.fromarray(np.ascontiguousarray(live_rgb[y0:y1])).resize(
+            (w, h), Image.Resampling.BILINEAR), dtype=float)
+        x, y = round(dock.left() + i * (cw * f + gap)), round(dock.top())
+        drawn = img[y:y + h, x:x + w]
+        assert np.abs(drawn - expected).mean() < 12, i
 
 
 # ------------------------------------------------------------------------------------ SVG

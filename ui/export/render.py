@@ -182,46 +182,90 @@ def is_app_window(widget: QWidget) -> bool:
         getattr(widget, "current_panel", None))
 
 
+def dock_columns(controls: QWidget, n: int) -> list[tuple[int, int]]:
+    """The controls cut into `n` vertical ranges (y0, y1), each cut between two of its top-level
+    boxes (never through a control), as even as the boxes allow."""
+    from PySide6.QtWidgets import QGroupBox
+
+    ch = max(1, controls.height())
+    if n <= 1:
+        return [(0, ch)]
+    tops = sorted({b.geometry().top() for b in controls.findChildren(QGroupBox)
+                   if b.parentWidget() is controls and b.isVisible()} - {0})
+    cuts: list[int] = []
+    for k in range(1, n):
+        want = ch * k / n
+        best = min((t for t in tops if t not in cuts), key=lambda t: abs(t - want), default=None)
+        if best is not None:
+            cuts.append(best)
+    edges = [0, *sorted(cuts), ch]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
 def window_slide_layout(window: QWidget, content: QRectF, theme: Theme) -> tuple[QRectF, QRectF, float]:
     """Where a slide figure of the window puts the controls and the panel, and the controls' scale.
 
     The controls are drawn as they are on screen (their live layout, never resized, so nothing is
     truncated that is not truncated live), scaled so that their text comes close to the panels'
     slide type: at most `theme` font size × 0.8 (labels beside large plot text read as secondary),
-    at most the figure's height, at most a third of its width. The panel gets the rest, laid out at
-    that size like a panel figure. The old window figure was the live window resized to the slide:
-    ~9 px dock text, elided ("moons_dr"), beside 29 px panel text (issue 8 #19).
+    at most the figure's height, at most a third of its width. A dock taller than that allows (it
+    grew to ~875 px with the per-layer and architecture settings: 13 px text beside 29 px) is drawn
+    in two columns, cut between its boxes. The panel gets the rest, laid out at that size like a
+    panel figure. The old window figure was the live window resized to the slide: ~9 px dock text,
+    elided ("moons_dr"), beside 29 px panel text (issue 8 #19).
     """
+    dock, panel, f, _ = _window_slide_columns(window, content, theme)
+    return dock, panel, f
+
+
+def _window_slide_columns(window: QWidget, content: QRectF, theme: Theme
+                          ) -> tuple[QRectF, QRectF, float, list[tuple[int, int]]]:
     controls = window.controls
-    cw, ch = max(1, controls.width()), max(1, controls.height())
+    cw = max(1, controls.width())
     own_px = max(1, QFontInfo(controls.font()).pixelSize())
     slide_px = theme.font_pt * max(1, window.logicalDpiY()) / 72
-    f = min(0.8 * slide_px / own_px, content.height() / ch, content.width() / 3 / cw)
-    dock = QRectF(content.left(), content.top(), cw * f, ch * f)
     gap = content.height() * 0.02
+    best: tuple[float, list[tuple[int, int]]] | None = None
+    for n in (1, 2):
+        ranges = dock_columns(controls, n)
+        tall = max(b - a for a, b in ranges)
+        f = min(0.8 * slide_px / own_px, content.height() / tall,
+                (content.width() * (0.3 if n == 1 else 0.42) - gap * (len(ranges) - 1))
+                / (cw * len(ranges)))
+        # A second column only where one column's text would read small (under 0.6 of the slide type).
+        if best is None or (f > best[0] and best[0] * own_px < 0.6 * slide_px):
+            best = (f, ranges)
+    f, ranges = best
+    tall = max(b - a for a, b in ranges)
+    width = cw * f * len(ranges) + gap * (len(ranges) - 1)
+    dock = QRectF(content.left(), content.top(), width, tall * f)
     panel = QRectF(dock.right() + gap, content.top(), content.right() - dock.right() - gap,
                    content.height())
-    return dock, panel, f
+    return dock, panel, f, ranges
 
 
 def _render_window_slide(window: QWidget, device: QPaintDevice, full: QRectF, content: QRectF,
                          strip: float, theme: Theme, scale: float, caption: str | None) -> None:
-    """A slide of the window: its controls (scaled, as on screen) beside the current panel (laid
-    out and themed like a panel figure). The live window is not resized."""
-    dock, panel_rect, f = window_slide_layout(window, content, theme)
+    """A slide of the window: its controls (scaled, as on screen, in one or two columns) beside the
+    current panel (laid out and themed like a panel figure). The live window is not resized."""
+    dock, panel_rect, f, ranges = _window_slide_columns(window, content, theme)
+    gap = content.height() * 0.02
+    cw = max(1, window.controls.width())
     panel = window.current_panel()
     size = QSize(max(1, round(panel_rect.width())), max(1, round(panel_rect.height())))
     with (laid_out(panel, size) as target, themed([panel], theme, scale), export_mode(panel)):
         warm_up_axes(target)
         with figure_painter(device, full, theme.background) as painter:
-            painter.save()
-            painter.setClipRect(dock)
-            painter.translate(dock.topLeft())
-            painter.scale(f, f)
-            window.controls.render(painter, QPoint(0, 0), QRegion(),
-                                   QWidget.RenderFlag.DrawWindowBackground
-                                   | QWidget.RenderFlag.DrawChildren)
-            painter.restore()
+            for i, (y0, y1) in enumerate(ranges):
+                painter.save()
+                left = dock.left() + i * (cw * f + gap)
+                painter.setClipRect(QRectF(left, dock.top(), cw * f, (y1 - y0) * f))
+                painter.translate(left, dock.top())
+                painter.scale(f, f)
+                window.controls.render(painter, QPoint(0, 0), QRegion(0, y0, cw, y1 - y0),
+                                       QWidget.RenderFlag.DrawWindowBackground
+                                       | QWidget.RenderFlag.DrawChildren)
+                painter.restore()
             paint_widget(target, painter, panel_rect)
             if caption:
                 draw_caption(painter, QRectF(0, content.bottom(), full.width(), strip), caption,
