@@ -87,11 +87,20 @@ def test_claim_holds(lesson_id, seed):
     assert result.text.startswith(f"✓ holds at step {lesson.steps}")
 
 
+# Lessons whose claim is about each run alone (the same bound for every run, no run against another):
+# swapping or duplicating runs cannot falsify them. Left: falsify them another way (e.g. the MC
+# lesson's ratios on a network without the gap in its data).
+NON_COMPARATIVE = {"mc_bands_widen_off_data": "each run's σ ratio against a constant; no run is compared "
+                   "with another, so a swap cannot falsify it"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson_id", LESSONS)
 def test_claim_fails_on_swapped_or_identical_runs(lesson_id):
     """The claim can fail: with the runs' records swapped (A's read as B's), or with every run
     replaced by the first one (a lesson whose runs are identical), it does not hold."""
+    if lesson_id in NON_COMPARATIVE:
+        pytest.skip(NON_COMPARATIVE[lesson_id])
     lesson = load_lesson(lesson_id)
     got = traces(lesson_id, SEEDS[0])
     names = list(lesson.runs)
