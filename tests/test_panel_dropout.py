@@ -218,6 +218,9 @@ def test_slide_theme_has_white_plot_background(panel, qtbot):
     dark = to_array(panel.grab().toImage())[y, x]
     np.testing.assert_array_equal(dark, QColor(SCREEN.background).getRgb()[:3])
     panel.apply_theme(SLIDE)
+    # The slide's larger type re-lays the panel out (the per-layer p row grows): let the layout
+    # settle as a shown window would before painting, then find the view box again.
+    qtbot.wait(1)
     x, y = viewbox_pixel(panel, panel.net_view, panel.net_plot)
     img = to_array(panel.grab().toImage())
     np.testing.assert_array_equal(img[y, x], (255, 255, 255))

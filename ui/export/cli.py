@@ -307,7 +307,7 @@ def compute_panel_analyses(window: Any, trainer: Any, keys: tuple[str, ...],
             panel.on_job(JobEvent(args["id"], args.get("run", ""), args["analysis"], "result",
                                   result=res))
             if log is not None:
-                log(f"{key}: {args['analysis']} in {time.perf_counter() - t1:.1f} s")
+                log(f"{key}: result in {time.perf_counter() - t1:.1f} s ({args['analysis']})")
     return notes
 
 
