@@ -366,6 +366,27 @@ class MainWindow(QMainWindow):
             self._live_changed(payload)
         elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
             self.load_preset_by_name(payload["name"])
+        elif name == "control":  # a panel's "add the control run" (grokking: λ = 0)
+            self._add_control_run(payload["changes"])
+
+    def _add_control_run(self, changes: dict) -> None:
+        """Restart the selected run beside a copy with `changes`, both from step 0 in lockstep
+        (the same data, initial weights and batches: `changes` is the only difference)."""
+        self._flush_updates()
+        try:
+            control = self.last_good.replace(**changes)
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        from regsim.runs import next_name
+        first = self.client.selected or "A"
+        self._intent = False
+        self.banner.hide()
+        self.runs.clear()
+        self._last_landscape = None
+        for p in self._built_panels():
+            p.reset()
+        self.client.reset_runs({first: self.last_good, next_name([first]): control})
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:
