@@ -151,7 +151,11 @@ class GrokkingPanel(Panel):
             return
         self._key = key
         modular = self._is_modular()
-        have = modular and any(len(h) and np.any(h.series("step") > 0) for _n, h, _s in runs)
+        # Any classification run is drawn (its accuracies on the log axis); only modular data
+        # groks, which the readout says with the preset button beside it.
+        have = self.snapshot is not None and any(
+            len(h) and np.any(h.series("step") > 0) and np.any(np.isfinite(h.series("val_acc")))
+            for _n, h, _s in runs)
         self.preset_button.setVisible(not modular)
         self.control_button.setVisible(modular and len(self._runs) <= 1)
         hint = EMPTY_HINT if not modular else "press Space to train"
@@ -199,6 +203,9 @@ class GrokkingPanel(Panel):
             else:
                 it.marker.setVisible(False)
             lines.append(self._run_line(name, h, slot, g, fitted, s, va, wn))
+        if not modular:
+            lines.insert(0, "Not modular arithmetic: no grokking to see here. Load the grokking "
+                            "preset (a + b mod 47).")
         self.readout.setText("<br>".join(lines))
 
     def _run_line(self, name: str, h: History, slot: int, g: int | None, fitted: int | None,
