@@ -23,7 +23,7 @@ DIGITS_MIN_VAL = 360  # digits train_size is capped so at least this many images
 class Dataset:
     name: str
     task: str  # "classification" or "regression"
-    view: str  # "2d", "1d" or "images": how panels draw it
+    view: str  # "2d", "1d", "images" or "tokens" (modular: x holds int64 tokens (a, b))
     x_train: np.ndarray  # (N, D) float32
     y_train: np.ndarray  # (N,) int64 labels, or (N, 1) float32 targets
     x_val: np.ndarray  # (M, D) float32
@@ -43,6 +43,8 @@ def make_dataset(h: HParams) -> Dataset:
         return _digits(h, rng)
     if h.dataset == "regression":
         return _regression(h, rng)
+    if h.dataset == "modular":
+        return _modular(h)
     n = h.train_size + h.val_size
     x, y = _TWO_D[h.dataset](n, h.noise, rng)
     x = x.astype(np.float32)
@@ -126,3 +128,13 @@ def _digits(h: HParams, rng: np.random.Generator) -> Dataset:
     n = h.train_size
     return Dataset("digits", "classification", "images", x[:n], y[:n], x[n:], y[n:], 10,
                    (0.0, 1.0, 0.0, 1.0))
+
+
+def _modular(h: HParams) -> Dataset:
+    """a ∘ b mod p over every pair, split by a seeded permutation (regsim/modular.py)."""
+    from .modular import split
+
+    p = h.modulus
+    xt, yt, xv, yv = split(p, h.operation, h.train_fraction, h.seed)
+    return Dataset("modular", "classification", "tokens", xt, yt, xv, yv, p,
+                   (0.0, float(p), 0.0, float(p)))

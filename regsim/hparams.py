@@ -17,13 +17,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASETS = ("moons", "circles", "spiral", "xor", "regression", "digits")
+from .modular import OPERATIONS, check, train_count  # numpy only: a ∘ b mod p
+
+DATASETS = ("moons", "circles", "spiral", "xor", "regression", "digits", "modular")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DECAY_MODES = ("l2", "decoupled", "decoupled_paper")
 SCHEDULES = ("constant", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ACTIVATIONS = ("relu", "tanh")
-ARCHITECTURES = ("mlp", "conv")  # "conv": 3×3 conv layers on the 8×8 digits (regsim.models.ConvNet)
+ARCHITECTURES = ("mlp", "conv", "embed_mlp")  # "conv": 3×3 conv layers on the 8×8 digits
+# (regsim.models.ConvNet); "embed_mlp": token embeddings on modular data (regsim.token_mlp)
 DROPOUT_KINDS = ("element", "channel")  # nn.Dropout vs nn.Dropout2d (whole channels)
 MAX_LAYERS = 8  # hidden layers at most
 
@@ -59,6 +62,9 @@ class HParams:
     activation: str = "relu"  # "relu" or "tanh"
     layer_norm: bool = False  # LayerNorm after each hidden Linear (its scale/shift are no_decay params)
     val_size: int = field(default=1000)  # validation examples for synthetic data (digits: the rest), >= 8
+    modulus: int = 47  # modular: the prime p of a ∘ b mod p (regsim/modular.py)
+    operation: str = "+"  # modular: the operation ∘, one of OPERATIONS ("/" = times the inverse)
+    train_fraction: float = 0.5  # modular: share of the p² pairs trained on, in (0, 1)
 
     def __post_init__(self) -> None:
         # Coerce list-valued fields (JSON gives lists) so the frozen object is hashable and comparable.
@@ -202,6 +208,7 @@ def _num(v: float) -> str:
 
 _CLASSIFICATION = tuple(d for d in DATASETS if d != "regression")
 _WARMUP = UsedWhen("schedule", ("warmup_cosine",), "used by the warmup_cosine schedule only")
+_MODULAR = UsedWhen("dataset", ("modular",), "used by the modular-arithmetic dataset only")
 
 _TABLE = (
     # --- data and network: a change builds a new run
@@ -209,17 +216,20 @@ _TABLE = (
             choice_labels={d: d for d in DATASETS}, controls=(Control("choice"),),
             tip="The task: moons, circles, spiral, xor (2-D classification, where the decision "
                 "boundary shows overfitting), regression (1-D, with a gap in its inputs) or digits "
-                "(8×8 images, 10 classes).\nChanging the dataset starts a new run."),
+                "(8×8 images, 10 classes) or modular (a ∘ b mod p over every pair (a, b), where networks "
+                "grok).\nChanging the dataset starts a new run."),
     Setting("hidden", "Hidden", "hidden", live=False, lo=1, hi=4096,
             controls=(Control("text", placeholder="e.g. 64,64"),),
             tip="Hidden layer widths, input to output, e.g. 64,64: 1 to 8 layers of 1 to 4096 units "
                 "each. Changing it starts a new run."),
     Setting("architecture", "Architecture", "architecture", live=False, choices=ARCHITECTURES,
-            choice_labels={"mlp": "MLP", "conv": "conv net (digits)"}, controls=(Control("choice"),),
+            choice_labels={"mlp": "MLP", "conv": "conv net (digits)",
+                           "embed_mlp": "embedding MLP (modular)"}, controls=(Control("choice"),),
             tip="MLP: Linear layers of the hidden widths.\nconv net (digits only): a 3×3 convolution "
                 "(padding 1) per hidden entry, its width the channel count, ReLU and dropout after "
-                "each, then one Linear to the 10 classes; e.g. hidden 8,16.\nChanging it starts a "
-                "new run."),
+                "each, then one Linear to the 10 classes; e.g. hidden 8,16.\nembedding MLP (modular "
+                "only): relu(E_a[a] + E_b[b] + b₁) → W₂, the one-hot MLP computed by gathering two "
+                "rows of the embedding table (1.5× faster).\nChanging it starts a new run."),
     Setting("dropout", "Dropout p", "p", live=True, lo=0.0, hi=1.0, hi_open=True, symbol=True,
             loss_level=True, controls=(Control("p", step=0.05),),
             tip="Drop rate p of every hidden layer.\nTraining: y = m ⊙ h / (1 − p), m ~ Bernoulli(1 − p), "
@@ -346,6 +356,25 @@ _TABLE = (
     Setting("val_size", "Validation examples", "validation examples", live=False, lo=8, hi=1_000_000,
             unit="examples", note="digits: the rest of the 1797 images",
             tip="Validation examples for the synthetic datasets (digits: the images not trained on)."),
+    Setting("modulus", "Modulus p", "p (modulus)", live=False, lo=11, hi=251, note="a prime",
+            used_when=_MODULAR, controls=(Control("integer"),),
+            tip="modular: the prime p; every pair (a, b) in [0, p)² is one example, labelled "
+                "a ∘ b mod p (p classes). p = 47: 2209 pairs. A prime makes every b ≠ 0 invertible; "
+                "p ≥ 11, as a smaller table has too few pairs to split. "
+                "Changing it starts a new run."),
+    Setting("operation", "Operation ∘", "operation", live=False, choices=OPERATIONS,
+            choice_labels={"+": "a + b mod p", "-": "a − b mod p", "*": "a · b mod p",
+                           "/": "a · b⁻¹ mod p"},
+            used_when=_MODULAR, controls=(Control("choice"),),
+            tip="modular: c = a ∘ b mod p. Division is a · b⁻¹ with b⁻¹ = b^(p−2) mod p (Fermat), "
+                "defined for b ≠ 0, so '/' has p·(p − 1) pairs. Changing it starts a new run."),
+    Setting("train_fraction", "Train fraction", "train fraction", live=False, lo=0.0, hi=1.0,
+            lo_open=True, hi_open=True, used_when=_MODULAR, note="at least one pair in each split",
+            controls=(Control("p", step=0.05),),
+            tip="modular: the share f of all pairs trained on (a seeded permutation; the rest is the "
+                "validation set). Grokking needs the table not memorisable into a rule by accident: "
+                "at f = 0.5 the net fits the training pairs in ~50 steps, then generalises only "
+                "hundreds of steps later, with weight decay. Changing it starts a new run."),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _TABLE}
 if list(SETTINGS) != field_names():  # every field described once, in the dataclass's order
@@ -475,6 +504,8 @@ def _validate(h: HParams) -> None:
     if h.architecture == "conv" and h.dataset != "digits":
         raise ValueError(f"architecture = 'conv' needs dataset = 'digits' (8×8 images), not "
                          f"{h.dataset!r}")
+    if h.architecture == "embed_mlp":
+        _validate_embed_mlp(h)
     if h.layer_dropout and len(h.layer_dropout) != len(h.hidden):
         raise ValueError(f"layer_dropout = {list(h.layer_dropout)!r} must give one rate per hidden "
                          f"layer ({len(h.hidden)}), or be empty to use dropout everywhere")
@@ -487,11 +518,41 @@ def _validate(h: HParams) -> None:
     for name, s in SETTINGS.items():
         if s.lo is not None and name not in ("hidden", "layer_dropout", "betas", "batch_size"):
             _check_range(name, getattr(h, name))
+    if h.dataset == "modular":
+        _validate_modular(h)
     # At most the training set: beyond it the trainer would quietly train on full batches.
     batch = SETTINGS["batch_size"]
-    batch_lo, batch_hi = int(batch.lo), min(int(batch.hi), h.train_size)
+    n_train = train_examples(h)
+    batch_lo, batch_hi = int(batch.lo), min(int(batch.hi), n_train)
     if not batch_lo <= h.batch_size <= batch_hi:
         why = (f" (at most the training-set size, train_size = {h.train_size})"
-               if batch_hi == h.train_size else "")
+               if batch_hi == h.train_size and h.dataset != "modular" else
+               f" (at most the {n_train} training pairs)" if batch_hi == n_train else "")
         raise ValueError(f"batch_size = {h.batch_size!r} is out of range; "
                          f"allowed: [{batch_lo}, {batch_hi}]{why}")
+
+
+def train_examples(h: HParams) -> int:
+    """How many examples the training split holds: train_size, or for modular round(f·N) pairs."""
+    if h.dataset == "modular":
+        return train_count(h.modulus, h.operation, h.train_fraction)
+    return h.train_size
+
+
+def _validate_modular(h: HParams) -> None:
+    """The modular dataset's own bounds: p prime, f leaving a pair in each split (modular.check)."""
+    check(h.modulus, h.operation, h.train_fraction)
+
+
+def _validate_embed_mlp(h: HParams) -> None:
+    """embed_mlp gathers rows of a token table: modular data only, no input features to drop."""
+    if h.dataset != "modular":
+        raise ValueError(f"architecture = 'embed_mlp' needs dataset = 'modular' (token pairs), not "
+                         f"{h.dataset!r}")
+    if h.input_dropout:
+        raise ValueError(f"input_dropout = {h.input_dropout!r} is not allowed with architecture = "
+                         "'embed_mlp' (a token id cannot be dropped and rescaled); allowed: 0, or "
+                         "architecture = 'mlp' (one-hot tokens)")
+    if h.layer_norm:
+        raise ValueError("layer_norm = true is not allowed with architecture = 'embed_mlp'; "
+                         "allowed: false, or architecture = 'mlp'")

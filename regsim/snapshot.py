@@ -22,7 +22,9 @@ from .scratch import ScratchSite
 class DataView:
     """The data a 2-D / 1-D / image panel draws beside the model's predictions."""
 
-    kind: str  # "2d" (classification in the plane), "1d" (regression), "images" (digits)
+    kind: str  # "2d" (classification in the plane), "1d" (regression), "images" (digits),
+    # "tokens" (modular arithmetic: x are int pairs (a, b); grid_prob is the (p, p) table of
+    # right (1) / wrong (0) answers, rows a, columns b, NaN where no pair exists)
     x_train: np.ndarray  # (N, 2) for "2d", (N, 1) for "1d"; (0, 0) for "images"
     y_train: np.ndarray  # (N,) labels (int) or targets (float)
     x_val: np.ndarray  # (M, 2) / (M, 1)

@@ -692,6 +692,8 @@ class Trainer:
             if d.view == "1d":
                 curve = self.model(self._grid)[:, 0].cpu().numpy()
                 return DataView(kind="1d", curve_x=self._grid_axes[0], curve_y=curve, **common)
+            if d.view == "tokens":
+                return self._token_view(common)
             k = 16
             preds = self.model(self.x_val[:k]).argmax(1).cpu().numpy()
             return DataView(kind="images", x_train=np.zeros((0, 0), np.float32),
@@ -700,6 +702,16 @@ class Trainer:
                             labels=d.y_val[:k], preds=preds)
         finally:
             self.model.train()
+
+    def _token_view(self, common: dict) -> DataView:
+        """Modular data: the (p, p) table of the model's answers, 1 = right, 0 = wrong, NaN = no
+        such pair ('/' with b = 0), over both splits (x_train / x_val say which pair is where)."""
+        x = torch.cat([self.x_train, self.x_val])  # every pair once: (N, 2)
+        right = (self.model(x).argmax(1) == torch.cat([self.y_train, self.y_val])).float()
+        p = self.data.n_classes
+        table = torch.full((p, p), float("nan"), device=self.device)
+        table[x[:, 0], x[:, 1]] = right
+        return DataView(kind="tokens", grid_prob=table.cpu().numpy(), **common)
 
     def view(self) -> RunView:
         """What an analysis may see of this run now (regsim.analyses): a consistent copy.

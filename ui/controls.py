@@ -40,7 +40,8 @@ from ui.widgets import LiveLabel, drawable_text
 # The dock's groups: which settings it shows, in which order. Everything about each setting (range,
 # step, label, tooltip, live or new run) comes from regsim.hparams.SETTINGS.
 GROUPS = (
-    ("Data and network (new run)", ("dataset", "architecture", "hidden", "seed")),
+    ("Data and network (new run)", ("dataset", "architecture", "hidden", "seed", "modulus", "operation",
+                                    "train_fraction")),
     ("Regularization (live)", ("dropout", "input_dropout", "dropout_kind", "weight_decay", "decay_mode",
                                "decay_norms_and_biases", "label_smoothing")),
     ("Optimization (live)", ("optimizer", "lr", "momentum", "betas", "batch_size", "grad_clip",

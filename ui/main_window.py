@@ -376,6 +376,27 @@ class MainWindow(QMainWindow):
                 self.on_invalid(str(e))
                 return
             self.client.add_run(source=None, hparams=h)  # fresh, in lockstep; catches up
+        elif name == "control":  # a panel's "add the control run" (grokking: λ = 0)
+            self._add_control_run(payload["changes"])
+
+    def _add_control_run(self, changes: dict) -> None:
+        """Restart the selected run beside a copy with `changes`, both from step 0 in lockstep
+        (the same data, initial weights and batches: `changes` is the only difference)."""
+        self._flush_updates()
+        try:
+            control = self.last_good.replace(**changes)
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        from regsim.runs import next_name
+        first = self.client.selected or "A"
+        self._intent = False
+        self.banner.hide()
+        self.runs.clear()
+        self._last_landscape = None
+        for p in self._built_panels():
+            p.reset()
+        self.client.reset_runs({first: self.last_good, next_name([first]): control})
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:

@@ -76,6 +76,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
+    PanelSpec("grokking", "Grokking", "Transformers", "ui.panels.grokking", "GrokkingPanel",
+              frozenset({"eval"}), "a ∘ b mod p: train accuracy at 100 % long before val jumps; "
+              "the weight norm and the \"grokked at step N\" marker, λ beside λ = 0"),
 )
 
 
