@@ -69,6 +69,10 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
+    PanelSpec("transformer_sites", "Dropout sites", "Transformers", "ui.panels.transformer_sites",
+              "TransformerSitesPanel", frozenset({"transformer"}),
+              "The transformer block with its four dropout sites (embd, attn, resid, ffn), their live "
+              "p, this batch's attention with the dropped connections and the residual-stream masks"),
 )
 
 
