@@ -195,3 +195,19 @@ def test_site_rates_change_in_place() -> None:
     assert model.site_rates() == (0.1, 0.2, 0.3, 0.4)
     with pytest.raises(ValueError, match=r"attn_dropout = 1.0 is out of range; allowed: \[0, 1\)"):
         model.set_sites(0.0, 1.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("warmup, total, floor", [(3, 20, 0.1), (0, 7, 0.0), (100, 2000, 0.1)])
+def test_recipe_lr_curve_equals_the_trainers_schedule_every_step(warmup: int, total: int,
+                                                                  floor: float) -> None:
+    """The panel's numpy schedule (regsim.recipe.lr_curve) is the trainer's lr_at at every step."""
+    import numpy as np
+
+    from regsim.recipe import lr_curve
+
+    for schedule in ("constant", "warmup_cosine"):
+        h = HParams(lr=1e-3, schedule=schedule, warmup_steps=warmup, total_steps=total,
+                    min_lr_ratio=floor)
+        steps = np.arange(total + 50)
+        want = np.array([lr_at(h, int(t)) for t in steps])
+        assert np.allclose(lr_curve(h, steps), want, rtol=1e-12, atol=0)

@@ -308,6 +308,16 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Preset {name!r} loaded", 5000)
 
+    def load_preset_runs(self, presets: dict[str, str]) -> None:
+        """Replace the runs by these presets (run name → preset name), all at step 0."""
+        try:
+            runs = {run: load_preset(name) for run, name in presets.items()}
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        self.client.reset_runs(runs)
+        self.statusBar().showMessage(f"Runs: {', '.join(f'{r} = {n}' for r, n in presets.items())}", 5000)
+
     def open_preset_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open preset", str(PRESET_DIR), "Presets (*.json)")
         if path:
@@ -366,6 +376,8 @@ class MainWindow(QMainWindow):
             self._live_changed(payload)
         elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
             self.load_preset_by_name(payload["name"])
+        elif name == "runs":  # a panel's "compare these presets" button (the Recipe panel)
+            self.load_preset_runs(payload["presets"])
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:

@@ -73,6 +73,9 @@ PANELS: tuple[PanelSpec, ...] = (
               "TransformerSitesPanel", frozenset({"transformer"}),
               "The transformer block with its four dropout sites (embd, attn, resid, ffn), their live "
               "p, this batch's attention with the dropped connections and the residual-stream masks"),
+    PanelSpec("recipe", "The recipe", "Transformers", "ui.panels.recipe", "RecipePanel",
+              frozenset({"eval"}), "The LLaMA recipe against the original Transformer's in lockstep: "
+              "the lr schedule with the current step, accuracy, clip events"),
 )
 
 
