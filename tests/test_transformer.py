@@ -211,3 +211,20 @@ def test_recipe_lr_curve_equals_the_trainers_schedule_every_step(warmup: int, to
         steps = np.arange(total + 50)
         want = np.array([lr_at(h, int(t)) for t in steps])
         assert np.allclose(lr_curve(h, steps), want, rtol=1e-12, atol=0)
+
+
+def test_clip_events_count_the_steps_whose_norm_exceeded_the_clip() -> None:
+    """Snapshot.clip_events = #steps with ‖g‖ > c, against the norms read back step by step."""
+    from regsim.trainer import Trainer
+
+    h = HParams(dataset="moons", hidden=(16,), train_size=64, val_size=32, batch_size=8,
+                optimizer="sgd", lr=0.1, grad_clip=0.3, seed=2)
+    t = Trainer(h, device="cpu")
+    norms = []
+    for _ in range(40):
+        t.step(1)
+        norms.append(t.snapshot(parts=()).grad_norm)
+    want = sum(n > 0.3 for n in norms)
+    assert 0 < want < 40  # some steps clipped, some not: the count can be wrong either way
+    assert t.snapshot(parts=()).clip_events == want
+    assert t.fork().snapshot(parts=()).clip_events == want
