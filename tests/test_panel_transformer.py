@@ -13,16 +13,16 @@ from regsim import HParams
 from regsim.snapshot import History
 from ui.panels.transformer_sites import PRESET, SITES, TransformerSitesPanel
 
-RUN = HParams(dataset="modular", modulus=7, train_fraction=0.5, architecture="transformer",
-              n_layer=2, n_head=2, n_embd=16, attn_dropout=0.5, resid_dropout=0.3, embd_dropout=0.2,
-              ffn_dropout=0.4, batch_size=16, lr=3e-3, weight_decay=0.1)
+RUN = dict(dataset="modular", modulus=7, train_fraction=0.5, architecture="transformer",
+           n_layer=2, n_head=2, n_embd=16, attn_dropout=0.5, resid_dropout=0.3, embd_dropout=0.2,
+           ffn_dropout=0.4, batch_size=16, lr=3e-3, weight_decay=0.1)
 
 
 @pytest.fixture(scope="module")
 def trainer():
     from regsim.trainer import Trainer
 
-    t = Trainer(RUN, device="cpu")
+    t = Trainer(HParams(**RUN), device="cpu")
     t.step(3)
     return t
 
@@ -95,3 +95,46 @@ def test_non_transformer_run_names_the_preset(panel, qtbot) -> None:
     assert "not a transformer" in panel.status_label.text() and sent == []
     panel.preset_button.click()
     assert sent == [("preset", {"name": PRESET})]
+
+
+def test_recipe_panel_draws_each_runs_schedule_step_and_clip_events(qtbot) -> None:
+    from regsim.recipe import lr_curve
+    from regsim.trainer import Trainer
+    from ui.panels.recipe import RecipePanel
+
+    base = HParams(dataset="moons", hidden=(8,), train_size=32, val_size=32, batch_size=8, lr=0.1,
+                   optimizer="sgd")
+    runs = {"LLaMA": base.replace(schedule="warmup_cosine", warmup_steps=5, total_steps=60,
+                                  grad_clip=0.05),
+            "original": base.replace(label_smoothing=0.1)}
+    panel = RecipePanel(History())
+    qtbot.addWidget(panel)
+    show_on_screen(panel, qtbot)
+    panel.redraw()
+    empty = to_rgb(panel.grab().toImage())
+    histories, snaps = {}, {}
+    for name, h in runs.items():
+        t = Trainer(h, device="cpu")
+        histories[name] = History()
+        for _ in range(4):
+            t.step(5)
+            snaps[name] = t.snapshot()
+            histories[name].add(snaps[name])
+    panel.set_runs([(n, histories[n], i) for i, n in enumerate(runs)], "LLaMA")
+    panel.set_run_snapshots(snaps)
+    panel.redraw()
+    for i, name in enumerate(runs):
+        x, y = panel.lr_curves[i].getData()
+        assert np.allclose(y, lr_curve(runs[name], x))
+        dot = panel.lr_now[i].getData()
+        assert dot[0][0] == 20 and dot[1][0] == pytest.approx(lr_curve(runs[name], np.array([20]))[0])
+    clips = snaps["LLaMA"].clip_events
+    assert 0 < clips <= 20 and f"{clips} of 20 steps" in panel.table.text()
+    assert "label smoothing" in panel.table.text() and panel.now_line.value() == 20
+    assert np.any(to_rgb(panel.grab().toImage()) != empty, axis=2).mean() > 0.03
+    sent: list = []
+    panel.request.connect(lambda name, payload: sent.append((name, payload)))
+    panel.load_button.click()
+    assert sent == [("runs", {"presets": {"LLaMA": "transformer_llama",
+                                          "original": "transformer_original"}})]
+    panel.cleanup()
