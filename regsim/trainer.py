@@ -572,8 +572,8 @@ class Trainer:
                         for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
         got = got | ({"scratch"} if "scratch" in want else set())
         tview = None
-        if "transformer" in want and hasattr(self.model, "site_modules"):
-            tview = site_view(self.model)
+        if "transformer" in want:  # measured; None for a network that is not a transformer
+            tview = site_view(self.model) if hasattr(self.model, "site_modules") else None
             got = got | {"transformer"}
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
