@@ -35,6 +35,8 @@ def recipe_rows(h: HParams) -> list[tuple[str, str]]:
     """What a recipe sets, in the reference table's words: (hyperparameter, value)."""
     sites = (h.embd_dropout, h.attn_dropout, h.resid_dropout, h.ffn_dropout)
     drop = "0" if not any(sites) else "embd {:g} · attn {:g} · resid {:g} · ffn {:g}".format(*sites)
+    if h.architecture != "transformer":  # an MLP's hidden and input rates
+        drop = f"hidden {h.dropout:g}, input {h.input_dropout:g}"
     opt = {"adam": "AdamW" if h.decay_mode != "l2" else "Adam + L2", "momentum": "SGD + momentum",
            "sgd": "SGD"}[h.optimizer]
     sched = ("constant" if h.schedule == "constant" else
