@@ -328,7 +328,6 @@ class TransformerSitesPanel(Panel):
             self.mask_image.clear()
             self.stream_train.setData([], [])
             self.stream_eval.setData([], [])
-            self.stream_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             set_title(self.attn_plot, "Attention of the answer '=' (post-softmax)", t, t.font_pt)
             set_title(self.mask_plot, "Residual-stream dropout at '='", t, t.font_pt)
             set_title(self.stream_plot, "Stream into the head", t, t.font_pt)
