@@ -155,8 +155,9 @@ class TransformerView:
     answer: int  # the label a ∘ b mod p of that example (-1 unknown)
     predicted: int  # the eval-mode prediction for it
     answer_only: bool  # True: the last block ran at the answer position only (one query row)
-    # Per layer (L, H, Tq, T): post-softmax attention weights of the training forward (before the
-    # attn mask), the kept connections (True = kept), and the same example's weights in eval mode.
+    # (L, H, T) per layer and head, the answer query's post-softmax attention over the T positions:
+    # in the training forward (before the attn mask), its kept connections (True = kept), and
+    # the same example's weights in eval mode.
     attention: np.ndarray
     attention_kept: np.ndarray
     attention_eval: np.ndarray

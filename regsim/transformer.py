@@ -319,8 +319,9 @@ def site_view(model: Transformer, answer: int = -1):
         return k.reshape(-1, x.shape[-1]).cpu().numpy()
 
     attn = [b.attn.attn_drop for b in model.blocks]
-    att = np.stack([d.last_input[0].float().cpu().numpy() for d in attn])  # (L, H, Tq, T)
-    att_kept = np.stack([kept(d).reshape(d.last_input[0].shape) for d in attn])
+    # The answer query's row of every layer (the answer-only layer computes only that row).
+    att = np.stack([d.last_input[0, :, -1].float().cpu().numpy() for d in attn])  # (L, H, T)
+    att_kept = np.stack([kept(d).reshape(d.last_input[0].shape)[:, -1] for d in attn])
     stream_train = model.last_stream[0].float().cpu().numpy()
     seen: dict[int, torch.Tensor] = {}
     hooks = [d.register_forward_pre_hook(lambda _m, a, i=i: seen.setdefault(i, a[0]))
@@ -334,10 +335,7 @@ def site_view(model: Transformer, answer: int = -1):
         model.train(was)
         for h in hooks:
             h.remove()
-    att_eval = np.zeros_like(att)
-    for i in range(len(attn)):
-        a = seen[i][0].float().cpu().numpy()  # (H, Tq', T): eval's rows equal training's
-        att_eval[i, :, -a.shape[1]:] = a
+    att_eval = np.stack([seen[i][0, :, -1].float().cpu().numpy() for i in range(len(attn))])
     masks = {name: tuple(kept(d) for d in mods) for name, mods in model.site_modules().items()}
     return TransformerView(
         sites=SITES, rates=tuple(model.site_modules()[s][0].p for s in SITES), tokens=tokens,

@@ -13,7 +13,7 @@ from regsim import HParams
 from regsim.snapshot import History
 from ui.panels.transformer_sites import PRESET, SITES, TransformerSitesPanel
 
-RUN = dict(dataset="modular", modulus=7, train_fraction=0.5, architecture="transformer",
+RUN = dict(dataset="modular", modulus=11, train_fraction=0.5, architecture="transformer",
            n_layer=2, n_head=2, n_embd=16, attn_dropout=0.5, resid_dropout=0.3, embd_dropout=0.2,
            ffn_dropout=0.4, batch_size=16, lr=3e-3, weight_decay=0.1)
 
@@ -39,14 +39,14 @@ def panel(qtbot):
 def test_draws_the_engines_attention_and_marks_the_dropped_connections(panel, trainer) -> None:
     snap = trainer.snapshot(parts={"transformer"})
     view = snap.transformer
-    assert view is not None and view.attention.shape == (2, 2, 1, 4)  # answer-only last layer? no:
+    assert view is not None and view.attention.shape == (2, 2, 4)  # (L, H, T): the answer's row
     panel.ingest(snap)
     panel.redraw()
-    L, H, _, T = view.attention.shape
+    L, H, T = view.attention.shape
     shown = panel.attn_image.image
-    assert np.allclose(shown, view.attention[:, :, -1, :].reshape(L * H, T))
+    assert np.allclose(shown, view.attention.reshape(L * H, T))
     crosses = np.stack(panel.dropped.getData(), 1) if len(panel.dropped.getData()[0]) else np.zeros((0, 2))
-    dropped = np.argwhere(~view.attention_kept[:, :, -1, :].reshape(L * H, T))
+    dropped = np.argwhere(~view.attention_kept.reshape(L * H, T))
     assert sorted(map(tuple, (crosses[:, ::-1] - 0.5).astype(int))) == sorted(map(tuple, dropped))
     # the residual-stream image: one row per (site, layer) at the answer position, 0 where dropped
     rows = [view.masks["embd"][0][-1], *[m[-1] for m in view.masks["resid"]],
@@ -55,7 +55,7 @@ def test_draws_the_engines_attention_and_marks_the_dropped_connections(panel, tr
     assert (panel.mask_image.image == 0).any()  # p = 0.2 … 0.4 on 16 channels: something dropped
     train_pixels = to_rgb(panel.grab().toImage())
     panel.mode_combo.setCurrentIndex(1)  # eval: the eval forward's weights, nothing crossed out
-    assert np.allclose(panel.attn_image.image, view.attention_eval[:, :, -1, :].reshape(L * H, T))
+    assert np.allclose(panel.attn_image.image, view.attention_eval.reshape(L * H, T))
     assert len(panel.dropped.getData()[0]) == 0 and (panel.mask_image.image == 1).all()
     assert np.any(to_rgb(panel.grab().toImage()) != train_pixels)
 

@@ -337,12 +337,12 @@ class TransformerSitesPanel(Panel):
                 plot.getAxis("bottom").setTicks([[]])
             return
         self.empty_text.setVisible(False)
-        att = view.attention if train else view.attention_eval  # (L, H, Tq, T)
-        L, H, _, T = att.shape
-        rows = att[:, :, -1, :].reshape(L * H, T)  # the answer query of every (layer, head)
+        att = view.attention if train else view.attention_eval  # (L, H, T)
+        L, H, T = att.shape
+        rows = att.reshape(L * H, T)  # the answer query of every (layer, head)
         self.attn_image.setImage(rows, levels=(0.0, max(1e-6, float(rows.max()))))
         self.attn_image.setRect(0, 0, T, L * H)
-        kept = view.attention_kept[:, :, -1, :].reshape(L * H, T)
+        kept = view.attention_kept.reshape(L * H, T)
         if train:
             r, c = np.nonzero(~kept)
             self.dropped.setData(c + 0.5, r + 0.5)
