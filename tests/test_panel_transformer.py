@@ -56,7 +56,7 @@ def test_draws_the_engines_attention_and_marks_the_dropped_connections(panel, tr
     train_pixels = to_rgb(panel.grab().toImage())
     panel.mode_combo.setCurrentIndex(1)  # eval: the eval forward's weights, nothing crossed out
     assert np.allclose(panel.attn_image.image, view.attention_eval.reshape(L * H, T))
-    assert len(panel.dropped.getData()[0]) == 0 and (panel.mask_image.image == 1).all()
+    assert len(panel.dropped.getData()[0]) == 0 and (panel.mask_image.image == 2).all()
     assert np.any(to_rgb(panel.grab().toImage()) != train_pixels)
 
 

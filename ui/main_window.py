@@ -315,8 +315,15 @@ class MainWindow(QMainWindow):
         except ValueError as e:
             self.on_invalid(str(e))
             return
+        self.runs.clear()  # as a lesson starts its runs (ui.lessons): curves, panels, controls
+        for p in self._built_panels():
+            p.reset()
+        self.last_good = next(iter(runs.values()))
+        self.controls.set_hparams(self.last_good)
         self.client.reset_runs(runs)
-        self.statusBar().showMessage(f"Runs: {', '.join(f'{r} = {n}' for r, n in presets.items())}", 5000)
+        self._sync_run_state()
+        self.statusBar().showMessage(f"Runs at step 0: {', '.join(f'{r} = {n}' for r, n in presets.items())}"
+                                     " — press Space to run", 8000)
 
     def open_preset_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open preset", str(PRESET_DIR), "Presets (*.json)")

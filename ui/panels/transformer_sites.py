@@ -365,7 +365,7 @@ class TransformerSitesPanel(Panel):
                 labels.append("embd" if site == "embd" else f"h{li}.{site}")
                 mask_rows.append(m[-1])
         masks = np.stack(mask_rows)  # (rows, C) True = kept
-        img = np.where(masks, 2, 0) if train else np.ones_like(masks, dtype=int)
+        img = np.where(masks, 2, 0) if train else np.full(masks.shape, 2)  # eval: every channel kept
         C = masks.shape[1]
         self.mask_image.setImage(img.astype(float), levels=(0, 2))
         self.mask_image.setRect(0, 0, C, len(labels))
