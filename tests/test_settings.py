@@ -86,6 +86,8 @@ SMALL = HParams(dataset="moons", hidden=(16,), train_size=64, val_size=64, batch
                 optimizer="adam", seed=3)
 ADAMW = dict(optimizer="adam", decay_mode="decoupled", weight_decay=0.5)
 COSINE = dict(schedule="warmup_cosine", warmup_steps=0, total_steps=2)
+TRANSFORMER = dict(dataset="modular", modulus=11, architecture="transformer", n_embd=16, n_head=2,
+                   lr=3e-3)  # 60 of the 121 pairs
 # For every live setting: the run it matters in, and the value to switch to.
 LIVE_CHANGES = {
     "dropout": ({}, 0.5),
@@ -107,10 +109,14 @@ LIVE_CHANGES = {
     "decay_norms_and_biases": (ADAMW, True),
     "label_smoothing": ({}, 0.3),
     "batch_size": ({}, 8),
+    **{f"{site}_dropout": (TRANSFORMER, 0.3) for site in ("embd", "attn", "resid", "ffn")},
+    "answer_only": (dict(TRANSFORMER, answer_only=False), True),  # the same logits, other rounding
+    "decay_embeddings": (dict(TRANSFORMER, **ADAMW), False),
 }
 REBUILD_CHANGES = {"dataset": "circles", "hidden": (8,), "train_size": 80, "val_size": 80, "noise": 0.5,
                    "seed": 4, "activation": "tanh", "layer_norm": True,
-                   "architecture": "mlp"}  # "conv" needs digits: refused by update all the same
+                   "architecture": "mlp",  # "conv" needs digits: refused by update all the same
+                   "n_layer": 2, "n_head": 2, "n_embd": 64}
 
 
 def _weights(t: Trainer) -> list[torch.Tensor]:
