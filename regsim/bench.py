@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .transformer_bench import bench_transformer
+
 Row = dict  # {"name", "value", "unit", "target", "ok"}
 
 
@@ -849,6 +851,7 @@ SECTIONS: dict[str, Callable[[bool, str], list[Row]]] = {
     "dropout": bench_dropout, "hessian": bench_hessian, "optim": bench_optim,
     "frames": bench_frames,
 }
+SECTIONS["transformer"] = bench_transformer  # regsim/transformer_bench.py (issue 13)
 
 
 def run_bench(argv: list[str], gui_bench: Callable | None = None,

@@ -64,16 +64,21 @@ def torch_decay(h: HParams, lam: float) -> float:
     return lam / h.lr if h.decay_mode == "decoupled_paper" else lam
 
 
-def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def split_decay_groups(model: nn.Module, decay_embeddings: bool = True,
+                       ) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(decay, no_decay): weight matrices (ndim ≥ 2) vs biases and norm scales/shifts (ndim < 2).
 
     The GPT-3 / nanoGPT convention: decaying one-dimensional scale and shift parameters tends to harm
     rather than help, so only matrices pay the tax unless `decay_norms_and_biases` says otherwise.
+    Embedding tables are matrices too: nanoGPT decays them (`decay_embeddings`, the default);
+    GPT-3 / minGPT put every nn.Embedding weight in no_decay with the biases and LayerNorms.
     """
+    embeddings = set() if decay_embeddings else {
+        id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
+            (decay if p.dim() >= 2 and id(p) not in embeddings else no_decay).append(p)
     return decay, no_decay
 
 
@@ -98,7 +103,7 @@ def build_optimizer(model: nn.Module, h: HParams) -> torch.optim.Optimizer:
     measured on one CPU thread for the 784-512-512-10 MLP, Adam's step took 0.75 ms fused against
     3.2 ms unfused (nearly half a training step), SGD with momentum 0.44 ms against 0.74 ms. The
     update rule is the same (tests check it against a hand-written one)."""
-    decay, no_decay = split_decay_groups(model)
+    decay, no_decay = split_decay_groups(model, getattr(h, "decay_embeddings", True))
     groups = [{"params": decay, "name": "decay", **group_settings(h, False)},
               {"params": no_decay, "name": "no_decay", **group_settings(h, True)}]
     cls = torch.optim.Adam if h.optimizer == "adam" else torch.optim.SGD
@@ -121,6 +126,10 @@ def apply_settings(optimizer: torch.optim.Optimizer, model: nn.Module, old: HPar
     """
     if family(old.optimizer) != family(new.optimizer):
         return build_optimizer(model, new)
+    if old.decay_embeddings != new.decay_embeddings:  # move the tables; their moments stay (per param)
+        split = dict(zip(("decay", "no_decay"), split_decay_groups(model, new.decay_embeddings)))
+        for group in optimizer.param_groups:
+            group["params"] = split.get(group.get("name"), group["params"])
     for group in optimizer.param_groups:
         group.update(group_settings(new, group.get("name") == "no_decay"))
         if new.optimizer == "sgd" and old.optimizer == "momentum":

@@ -54,6 +54,7 @@ PARTS = frozenset({
     "masks",  # dropout_masks, activation_pre, activation_post, activation_inference, dropout_shapes
     "scratch",  # dropout_scratch: the from-scratch replay of each site (regsim.scratch); while asked
     # for, each dropout site keeps the gradients of every backward (two tensor hooks per site)
+    "transformer",  # transformer: this batch's attention maps, dropped connections, site masks
 })
 
 
@@ -150,6 +151,35 @@ class Snapshot:
     # Per dropout site: the NumPy code's values on the last batch beside the module's and
     # nn.Dropout's (regsim.scratch.ScratchSite; None before a training step). Part "scratch".
     dropout_scratch: tuple[ScratchSite | None, ...] = ()
+    # The transformer's sites on the last batch (regsim.transformer.site_view); None for other
+    # networks and when not asked for. Part "transformer".
+    transformer: TransformerView | None = None
+    clip_events: int = 0  # optimizer steps whose gradient norm exceeded grad_clip (was clipped)
+
+
+@dataclass(frozen=True)
+class TransformerView:
+    """One example of the transformer's last training batch at its four dropout sites (numpy)."""
+
+    sites: tuple[str, ...]  # ("embd", "attn", "resid", "ffn")
+    rates: tuple[float, ...]  # p at each site (every layer alike)
+    tokens: tuple[str, ...]  # the example's sequence as words: ("12", "+", "5", "=")
+    answer: int  # the label a ∘ b mod p of that example (-1 unknown)
+    predicted: int  # the eval-mode prediction for it
+    answer_only: bool  # True: the last block ran at the answer position only (one query row)
+    # (L, H, T) per layer and head, the answer query's post-softmax attention over the T positions:
+    # in the training forward (before the attn mask), its kept connections (True = kept), and
+    # the same example's weights in eval mode.
+    attention: np.ndarray
+    attention_kept: np.ndarray
+    attention_eval: np.ndarray
+    # site → per layer (embd: one) the (rows, C) bool kept-mask of that site's tensor for the
+    # example (rows = positions computed there: T, or 1 at the answer-only layer); True where p = 0.
+    masks: dict[str, tuple[np.ndarray, ...]]
+    # The residual stream entering the head at the answer position, (C,): training forward
+    # (dropout on) and eval forward.
+    stream_train: np.ndarray
+    stream_eval: np.ndarray
 
 
 class History:

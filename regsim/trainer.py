@@ -40,6 +40,7 @@ from .models import build_model
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
 from .scratch import site_values
 from .snapshot import SCRATCH_SITE, Counters, DataView, Snapshot, check_parts
+from .transformer import build_transformer, site_view
 
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
@@ -140,7 +141,8 @@ class Trainer:
         self.y_train = torch.as_tensor(self.data.y_train, device=dev)  # (N,) or (N, 1)
         self.x_val = torch.as_tensor(self.data.x_val, device=dev)
         self.y_val = torch.as_tensor(self.data.y_val, device=dev)
-        self.model = build_model(h, self.data.input_dim, self.data.n_classes).to(dev)
+        build = build_transformer if h.architecture == "transformer" else build_model
+        self.model = build(h, self.data.input_dim, self.data.n_classes).to(dev)
         self.model.train()
         self.optimizer = build_optimizer(self.model, h)
         self.generator = torch.Generator(device=dev)
@@ -160,6 +162,7 @@ class Trainer:
         self._event_log: list[tuple[int, str]] = []
         self._event_base = 0  # the event index of _event_log[0] (the log drops its oldest half)
         self._grad_norm = torch.zeros((), device=dev)
+        self._clip_events = torch.zeros((), dtype=torch.long, device=dev)  # steps clipped, on device
         self._grad_norm_due = 0.0  # perf_counter time after which the next norm is measured
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
         self._heavy_at = 0.0
@@ -290,6 +293,8 @@ class Trainer:
         old, new = self.hparams, self.hparams.replace(**changes)
         self.optimizer = apply_settings(self.optimizer, self.model, old, new)
         self.model.set_dropout(new.input_dropout, new.hidden_dropout(), new.dropout_kind == "channel")
+        if hasattr(self.model, "apply_hparams"):  # the transformer's sites and answer-only path
+            self.model.apply_hparams(new)
         self.hparams = new
         if any(getattr(old, k) != getattr(new, k) for k in LOSS_LEVEL_FIELDS & set(changes)):
             self._monitor.settings_changed(self.step_count + 1)
@@ -335,6 +340,7 @@ class Trainer:
             loss.backward()
             if h.grad_clip > 0:
                 self._grad_norm = torch.nn.utils.clip_grad_norm_(params, h.grad_clip)
+                self._clip_events += self._grad_norm > h.grad_clip  # counted on the device: no sync
             elif i == n - 1 and time.perf_counter() >= self._grad_norm_due:
                 # Only snapshots show it, so ~30 times a second is enough.
                 self._grad_norm = torch.linalg.vector_norm(torch.stack(
@@ -471,6 +477,7 @@ class Trainer:
         twin._path = deque(self._path, maxlen=self._path.maxlen)
         twin._hist_lock = self._hist_lock.copy()
         twin._grad_norm = self._grad_norm.clone()
+        twin._clip_events = self._clip_events.clone()
         twin.status = "paused" if self.status == "running" else self.status
         twin.message = self.message
         with twin._lock:
@@ -565,6 +572,10 @@ class Trainer:
         scratch = tuple(site_values(d, name, self.step_count - 1) if not only or name in only else None
                         for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
         got = got | ({"scratch"} if "scratch" in want else set())
+        tview = None
+        if "transformer" in want:  # measured; None for a network that is not a transformer
+            tview = site_view(self.model) if hasattr(self.model, "site_modules") else None
+            got = got | {"transformer"}
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -578,10 +589,12 @@ class Trainer:
             weight_norms=heavy["norms"], weight_abs_max=heavy["amax"],
             weight_hist_fixed=hists[2], weight_hist_fixed_edges=hists[3],
             dropout_sites=self.model.dropout_sites,
-            dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
+            dropout_rates=(self.model.site_rates() if hasattr(self.model, "site_rates")
+                           else (h.input_dropout, *h.hidden_dropout())), dropout_masks=masks,
             activation_pre=pre, activation_post=post, activation_inference=inference, data=data,
             events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters,
-            dropout_shapes=shapes, dropout_scratch=scratch)
+            dropout_shapes=shapes, dropout_scratch=scratch, transformer=tview,
+            clip_events=int(self._clip_events))
 
     def _measure(self, parts: frozenset[str]) -> dict:
         """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they
@@ -653,7 +666,8 @@ class Trainer:
             masks.append(mask.cpu().numpy())
             pre.append(d.last_input[0].flatten()[:ACT_UNITS].float().cpu().numpy())
             post.append(d.last_output[0].flatten()[:ACT_UNITS].float().cpu().numpy())
-        first = modules[0].last_input
+        first = getattr(self.model, "last_tokens", None)  # a transformer's input is its tokens
+        first = modules[0].last_input if first is None else first
         if first is None:
             return tuple(masks), tuple(pre), tuple(post), tuple(np.zeros(0, np.float32)
                                                                for _ in modules)

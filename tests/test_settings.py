@@ -28,6 +28,16 @@ from ui.controls import GROUPS, TIPS, WIDGETS, ControlPanel, control_range
 from ui.widgets import drawable_text
 
 BIG = dict(train_size=65536)  # lets batch_size reach its own bound (it is also capped by train_size)
+# What a used-when value needs besides itself to be a valid run (the transformer reads modular data).
+NEEDS = {("architecture", "transformer"): {"dataset": "modular"},
+         ("architecture", "embed_mlp"): {"dataset": "modular"}}
+
+
+def used_where(when) -> dict:
+    """The settings under which a greyed-when-unused control is used (empty: always used)."""
+    if not when:
+        return {}
+    return {when.field: when.values[0], **NEEDS.get((when.field, when.values[0]), {})}
 
 
 # ------------------------------------------------------------------------------------ the table
@@ -86,6 +96,8 @@ SMALL = HParams(dataset="moons", hidden=(16,), train_size=64, val_size=64, batch
                 optimizer="adam", seed=3)
 ADAMW = dict(optimizer="adam", decay_mode="decoupled", weight_decay=0.5)
 COSINE = dict(schedule="warmup_cosine", warmup_steps=0, total_steps=2)
+TRANSFORMER = dict(dataset="modular", modulus=11, architecture="transformer", n_embd=16, n_head=2,
+                   lr=3e-3)  # 60 of the 121 pairs
 # For every live setting: the run it matters in, and the value to switch to.
 LIVE_CHANGES = {
     "dropout": ({}, 0.5),
@@ -107,11 +119,15 @@ LIVE_CHANGES = {
     "decay_norms_and_biases": (ADAMW, True),
     "label_smoothing": ({}, 0.3),
     "batch_size": ({}, 8),
+    **{f"{site}_dropout": (TRANSFORMER, 0.3) for site in ("embd", "attn", "resid", "ffn")},
+    "answer_only": (dict(TRANSFORMER, answer_only=False), True),  # the same logits, other rounding
+    "decay_embeddings": (dict(TRANSFORMER, **ADAMW), False),
 }
 REBUILD_CHANGES = {"dataset": "circles", "hidden": (8,), "train_size": 80, "val_size": 80, "noise": 0.5,
                    "seed": 4, "activation": "tanh", "layer_norm": True,
                    "architecture": "mlp",  # "conv" needs digits: refused by update all the same
-                   "modulus": 59, "operation": "-", "train_fraction": 0.3}
+                   "modulus": 59, "operation": "-", "train_fraction": 0.3,
+                   "n_layer": 2, "n_head": 2, "n_embd": 64}
 
 
 def _weights(t: Trainer) -> list[torch.Tensor]:
@@ -224,7 +240,7 @@ RANGED = [(a, s, c) for a, s, c in WIDGETS if c.kind in ("p", "log", "number", "
 def test_each_controls_range_is_the_validation_range(qtbot, panel, attr, s, c) -> None:
     lo, hi = control_range(s, c)
     when = s.used_when  # a greyed control takes no keys: use it where it is used
-    base = HParams(**BIG, **({when.field: when.values[0]} if when else {}))
+    base = HParams(**{**BIG, **used_where(when)})
     panel.set_hparams(base)
     assert getattr(panel, attr).isEnabled()
     for end, v_end, outward in (("max", hi, +1), ("min", lo, -1)):  # p starts at its min
@@ -257,7 +273,7 @@ CHOICES = [(a, s, c) for a, s, c in WIDGETS if c.kind == "choice"]
 def test_each_choice_control_offers_exactly_the_allowed_values(qtbot, panel, attr, s, c) -> None:
     combo = getattr(panel, attr)
     if s.used_when:  # a greyed combo takes no keys: use it where it is used
-        panel.set_hparams(HParams(**{s.used_when.field: s.used_when.values[0]}))
+        panel.set_hparams(HParams(**used_where(s.used_when)))
     items = [combo.itemData(i) for i in range(combo.count())]
     assert sorted(items) == sorted(s.choices)
     assert [combo.itemText(i) for i in range(combo.count())] == list(s.choice_labels.values())
@@ -267,7 +283,8 @@ def test_each_choice_control_offers_exactly_the_allowed_values(qtbot, panel, att
         qtbot.keyClick(combo, key)
         sent = _last(panel, s.name)
         assert sent == combo.currentData() and sent in s.choices
-        needs = {"conv": {"dataset": "digits"}, "embed_mlp": {"dataset": "modular"}}  # architecture
+        needs = {"conv": {"dataset": "digits"}, "embed_mlp": {"dataset": "modular"},
+                     "transformer": {"dataset": "modular"}}  # architecture
         HParams(**{s.name: sent, **(needs.get(sent, {}) if s.name == "architecture" else {})})
 
 

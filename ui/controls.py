@@ -43,9 +43,11 @@ GROUPS = (
     ("Data and network (new run)", ("dataset", "architecture", "hidden", "seed", "modulus", "operation",
                                     "train_fraction")),
     ("Regularization (live)", ("dropout", "input_dropout", "dropout_kind", "weight_decay", "decay_mode",
-                               "decay_norms_and_biases", "label_smoothing")),
+                               "decay_norms_and_biases", "decay_embeddings", "label_smoothing")),
     ("Optimization (live)", ("optimizer", "lr", "momentum", "betas", "batch_size", "grad_clip",
                              "schedule", "warmup_steps", "total_steps", "min_lr_ratio")),
+    ("Transformer", ("n_layer", "n_head", "n_embd", "embd_dropout", "attn_dropout", "resid_dropout",
+                     "ffn_dropout", "answer_only")),
 )
 SHOWN = tuple(name for _, names in GROUPS for name in names)
 LIVE_FIELDS = tuple(n for n in SHOWN if SETTINGS[n].live)

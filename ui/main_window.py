@@ -308,6 +308,23 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Preset {name!r} loaded", 5000)
 
+    def load_preset_runs(self, presets: dict[str, str]) -> None:
+        """Replace the runs by these presets (run name → preset name), all at step 0."""
+        try:
+            runs = {run: load_preset(name) for run, name in presets.items()}
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        self.runs.clear()  # as a lesson starts its runs (ui.lessons): curves, panels, controls
+        for p in self._built_panels():
+            p.reset()
+        self.last_good = next(iter(runs.values()))
+        self.controls.set_hparams(self.last_good)
+        self.client.reset_runs(runs)
+        self._sync_run_state()
+        self.statusBar().showMessage(f"Runs at step 0: {', '.join(f'{r} = {n}' for r, n in presets.items())}"
+                                     " — press Space to run", 8000)
+
     def open_preset_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open preset", str(PRESET_DIR), "Presets (*.json)")
         if path:
@@ -376,6 +393,8 @@ class MainWindow(QMainWindow):
                 self.on_invalid(str(e))
                 return
             self.client.add_run(source=None, hparams=h)  # fresh, in lockstep; catches up
+        elif name == "runs":  # a panel's "compare these presets" button (the Recipe panel)
+            self.load_preset_runs(payload["presets"])
         elif name == "control":  # a panel's "add the control run" (grokking: λ = 0)
             self._add_control_run(payload["changes"])
 

@@ -79,6 +79,13 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("grokking", "Grokking", "Transformers", "ui.panels.grokking", "GrokkingPanel",
               frozenset({"eval"}), "a ∘ b mod p: train accuracy at 100 % long before val jumps; "
               "the weight norm and the \"grokked at step N\" marker, λ beside λ = 0"),
+    PanelSpec("transformer_sites", "Dropout sites", "Transformers", "ui.panels.transformer_sites",
+              "TransformerSitesPanel", frozenset({"transformer"}),
+              "The transformer block with its four dropout sites (embd, attn, resid, ffn), their live "
+              "p, this batch's attention with the dropped connections and the residual-stream masks"),
+    PanelSpec("recipe", "The recipe", "Transformers", "ui.panels.recipe", "RecipePanel",
+              frozenset({"eval"}), "The LLaMA recipe against the original Transformer's in lockstep: "
+              "the lr schedule with the current step, accuracy, clip events"),
 )
 
 
