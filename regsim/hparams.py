@@ -20,6 +20,7 @@ from typing import Any
 DATASETS = ("moons", "circles", "spiral", "xor", "regression", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DECAY_MODES = ("l2", "decoupled", "decoupled_paper")
+NO_DECAY_KINDS = ("biases+norms", "biases", "norms", "none")  # which 1-D kinds skip the decay
 SCHEDULES = ("constant", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ACTIVATIONS = ("relu", "tanh")
@@ -59,6 +60,7 @@ class HParams:
     activation: str = "relu"  # "relu" or "tanh"
     layer_norm: bool = False  # LayerNorm after each hidden Linear (its scale/shift are no_decay params)
     val_size: int = field(default=1000)  # validation examples for synthetic data (digits: the rest), >= 8
+    no_decay_kinds: str = "biases+norms"  # the kinds in the no_decay group (λ = 0): NO_DECAY_KINDS
 
     def __post_init__(self) -> None:
         # Coerce list-valued fields (JSON gives lists) so the frozen object is hashable and comparable.
@@ -264,6 +266,7 @@ _TABLE = (
                 "step does not change with lr.\nFor plain SGD, L2 and PyTorch's decoupled are the same "
                 "update."),
     Setting("normalized_decay", "normalized λ", "normalized λ", live=True,
+            controls=(Control("check"),),
             tip="Normalized weight decay (Loshchilov & Hutter 2019): λ is read as λ_norm and the "
                 "optimizer uses λ = λ_norm·√(b/(B·T)), b the batch size, B the training examples, "
                 "T = total steps·b/B the epochs (so λ = λ_norm/√total steps): the best λ_norm then "
@@ -346,6 +349,14 @@ _TABLE = (
     Setting("val_size", "Validation examples", "validation examples", live=False, lo=8, hi=1_000_000,
             unit="examples", note="digits: the rest of the 1797 images",
             tip="Validation examples for the synthetic datasets (digits: the images not trained on)."),
+    Setting("no_decay_kinds", "no_decay group", "no_decay group", live=True, choices=NO_DECAY_KINDS,
+            choice_labels={"biases+norms": "biases and norm γ, β", "biases": "biases only",
+                           "norms": "norm γ, β only", "none": "none (decay everything)"},
+            tip="Which one-dimensional parameters go in the no_decay group (λ = 0) while 'also decay "
+                "biases and norms' is off: biases, LayerNorm gains γ and shifts β, both (the GPT-3 / "
+                "nanoGPT convention: decaying 1-D scale and shift parameters tends to harm), or none. "
+                "Weight matrices are always decayed: θ ← (1 − ηλ)θ. Applied at the next step (each "
+                "kind is its own param_group; its λ is rewritten in place)."),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _TABLE}
 if list(SETTINGS) != field_names():  # every field described once, in the dataclass's order

@@ -15,6 +15,7 @@ import numpy as np
 
 from .hparams import HParams
 from .scratch import ScratchSite
+from .update_code import GroupView, UpdateCodeView
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ PARTS = frozenset({
     "masks",  # dropout_masks, activation_pre, activation_post, activation_inference, dropout_shapes
     "scratch",  # dropout_scratch: the from-scratch replay of each site (regsim.scratch); while asked
     # for, each dropout site keeps the gradients of every backward (two tensor hooks per site)
+    "update_code",  # update_code: every line of the update rule for one picked parameter
+    # (regsim.update_code); while asked for, the last step of each Trainer.step call records it
+    "param_groups",  # the optimizer's decay / no_decay groups and their tensors
 })
 
 
@@ -138,6 +142,11 @@ class Snapshot:
     # Per dropout site: the NumPy code's values on the last batch beside the module's and
     # nn.Dropout's (regsim.scratch.ScratchSite; None before a training step). Part "scratch".
     dropout_scratch: tuple[ScratchSite | None, ...] = ()
+    # The update rule's lines with their values for the picked parameter (None before a gradient).
+    # Part "update_code".
+    update_code: UpdateCodeView | None = None
+    # The optimizer's param_groups now: role, kind, λ and tensors of each. Part "param_groups".
+    param_groups: tuple[GroupView, ...] = ()
 
 
 class History:

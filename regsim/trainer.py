@@ -37,9 +37,11 @@ from .hparams import (
     coerce,
 )
 from .models import build_model
-from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
+from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at, named_kinds
 from .scratch import site_values
 from .snapshot import Counters, DataView, Snapshot, check_parts
+from .update_code import check_pick, group_views, record
+from .update_code import view as update_code_view
 
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
@@ -120,6 +122,10 @@ class Trainer:
         self._cursors: dict[int, _Cursor] = {}
         self._next_reader = DEFAULT_READER + 1
         self._run = 0
+        # The update-code view's parameter (tensor name, flat index; None: the first tensor's
+        # element 0), and whether a reader wants it (then step() records the picked tensor's step).
+        self.explain_pick: tuple[str, int] | None = None
+        self._explain_on = False
         self._build(hparams or HParams())
 
     def reader(self) -> int:
@@ -162,6 +168,7 @@ class Trainer:
         self._grad_norm = torch.zeros((), device=dev)
         self._grad_norm_due = 0.0  # perf_counter time after which the next norm is measured
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
+        self._recorded = None  # the picked tensor's last step (regsim.update_code.record)
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
         # The share of the wall clock this run trains for: 1/N in a Comparison of N runs stepped
@@ -340,6 +347,9 @@ class Trainer:
                 self._grad_norm = torch.linalg.vector_norm(torch.stack(
                     torch._foreach_norm([p.grad for p in params if p.grad is not None])))
                 self._grad_norm_due = time.perf_counter() + GRAD_NORM_EVERY_S
+            if self._explain_on and i == n - 1:  # the step as it is taken: no host sync here
+                self._recorded = record(self.model, self.optimizer, self._pick()[0],
+                                        self.step_count + 1)
             apply_decoupled_decay(self.optimizer)
             self.optimizer.step()
             losses.append(loss.detach())
@@ -471,6 +481,7 @@ class Trainer:
         twin._path = deque(self._path, maxlen=self._path.maxlen)
         twin._hist_lock = self._hist_lock.copy()
         twin._grad_norm = self._grad_norm.clone()
+        twin.explain_pick = self.explain_pick
         twin.status = "paused" if self.status == "running" else self.status
         twin.message = self.message
         with twin._lock:
@@ -564,6 +575,11 @@ class Trainer:
         scratch = tuple(site_values(d, name, self.step_count - 1)
                         for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
         got = got | ({"scratch"} if "scratch" in want else set())
+        self._explain_on = "update_code" in want
+        code = update_code_view(self.model, self.optimizer, self._pick(), self._recorded,
+                                self.step_count) if self._explain_on else None
+        groups = group_views(self.model, self.optimizer) if "param_groups" in want else ()
+        got = got | (want & {"update_code", "param_groups"})
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -580,7 +596,24 @@ class Trainer:
             dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
             activation_pre=pre, activation_post=post, activation_inference=inference, data=data,
             events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters,
-            dropout_shapes=shapes, dropout_scratch=scratch)
+            dropout_shapes=shapes, dropout_scratch=scratch, update_code=code, param_groups=groups)
+
+    def pick_parameter(self, param: str, index: int) -> None:
+        """The parameter the update-code view explains: tensor `param` ("fc1.weight"), element
+        `index` (flat, row-major). A ValueError names the field and its range."""
+        check_pick(self.model, param, index)
+        self.explain_pick = (param, index)
+
+    def _pick(self) -> tuple[str, int]:
+        """The picked parameter, or the first tensor's element 0 when none (or no longer) fits."""
+        if self.explain_pick is not None:
+            try:
+                check_pick(self.model, *self.explain_pick)
+                return self.explain_pick
+            except ValueError:
+                pass
+        first = named_kinds(self.model)[0][0]
+        return first, 0
 
     def _measure(self, parts: frozenset[str]) -> dict:
         """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they

@@ -42,7 +42,7 @@ from ui.widgets import LiveLabel, drawable_text
 GROUPS = (
     ("Data and network (new run)", ("dataset", "architecture", "hidden", "seed")),
     ("Regularization (live)", ("dropout", "input_dropout", "dropout_kind", "weight_decay", "decay_mode",
-                               "decay_norms_and_biases", "label_smoothing")),
+                               "normalized_decay", "decay_norms_and_biases", "label_smoothing")),
     ("Optimization (live)", ("optimizer", "lr", "momentum", "betas", "batch_size", "grad_clip",
                              "schedule", "warmup_steps", "total_steps", "min_lr_ratio")),
 )
