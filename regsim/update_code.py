@@ -69,6 +69,8 @@ class RuleValues:
     marked: int  # the line that makes it L2 or decoupled (0-based)
     values: tuple[tuple[tuple[str, float], ...], ...]  # per line: what it computes, at index i
     theta_new: float
+    effective_decay: float  # the fraction of θᵢ its decay takes this step: lr·λ/(√v̂ᵢ + ε) for
+    # Adam+L2, lr·λ for AdamW, SGD+L2 and SGDW, η_t·λ for the paper's variants
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def view(model: Any, optimizer: Any, pick: tuple[str, int], recorded: Recorded |
         e.rule, "decoupled_paper")
     family = "adam" if e.rule.startswith("Adam") else "sgd"
     at = _picker(index)
-    own = _rule_values(e.rule, dict(e.values), recorded.before, at)
+    own = _rule_values(e.rule, dict(e.values), recorded.before, at, at(e.effective_decay))
     other = _counterpart(family, COUNTERPART[mode], recorded, index)
 
     def pick_or_nan(t: Any) -> float:
@@ -238,10 +240,14 @@ def _counterpart(family: str, mode: str, rec: Recorded, index: int) -> RuleValue
     if mode == "l2":
         values["g_total"] = values["g"]
     values["g"] = el["g"]
-    return _rule_values(name, values, el, _picker(0))
+    if family == "adam" and mode == "l2":
+        rate = x["lr"] * x["lam"] / (math.sqrt(float(values["v_hat"][0])) + x["eps"])
+    else:
+        rate = (x["eta_t"] if mode == "decoupled_paper" else x["lr"]) * x["lam"]
+    return _rule_values(name, values, el, _picker(0), rate)
 
 
-def _rule_values(name: str, values: dict, before: dict, at) -> RuleValues:
+def _rule_values(name: str, values: dict, before: dict, at, rate: float) -> RuleValues:
     """Per line of the rule's source: what the line computes, as (label, value) pairs."""
     from . import rules
 
@@ -270,4 +276,5 @@ def _rule_values(name: str, values: dict, before: dict, at) -> RuleValues:
             lam_theta = values["lam"] * at(before["theta"])
             pairs.append(("λθ/(√v̂+ε)", lam_theta / (math.sqrt(v_hat) + values.get("eps", rules.EPS))))
         out.append(tuple(pairs))
-    return RuleValues(name, tuple(src), rules.marked_line(name), tuple(out), at(values["theta_new"]))
+    return RuleValues(name, tuple(src), rules.marked_line(name), tuple(out), at(values["theta_new"]),
+                      float(rate))

@@ -366,6 +366,10 @@ class MainWindow(QMainWindow):
             self._live_changed(payload)
         elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
             self.load_preset_by_name(payload["name"])
+        elif name == "explain":  # the update-code panel's parameter (regsim.update_code)
+            self.client.send("explain", payload)
+        elif name == "lesson":  # a panel's "run the lesson" button
+            self.lessons.choose(payload["name"])
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:
