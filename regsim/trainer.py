@@ -605,15 +605,18 @@ class Trainer:
         self.explain_pick = (param, index)
 
     def _pick(self) -> tuple[str, int]:
-        """The picked parameter, or the first tensor's element 0 when none (or no longer) fits."""
+        """The picked parameter; when none (or no longer) fits, the first tensor's largest |θᵢ|,
+        kept from then on: element 0 of the digits' first layer is a blank corner pixel, whose
+        gradient is always 0 (measured: θ ≈ 1e-10, every line 0 or noise)."""
         if self.explain_pick is not None:
             try:
                 check_pick(self.model, *self.explain_pick)
                 return self.explain_pick
             except ValueError:
                 pass
-        first = named_kinds(self.model)[0][0]
-        return first, 0
+        name, p, _ = named_kinds(self.model)[0]
+        self.explain_pick = (name, int(p.detach().abs().argmax()))  # one sync, once
+        return self.explain_pick
 
     def _measure(self, parts: frozenset[str]) -> dict:
         """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they

@@ -49,7 +49,9 @@ def test_empty_state_then_the_first_steps_values(live) -> None:
     t.step(3)
     snap = feed()
     v = snap.update_code
-    assert v.param == "fc1.weight" and v.index == 0 and v.rule.rule == "Adam+L2"
+    init = Trainer(H, device="cpu").model.linears[0].weight.detach()  # picked at the first snapshot
+    biggest = int(init.abs().argmax())  # the default: the largest |θᵢ| then
+    assert v.param == "fc1.weight" and v.index == biggest and v.rule.rule == "Adam+L2"
     assert "step 3, the step the run just took" in panel.status_label.text()
     text = panel.code.toPlainText()
     assert f"m = {fmt(dict(v.rule.values[4])['m'])}" in text and "<- L2" in text
@@ -93,7 +95,8 @@ def test_a_bad_index_is_named_with_its_range_and_not_sent(live, qtbot) -> None:
     assert "dimension 1 = 2 is out of range" in said and "[0, 1]" in said
     assert not panel.set_pick("fc1.weight", "x")
     assert "not a whole number" in panel.pick_label.text()
-    assert t.explain_pick is None
+    default = ("fc1.weight", int(t.model.linears[0].weight.detach().abs().argmax()))
+    assert t.explain_pick == default  # unchanged by the rejected picks
 
 
 def test_parse_index_is_row_major() -> None:

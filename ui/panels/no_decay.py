@@ -52,7 +52,7 @@ class NoDecayPanel(Panel):
     """The optimizer's param_groups as a live table, and which kinds skip the decay."""
 
     key = "no_decay"
-    title = "no_decay groups"
+    title = "Decay groups"  # "no_decay" lost its underscore in the tab bar's font
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)

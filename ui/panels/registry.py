@@ -73,7 +73,7 @@ PANELS: tuple[PanelSpec, ...] = (
               "UpdateCodePanel", frozenset({"update_code", "param_groups"}),
               "Adam+L2 and AdamW (or SGD+L2 and SGDW) as ten lines of code, with the values of every "
               "line for a parameter you pick in the live model"),
-    PanelSpec("no_decay", "no_decay groups", "Optimizers", "ui.panels.no_decay", "NoDecayPanel",
+    PanelSpec("no_decay", "Decay groups", "Optimizers", "ui.panels.no_decay", "NoDecayPanel",
               frozenset({"param_groups"}), "The decay / no_decay parameter groups live: which tensors, "
               "how many parameters, each group's λ; toggle which kinds are decayed"),
 )

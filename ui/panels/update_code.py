@@ -112,6 +112,9 @@ class UpdateCodePanel(Panel):
         self.param_combo.setToolTip("The parameter tensor of the live model whose element the code "
                                     "follows (decay group: weight matrices; no_decay: biases, norms)")
         self.param_combo.activated.connect(self._picked)
+        self.param_combo.setMinimumContentsLength(18)
+        self.param_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.index_edit = QLineEdit("0")
         self.index_edit.setMaximumWidth(110)
         self.index_edit.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # no caret blinking unasked
@@ -124,6 +127,8 @@ class UpdateCodePanel(Panel):
         top = QHBoxLayout()
         for text, w in (("parameter:", self.param_combo), ("index:", self.index_edit)):
             label = QLabel(text)
+            for x in (label, w):  # a slide names the element in the status line instead
+                x.setProperty("export_hidden", True)
             top.addWidget(label)
             top.addWidget(w)
         top.addSpacing(12)
@@ -292,7 +297,8 @@ class UpdateCodePanel(Panel):
         self.status_label.setText(f"{v.param}[{where}]: {when}.  θᵢ in the live model now: "
                                   f"{fmt(v.theta_live)}")
         width = 2 + max(len(line.split("#")[0].rstrip()) for rv in (v.rule, v.counterpart)
-                        for line in rv.source)
+                        for line in rv.source if not line.startswith("def ")
+                        and not line.strip().startswith('"""'))
         for view, title, rv, own in ((self.code, self.rule_title, v.rule, True),
                                      (self.other_code, self.other_title, v.counterpart, False)):
             text, spans = self._text(rv, width)
@@ -305,8 +311,11 @@ class UpdateCodePanel(Panel):
                           "same θ, g and state")
             view.setMinimumHeight(view.fontMetrics().height() * (len(self._kept(rv)) + 1))
         inputs = v.rule.values[0]
-        self.inputs_label.setText("inputs:  " + ",  ".join(f"{NAMES.get(k, k)} = {fmt(x)}"
-                                                          for k, x in inputs))
+        self.inputs_label.setText("inputs:  " + ",  ".join(
+            f"{NAMES.get(k, k)} = {int(x) if k == 't' else fmt(x)}" for k, x in inputs))
+        if self._pick is None and not self.index_edit.hasFocus():  # the engine's default element
+            self.param_combo.setCurrentIndex(max(0, self.param_combo.findData(v.param)))
+            self.index_edit.setText(where)
         self.summary_label.setText(self._summary(v))
         self._detail(v)
 
