@@ -14,8 +14,16 @@ from PySide6.QtGui import QColor, QFont, QFontDatabase, QPalette, QTextCharForma
 from PySide6.QtWidgets import QPlainTextEdit, QSizePolicy, QTextEdit, QWidget
 from superqt.utils import CodeSyntaxHighlight
 
-from ui.panels.style import mix
 from ui.theme import Theme
+
+
+def _blend(a: str, b: str, t: float) -> QColor:
+    """The colour between `a` (t = 0) and `b` (t = 1); here, not ui.panels.style: ui modules
+    outside panels/ must not import from it (the import contract's no-cycle rule)."""
+    ca, cb = QColor(a), QColor(b)
+    return QColor(round(ca.red() + (cb.red() - ca.red()) * t),
+                  round(ca.green() + (cb.green() - ca.green()) * t),
+                  round(ca.blue() + (cb.blue() - ca.blue()) * t))
 
 
 class CodeView(QPlainTextEdit):
@@ -114,7 +122,7 @@ class CodeView(QPlainTextEdit):
             if not 0 <= index < self.line_count():
                 continue
             sel = QTextEdit.ExtraSelection()
-            sel.format.setBackground(mix(bg, colour, share))
+            sel.format.setBackground(_blend(bg, colour, share))
             sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
             cursor = QTextCursor(self.document().findBlockByNumber(index))
             cursor.clearSelection()
