@@ -289,6 +289,8 @@ class UpdateCodePanel(Panel):
             self.inputs_label.setText("")
             self.summary_label.setText("")
             self.detail_label.setText("")
+            if self._pick is None and not self.index_edit.hasFocus():
+                self.index_edit.setText("0")  # the engine's default is shown only with its values
             return
         where = ", ".join(str(k) for k in unravel(v.index, v.shape))
         when = (f"the values of step {v.step}, the step the run just took" if v.recorded else
