@@ -24,6 +24,7 @@ Commands are tuples (name, payload):
                                panel draws
     ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
     ("cancel", id)
+    ("explain", {"param": name, "index": i})   the parameter the update-code view explains
     ("stop_at", step|None)     pause once the runs reach `step` (a lesson's budget: its claim is
                                judged there); "run" at or past it pauses again at once; None: off
 Messages out are tuples (kind, payload):
@@ -249,6 +250,16 @@ class _Loop:
                 if parts != self.parts:
                     self.parts = parts
                     self.send_snapshot()  # the panel just shown gets its parts now, not next frame
+            elif name == "explain":  # the update-code view's parameter, for every run it fits
+                spec = payload if isinstance(payload, dict) else {}
+                for run, t in c.trainers.items():
+                    try:
+                        t.pick_parameter(str(spec.get("param", "")), spec.get("index"))
+                    except ValueError:
+                        if run == self.selected:
+                            raise
+                if not self.running:
+                    self.send_snapshot()
             elif name == "stop_at":
                 if payload is not None and (isinstance(payload, bool) or not isinstance(payload, int)
                                             or payload < 1):

@@ -22,6 +22,7 @@ from .modular import OPERATIONS, check, train_count  # numpy only: a ∘ b mod p
 DATASETS = ("moons", "circles", "spiral", "xor", "regression", "digits", "modular")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DECAY_MODES = ("l2", "decoupled", "decoupled_paper")
+NO_DECAY_KINDS = ("biases+norms", "biases", "norms", "none")  # which 1-D kinds skip the decay
 SCHEDULES = ("constant", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ACTIVATIONS = ("relu", "tanh")
@@ -75,6 +76,7 @@ class HParams:
     modulus: int = 47  # modular: the prime p of a ∘ b mod p (regsim/modular.py)
     operation: str = "+"  # modular: the operation ∘, one of OPERATIONS ("/" = times the inverse)
     train_fraction: float = 0.5  # modular: share of the p² pairs trained on, in (0, 1)
+    no_decay_kinds: str = "biases+norms"  # the kinds in the no_decay group (λ = 0): NO_DECAY_KINDS
 
     def __post_init__(self) -> None:
         # Coerce list-valued fields (JSON gives lists) so the frozen object is hashable and comparable.
@@ -323,6 +325,7 @@ _TABLE = (
                 "step does not change with lr.\nFor plain SGD, L2 and PyTorch's decoupled are the same "
                 "update."),
     Setting("normalized_decay", "normalized λ", "normalized λ", live=True,
+            controls=(Control("check"),),
             tip="Normalized weight decay (Loshchilov & Hutter 2019): λ is read as λ_norm and the "
                 "optimizer uses λ = λ_norm·√(b/(B·T)), b the batch size, B the training examples, "
                 "T = total steps·b/B the epochs (so λ = λ_norm/√total steps): the best λ_norm then "
@@ -429,6 +432,14 @@ _TABLE = (
                 "validation set). Grokking needs the table not memorisable into a rule by accident: "
                 "at f = 0.5 the net fits the training pairs in ~50 steps, then generalises only "
                 "hundreds of steps later, with weight decay. Changing it starts a new run."),
+    Setting("no_decay_kinds", "no_decay group", "no_decay group", live=True, choices=NO_DECAY_KINDS,
+            choice_labels={"biases+norms": "biases and norm γ, β", "biases": "biases only",
+                           "norms": "norm γ, β only", "none": "none (decay everything)"},
+            tip="Which one-dimensional parameters go in the no_decay group (λ = 0) while 'also decay "
+                "biases and norms' is off: biases, LayerNorm gains γ and shifts β, both (the GPT-3 / "
+                "nanoGPT convention: decaying 1-D scale and shift parameters tends to harm), or none. "
+                "Weight matrices are always decayed: θ ← (1 − ηλ)θ. Applied at the next step (each "
+                "kind is its own param_group; its λ is rewritten in place)."),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _TABLE}
 if list(SETTINGS) != field_names():  # every field described once, in the dataclass's order

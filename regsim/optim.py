@@ -42,6 +42,12 @@ from .hparams import HParams
 DECAY_KEY = "regsim_decoupled_wd"  # our own param_group key: decoupled decay for the SGD family
 LAMBDA_KEY = "regsim_lambda"  # the λ the user set (after normalization), for display and rules.py
 MODE_KEY = "regsim_decay_mode"  # the decay mode, for display and rules.py
+KIND_KEY = "regsim_kind"  # which kind of tensor a param_group holds (KINDS)
+# The kinds of parameter tensor, each in a param_group of its own (see build_optimizer): weight
+# matrices and conv kernels, biases, normalization gains and shifts (LayerNorm γ, β), embeddings.
+KINDS = ("weight", "bias", "norm", "embedding")
+NO_DECAY_SETS = {"biases+norms": frozenset({"bias", "norm"}), "biases": frozenset({"bias"}),
+                 "norms": frozenset({"norm"}), "none": frozenset()}  # HParams.no_decay_kinds
 
 
 def effective_lambda(h: HParams) -> float:
@@ -72,6 +78,7 @@ def split_decay_groups(model: nn.Module, decay_embeddings: bool = True,
     rather than help, so only matrices pay the tax unless `decay_norms_and_biases` says otherwise.
     Embedding tables are matrices too: nanoGPT decays them (`decay_embeddings`, the default);
     GPT-3 / minGPT put every nn.Embedding weight in no_decay with the biases and LayerNorms.
+    (The two-group split the sweep's batched runs use; build_optimizer keeps a group per kind.)
     """
     embeddings = set() if decay_embeddings else {
         id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
@@ -82,9 +89,59 @@ def split_decay_groups(model: nn.Module, decay_embeddings: bool = True,
     return decay, no_decay
 
 
-def group_settings(h: HParams, no_decay: bool) -> dict:
-    """The param_group entries implied by `h` for one group (lr is set per step by the schedule)."""
-    lam = 0.0 if (no_decay and not h.decay_norms_and_biases) else effective_lambda(h)
+def param_kind(module: nn.Module, name: str, p: nn.Parameter) -> str:
+    """One of KINDS for parameter `name` of `module` (its owner): norm layers' γ and β are "norm",
+    nn.Embedding tables "embedding", other tensors of ndim ≥ 2 "weight", the rest "bias"."""
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)):
+        return "norm"
+    if isinstance(module, nn.Embedding):
+        return "embedding"
+    return "weight" if p.dim() >= 2 else "bias"
+
+
+def named_kinds(model: nn.Module) -> list[tuple[str, nn.Parameter, str]]:
+    """(name, parameter, kind) of every trainable parameter, in model order. The names use the
+    layer names the panels show: linears.0.weight → fc1.weight, norms.0.bias → ln1.bias,
+    convs.1.weight → conv2.weight."""
+    out = []
+    for mod_name, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            if p.requires_grad:
+                out.append((_display(f"{mod_name}.{pname}" if mod_name else pname), p,
+                            param_kind(module, pname, p)))
+    return out
+
+
+def _display(name: str) -> str:
+    for prefix, short in (("linears.", "fc"), ("norms.", "ln"), ("convs.", "conv")):
+        if name.startswith(prefix):
+            index, _, rest = name[len(prefix):].partition(".")
+            if index.isdigit():
+                return f"{short}{int(index) + 1}.{rest}"
+    return name
+
+
+def no_decay_set(h: HParams) -> frozenset[str]:
+    """The kinds that go undecayed (λ = 0) under `h`: none with decay_norms_and_biases, else the
+    ones `no_decay_kinds` names (weight matrices are always decayed); embedding tables too when
+    `decay_embeddings` is off (GPT-3 / minGPT; nanoGPT decays them)."""
+    kinds = frozenset() if h.decay_norms_and_biases else NO_DECAY_SETS[h.no_decay_kinds]
+    return kinds if h.decay_embeddings else kinds | {"embedding"}
+
+
+def group_name(h: HParams, kind: str) -> str:
+    """"decay" or "no_decay": the role a kind's group plays under `h` (the panels' word)."""
+    return "no_decay" if kind in no_decay_set(h) else "decay"
+
+
+def group_settings(h: HParams, no_decay: bool, kind: str | None = None) -> dict:
+    """The param_group entries implied by `h` for one group (lr is set per step by the schedule).
+
+    `kind` (one of KINDS) decides by `no_decay_set(h)`; without it, `no_decay` says whether the
+    group is the biases-and-norms group (the two-group split the sweep's batched runs use)."""
+    excluded = (kind in no_decay_set(h)) if kind is not None else (
+        no_decay and not h.decay_norms_and_biases)
+    lam = 0.0 if excluded else effective_lambda(h)
     wd = torch_decay(h, lam)
     decoupled = h.decay_mode != "l2"
     shown = {LAMBDA_KEY: lam, MODE_KEY: h.decay_mode}
@@ -102,10 +159,18 @@ def build_optimizer(model: nn.Module, h: HParams) -> torch.optim.Optimizer:
     A fused step updates each tensor in one pass instead of one pass per elementwise operation:
     measured on one CPU thread for the 784-512-512-10 MLP, Adam's step took 0.75 ms fused against
     3.2 ms unfused (nearly half a training step), SGD with momentum 0.44 ms against 0.74 ms. The
-    update rule is the same (tests check it against a hand-written one)."""
-    decay, no_decay = split_decay_groups(model, getattr(h, "decay_embeddings", True))
-    groups = [{"params": decay, "name": "decay", **group_settings(h, False)},
-              {"params": no_decay, "name": "no_decay", **group_settings(h, True)}]
+    update rule is the same (tests check it against a hand-written one).
+
+    One param_group per kind of tensor (KINDS: weights, biases, norms, embeddings), each named
+    "decay" or "no_decay" by `h`. A toggle of which kinds are decayed then rewrites a group's λ and
+    name in place, at the next step; the tensors never move between groups, because torch's
+    load_state_dict pairs saved and live groups by position and size, so a checkpoint saved before
+    a move could not be restored after it (the divergence recovery restores checkpoints)."""
+    by_kind: dict[str, list[nn.Parameter]] = {}
+    for _, p, kind in named_kinds(model):
+        by_kind.setdefault(kind, []).append(p)
+    groups = [{"params": by_kind[k], "name": group_name(h, k), KIND_KEY: k,
+               **group_settings(h, False, k)} for k in KINDS if k in by_kind]
     cls = torch.optim.Adam if h.optimizer == "adam" else torch.optim.SGD
     try:
         return cls(groups, lr=h.lr, fused=True)
@@ -126,12 +191,12 @@ def apply_settings(optimizer: torch.optim.Optimizer, model: nn.Module, old: HPar
     """
     if family(old.optimizer) != family(new.optimizer):
         return build_optimizer(model, new)
-    if old.decay_embeddings != new.decay_embeddings:  # move the tables; their moments stay (per param)
-        split = dict(zip(("decay", "no_decay"), split_decay_groups(model, new.decay_embeddings)))
-        for group in optimizer.param_groups:
-            group["params"] = split.get(group.get("name"), group["params"])
     for group in optimizer.param_groups:
-        group.update(group_settings(new, group.get("name") == "no_decay"))
+        kind = group.get(KIND_KEY)
+        if kind is None:  # a group built elsewhere: the two-group split
+            group.update(group_settings(new, group.get("name") == "no_decay"))
+        else:
+            group.update(group_settings(new, False, kind), name=group_name(new, kind))
         if new.optimizer == "sgd" and old.optimizer == "momentum":
             for p in group["params"]:
                 optimizer.state.get(p, {}).pop("momentum_buffer", None)

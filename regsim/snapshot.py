@@ -16,6 +16,7 @@ import numpy as np
 from .compression import FrameRing
 from .hparams import HParams
 from .scratch import ScratchSite
+from .update_code import GroupView, UpdateCodeView
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ PARTS = frozenset({
     "scratch",  # dropout_scratch: the from-scratch replay of each site (regsim.scratch); while asked
     # for, each dropout site keeps the gradients of every backward (two tensor hooks per site)
     "transformer",  # transformer: this batch's attention maps, dropped connections, site masks
+    "update_code",  # update_code: every line of the update rule for one picked parameter
+    # (regsim.update_code); while asked for, the last step of each Trainer.step call records it
+    "param_groups",  # the optimizer's decay / no_decay groups and their tensors
 })
 
 
@@ -155,6 +159,11 @@ class Snapshot:
     # networks and when not asked for. Part "transformer".
     transformer: TransformerView | None = None
     clip_events: int = 0  # optimizer steps whose gradient norm exceeded grad_clip (was clipped)
+    # The update rule's lines with their values for the picked parameter (None before a gradient).
+    # Part "update_code".
+    update_code: UpdateCodeView | None = None
+    # The optimizer's param_groups now: role, kind, λ and tensors of each. Part "param_groups".
+    param_groups: tuple[GroupView, ...] = ()
 
 
 @dataclass(frozen=True)

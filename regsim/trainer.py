@@ -37,10 +37,12 @@ from .hparams import (
     coerce,
 )
 from .models import build_model
-from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
+from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at, named_kinds
 from .scratch import site_values
 from .snapshot import SCRATCH_SITE, Counters, DataView, Snapshot, check_parts
 from .transformer import build_transformer, site_view
+from .update_code import check_pick, group_views, record
+from .update_code import view as update_code_view
 
 HIST_BINS = 64  # fixed bin count: a histogram costs the same at any λ
 MASK_ROWS, MASK_COLS = 32, 256  # cap on the mask image sent per dropout site
@@ -121,6 +123,10 @@ class Trainer:
         self._cursors: dict[int, _Cursor] = {}
         self._next_reader = DEFAULT_READER + 1
         self._run = 0
+        # The update-code view's parameter (tensor name, flat index; None: the first tensor's
+        # element 0), and whether a reader wants it (then step() records the picked tensor's step).
+        self.explain_pick: tuple[str, int] | None = None
+        self._explain_on = False
         self._build(hparams or HParams())
 
     def reader(self) -> int:
@@ -165,6 +171,7 @@ class Trainer:
         self._clip_events = torch.zeros((), dtype=torch.long, device=dev)  # steps clipped, on device
         self._grad_norm_due = 0.0  # perf_counter time after which the next norm is measured
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
+        self._recorded = None  # the picked tensor's last step (regsim.update_code.record)
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
         # The share of the wall clock this run trains for: 1/N in a Comparison of N runs stepped
@@ -346,6 +353,9 @@ class Trainer:
                 self._grad_norm = torch.linalg.vector_norm(torch.stack(
                     torch._foreach_norm([p.grad for p in params if p.grad is not None])))
                 self._grad_norm_due = time.perf_counter() + GRAD_NORM_EVERY_S
+            if self._explain_on and i == n - 1:  # the step as it is taken: no host sync here
+                self._recorded = record(self.model, self.optimizer, self._pick()[0],
+                                        self.step_count + 1)
             apply_decoupled_decay(self.optimizer)
             self.optimizer.step()
             losses.append(loss.detach())
@@ -478,6 +488,7 @@ class Trainer:
         twin._hist_lock = self._hist_lock.copy()
         twin._grad_norm = self._grad_norm.clone()
         twin._clip_events = self._clip_events.clone()
+        twin.explain_pick = self.explain_pick
         twin.status = "paused" if self.status == "running" else self.status
         twin.message = self.message
         with twin._lock:
@@ -576,6 +587,11 @@ class Trainer:
         if "transformer" in want:  # measured; None for a network that is not a transformer
             tview = site_view(self.model) if hasattr(self.model, "site_modules") else None
             got = got | {"transformer"}
+        self._explain_on = "update_code" in want
+        code = update_code_view(self.model, self.optimizer, self._pick(), self._recorded,
+                                self.step_count) if self._explain_on else None
+        groups = group_views(self.model, self.optimizer) if "param_groups" in want else ()
+        got = got | (want & {"update_code", "param_groups"})
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -594,7 +610,28 @@ class Trainer:
             activation_pre=pre, activation_post=post, activation_inference=inference, data=data,
             events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters,
             dropout_shapes=shapes, dropout_scratch=scratch, transformer=tview,
-            clip_events=int(self._clip_events))
+            clip_events=int(self._clip_events), update_code=code,
+            param_groups=groups)
+
+    def pick_parameter(self, param: str, index: int) -> None:
+        """The parameter the update-code view explains: tensor `param` ("fc1.weight"), element
+        `index` (flat, row-major). A ValueError names the field and its range."""
+        check_pick(self.model, param, index)
+        self.explain_pick = (param, index)
+
+    def _pick(self) -> tuple[str, int]:
+        """The picked parameter; when none (or no longer) fits, the first tensor's largest |θᵢ|,
+        kept from then on: element 0 of the digits' first layer is a blank corner pixel, whose
+        gradient is always 0 (measured: θ ≈ 1e-10, every line 0 or noise)."""
+        if self.explain_pick is not None:
+            try:
+                check_pick(self.model, *self.explain_pick)
+                return self.explain_pick
+            except ValueError:
+                pass
+        name, p, _ = named_kinds(self.model)[0]
+        self.explain_pick = (name, int(p.detach().abs().argmax()))  # one sync, once
+        return self.explain_pick
 
     def _measure(self, parts: frozenset[str]) -> dict:
         """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they

@@ -117,6 +117,7 @@ LIVE_CHANGES = {
     "min_lr_ratio": (COSINE, 0.9),
     "grad_clip": (dict(optimizer="sgd"), 0.01),  # Adam's first steps barely see a clip
     "decay_norms_and_biases": (ADAMW, True),
+    "no_decay_kinds": (ADAMW, "norms"),  # the biases are decayed too
     "label_smoothing": ({}, 0.3),
     "batch_size": ({}, 8),
     **{f"{site}_dropout": (TRANSFORMER, 0.3) for site in ("embd", "attn", "resid", "ffn")},

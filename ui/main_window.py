@@ -395,6 +395,10 @@ class MainWindow(QMainWindow):
             self.client.add_run(source=None, hparams=h)  # fresh, in lockstep; catches up
         elif name == "runs":  # a panel's "compare these presets" button (the Recipe panel)
             self.load_preset_runs(payload["presets"])
+        elif name == "explain":  # the update-code panel's parameter (regsim.update_code)
+            self.client.send("explain", payload)
+        elif name == "lesson":  # a panel's "run the lesson" button
+            self.lessons.choose(payload["name"])
         elif name == "control":  # a panel's "add the control run" (grokking: λ = 0)
             self._add_control_run(payload["changes"])
 

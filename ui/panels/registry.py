@@ -86,6 +86,13 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("recipe", "The recipe", "Transformers", "ui.panels.recipe", "RecipePanel",
               frozenset({"eval"}), "The LLaMA recipe against the original Transformer's in lockstep: "
               "the lr schedule with the current step, accuracy, clip events"),
+    PanelSpec("update_code", "Update rule as code", "Optimizers", "ui.panels.update_code",
+              "UpdateCodePanel", frozenset({"update_code", "param_groups"}),
+              "Adam+L2 and AdamW (or SGD+L2 and SGDW) as ten lines of code, with the values of every "
+              "line for a parameter you pick in the live model"),
+    PanelSpec("no_decay", "Decay groups", "Optimizers", "ui.panels.no_decay", "NoDecayPanel",
+              frozenset({"param_groups"}), "The decay / no_decay parameter groups live: which tensors, "
+              "how many parameters, each group's λ; toggle which kinds are decayed"),
 )
 
 
