@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hparams import HParams
+from .optstate import OptState
 from .scratch import ScratchSite
 
 
@@ -51,6 +52,7 @@ PARTS = frozenset({
     "masks",  # dropout_masks, activation_pre, activation_post, activation_inference, dropout_shapes
     "scratch",  # dropout_scratch: the from-scratch replay of each site (regsim.scratch); while asked
     # for, each dropout site keeps the gradients of every backward (two tensor hooks per site)
+    "optstate",  # opt_state: each weight's effective decay per step (regsim.optstate), ~2 ms
 })
 
 
@@ -138,6 +140,9 @@ class Snapshot:
     # Per dropout site: the NumPy code's values on the last batch beside the module's and
     # nn.Dropout's (regsim.scratch.ScratchSite; None before a training step). Part "scratch".
     dropout_scratch: tuple[ScratchSite | None, ...] = ()
+    # The effective decay each weight matrix element receives per step, read from the optimizer's
+    # state (regsim.optstate.OptState). Part "optstate".
+    opt_state: OptState | None = None
 
 
 class History:

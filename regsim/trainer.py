@@ -38,6 +38,7 @@ from .hparams import (
 )
 from .models import build_model
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
+from .optstate import measure as measure_optstate
 from .scratch import site_values
 from .snapshot import Counters, DataView, Snapshot, check_parts
 
@@ -564,6 +565,9 @@ class Trainer:
         scratch = tuple(site_values(d, name, self.step_count - 1)
                         for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
         got = got | ({"scratch"} if "scratch" in want else set())
+        opt_state = measure_optstate(self.model, self.optimizer, self.step_count) \
+            if "optstate" in want else None
+        got = got | ({"optstate"} if "optstate" in want else set())
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -580,7 +584,7 @@ class Trainer:
             dropout_rates=(h.input_dropout, *h.hidden_dropout()), dropout_masks=masks,
             activation_pre=pre, activation_post=post, activation_inference=inference, data=data,
             events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters,
-            dropout_shapes=shapes, dropout_scratch=scratch)
+            dropout_shapes=shapes, dropout_scratch=scratch, opt_state=opt_state)
 
     def _measure(self, parts: frozenset[str]) -> dict:
         """The cached heavy parts in `parts`, plus the weight norms and max |w| (always: they

@@ -308,6 +308,23 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Preset {name!r} loaded", 5000)
 
+    def compare_presets(self, runs: dict[str, str]) -> None:
+        """Replace the runs by presets in lockstep ({run name: preset name}), all at step 0, paused."""
+        try:
+            hparams = {name: load_preset(preset) for name, preset in runs.items()}
+        except ValueError as e:
+            self.on_invalid(str(e))
+            return
+        self._flush_updates()
+        self.runs.clear()
+        for p in self._built_panels():
+            p.reset()
+        self.last_good = next(iter(hparams.values()))
+        self.controls.set_hparams(self.last_good)
+        self.client.reset_runs(hparams)
+        self._sync_run_state()
+        self.statusBar().showMessage(f"Comparing {' vs '.join(runs)} at step 0 — press Space to run", 8000)
+
     def open_preset_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open preset", str(PRESET_DIR), "Presets (*.json)")
         if path:
@@ -366,6 +383,8 @@ class MainWindow(QMainWindow):
             self._live_changed(payload)
         elif name == "preset":  # a panel's "load this preset" button (the ensemble's seed net)
             self.load_preset_by_name(payload["name"])
+        elif name == "compare":  # a panel's "set up this comparison" button (the race's Adam+L2 vs AdamW)
+            self.compare_presets(payload["runs"])
 
     # ------------------------------------------------------------------------------- engine out
     def on_ready(self, info: dict) -> None:

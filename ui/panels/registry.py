@@ -69,6 +69,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
+    PanelSpec("race", "The race", "Optimizers", "ui.panels.race", "RacePanel", frozenset({"optstate"}),
+              "Adam+L2, AdamW, SGD+L2 and SGDW raced on a 2-D loss, then the decay each weight of the "
+              "live Adam+L2 and AdamW runs receives"),
 )
 
 
