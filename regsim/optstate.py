@@ -95,10 +95,10 @@ def effective_decay(optimizer: Any, param: Any) -> tuple[Any, Any]:
             root = (state["exp_avg_sq"] / (1 - b2 ** t)).sqrt()  # √v̂
             wd = float(group["weight_decay"])
             if group.get("decoupled_weight_decay", False):
-                return torch.full_like(param, lr * wd), root
+                return torch.full_like(param, lr * wd, dtype=torch.float64), root
             return lr * wd / (root + float(group["eps"])), root
         wd = float(group.get(DECAY_KEY, 0.0)) or float(group["weight_decay"])
-        return torch.full_like(param, lr * wd), None
+        return torch.full_like(param, lr * wd, dtype=torch.float64), None
 
 
 def measure(model: Any, optimizer: Any, step: int) -> OptState:

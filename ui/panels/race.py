@@ -249,8 +249,8 @@ class RacePanel(Panel):
             try:
                 vals[key] = int(text) if key == "steps" else float(text)
             except ValueError:
-                raise ValueError(f"{label} = {text!r} is not a number; allowed: {tip.split(', ', 1)[-1]}"
-                                 ) from None
+                allowed = tip.split(", ", 1)[-1].split(":")[0].removeprefix("in ")
+                raise ValueError(f"{label} = {text!r} is not a number; allowed: {allowed}") from None
         if vals["steps"] < 1:
             raise ValueError(f"steps = {vals['steps']} is out of range; allowed: whole numbers in "
                              "[1, 100000]")
