@@ -38,7 +38,7 @@ from .hparams import (
 )
 from .models import build_model
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at
-from .optstate import measure as measure_optstate
+from .optstate import OptStateCache
 from .scratch import site_values
 from .snapshot import Counters, DataView, Snapshot, check_parts
 
@@ -163,6 +163,7 @@ class Trainer:
         self._grad_norm = torch.zeros((), device=dev)
         self._grad_norm_due = 0.0  # perf_counter time after which the next norm is measured
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
+        self._optstate = OptStateCache()  # the "optstate" part, within the same budget
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
         # The share of the wall clock this run trains for: 1/N in a Comparison of N runs stepped
@@ -565,8 +566,8 @@ class Trainer:
         scratch = tuple(site_values(d, name, self.step_count - 1)
                         for d, name in zip(modules, self.model.dropout_sites)) if "scratch" in want else ()
         got = got | ({"scratch"} if "scratch" in want else set())
-        opt_state = measure_optstate(self.model, self.optimizer, self.step_count) \
-            if "optstate" in want else None
+        opt_state = self._optstate.get(self.model, self.optimizer, self.step_count,
+                                       self.status == "running", max_overhead) if "optstate" in want else None
         got = got | ({"optstate"} if "optstate" in want else set())
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
