@@ -124,7 +124,7 @@ def measure(model: Any, optimizer: Any, step: int) -> OptState:
             nan = float("nan")
             return OptState(step, rule, names, EDGES.copy(), np.zeros(n), np.full(len(weights), nan),
                             norms, nan, nan, nan, rule != "Adam+L2",
-                            note="no optimizer step yet: the effective decay needs Adam's v̂")
+                            note="no optimizer step yet:\nAdam's v̂ is not there")
         decay = torch.cat([d.reshape(-1) for d, _ in pairs]).double()
         logd = decay.clamp_min(FLOOR).log10()
         lo, hi = float(EDGES[0]), float(EDGES[-1])

@@ -47,6 +47,7 @@ from ui.panels.style import (
     mix,
     set_axis_label,
     set_title,
+    show_empty,
     style_legend,
     style_plot_item,
     style_text,
@@ -386,8 +387,8 @@ class RacePanel(Panel):
         t = self.theme
         if k:
             ratio = rate_a[k - 1, 1] / rate_a[k - 1, 0] if rate_a[k - 1, 0] > 0 else float("nan")
-            text = (f"step {k}: Adam+L2 decays y {ratio:.2g}× as much as x (lr·λ/(√v̂ + ε)); "
-                    f"AdamW {s.lr * s.lam:.2g} on both")
+            text = (f"step {k}: Adam+L2 decays y {ratio:.2g}× as much as x;\n"
+                    f"AdamW and SGD {s.lr * s.lam:.2g} of θ on both")
         else:
             text = "step 0"
         self.caption.setText(text)
@@ -462,7 +463,7 @@ class RacePanel(Panel):
                 share = o.counts / max(o.counts.sum(), 1.0)
                 item.setData(o.edges, share, stepMode="center", fillLevel=0,
                              pen=pg.mkPen(c, width=t.line_width), brush=color(c, 110))
-                self.hist_legend.addItem(item, f"{n}: {o.rule}")
+                self.hist_legend.addItem(item, n if n == o.rule else f"{n}: {o.rule}")
                 item.setVisible(True)
             else:
                 item.setData([], [])
@@ -508,6 +509,8 @@ class RacePanel(Panel):
                              fillLevel=0.0, brush=color(c, 45 if len(rows) > 1 else 70))
             else:
                 item.setData([], [])
+        for plot in (self.norm_plot, self.val_plot):  # fixed ranges before any point, not ±0.4
+            show_empty(plot, not any(len(h) for _n, h, _s, _slot in rows), hint="", theme=t)
         set_title(self.norm_plot, "‖W‖ per layer (solid, dashed, dotted: in → out)", t, t.font_pt)
         set_title(self.val_plot, "validation loss", t, t.font_pt)
         set_axis_label(self.norm_plot, "bottom", "step", t)
