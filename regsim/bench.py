@@ -151,6 +151,7 @@ class _Lockstep:
         # on the loaded bench machine) took 11 % of a 1.5 s window for one run, 28 % for two.
         self.c.snapshots()
         self.chunk, self.period = 1, 1.0 / hz
+        self.parts = None  # the snapshot parts measured (None: all; the window asks for fewer)
 
     def rate(self, seconds: float) -> float:
         """Steps/s of each run over a window of `seconds`."""
@@ -165,7 +166,7 @@ class _Lockstep:
             self.chunk = chunk_steps(self.chunk, time.perf_counter() - c0, len(c.trainers))
             now = time.perf_counter()
             if now - last >= self.period:
-                c.snapshots(SNAPSHOT_OVERHEAD)
+                c.snapshots(SNAPSHOT_OVERHEAD, parts=self.parts)
                 last = now
             if now - t0 >= seconds:
                 break
@@ -790,6 +791,72 @@ def _logspace(lo: float, hi: float, n: int) -> list[float]:
                                 for i in range(n)]
 
 
+def bench_race(quick: bool, device: str) -> list[Row]:
+    """The Race panel (issue 12, part 1): the numpy race it runs in the GUI process beside the torch
+    race through the readable rules (same arithmetic, tests/test_panel_race.py), per step; the cost of
+    the "optstate" snapshot part; and Adam+L2 vs AdamW in lockstep (the panel's comparison, every part
+    measured, optstate included) against one run, in alternating windows."""
+    from . import race, race_np
+    from .optstate import measure
+    from .presets import load_preset
+    from .trainer import Trainer
+
+    rows: list[Row] = []
+    reps = 3 if quick else 7
+    for loss in race_np.LOSSES:
+        s = race_np.RaceSettings(loss=loss, lr=0.05 if loss == "quadratic" else 2e-3, lam=0.1, steps=200)
+
+        def numpy_ms(s: race_np.RaceSettings = s) -> float:
+            t0 = time.perf_counter()
+            race_np.race(s)
+            return (time.perf_counter() - t0) * 1e3
+
+        def torch_ms(s: race_np.RaceSettings = s) -> float:
+            t0 = time.perf_counter()
+            race.race(s.loss, s.start, s.lr, s.lam, s.betas, s.momentum, s.steps)
+            return (time.perf_counter() - t0) * 1e3
+
+        a, b = _interleaved(numpy_ms, torch_ms, reps)
+        rows += [{"name": f"race (numpy, the panel's): 6 variants × 200 steps, {loss}", "value": a,
+                  "unit": "ms", "target": "", "ok": None},
+                 {"name": f"race per step (numpy), {loss}", "value": a * 1e3 / 200, "unit": "µs",
+                  "target": "", "ok": None},
+                 {"name": f"race: torch rules ÷ numpy, {loss}", "value": b / a, "unit": "×",
+                  "target": "", "ok": None}]
+    h = load_preset("adam_l2")
+    t = Trainer(h, device)
+    t.step(20)
+    calls = 10 if quick else 40
+
+    def part_ms() -> float:  # the measurement itself (snapshots reuse it within their budget)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            measure(t.model, t.optimizer, t.step_count)
+        return (time.perf_counter() - t0) * 1e3 / calls
+
+    def step_ms() -> float:
+        t0 = time.perf_counter()
+        t.step(calls)
+        return (time.perf_counter() - t0) * 1e3 / calls
+
+    opt_ms, one_step = _on_threads(1, lambda: _interleaved(part_ms, step_ms, reps))
+    rows += [{"name": "optstate part, one measurement (adam_l2: 64-256-256-10, 85 k weights)",
+              "value": opt_ms, "unit": "ms", "target": "", "ok": None},
+             {"name": "optstate part ÷ one training step", "value": opt_ms / one_step, "unit": "×",
+              "target": "", "ok": None}]
+    secs, rounds = (0.75, 4) if quick else (1.5, 8)
+    one = _Lockstep({"Adam+L2": h}, device)
+    two = _Lockstep({"Adam+L2": h, "AdamW": load_preset("adamw")}, device)
+    for lock in (one, two):  # what the window asks for while the Race panel shows
+        lock.parts = {"eval", "histograms", "optstate"}
+    r1, r2 = _interleaved(lambda: one.rate(secs), lambda: two.rate(secs), rounds)
+    ratio = r2 * 2 / r1
+    rows += [{"name": "Adam+L2 vs AdamW in lockstep (the panel's parts): steps/s × 2 ÷ one run's",
+              "value": ratio,
+              "unit": "×", "target": "≥ 0.9", "ok": ratio >= 0.9}]
+    return rows
+
+
 def print_table(rows: list[Row], out=sys.stdout) -> None:
     width = max(len(r["name"]) for r in rows) + 2
     print(f"{'measure':{width}s} {'value':>12s}  {'unit':8s} {'target':10s} ok", file=out)
@@ -850,6 +917,7 @@ SECTIONS: dict[str, Callable[[bool, str], list[Row]]] = {
     "landscape": bench_landscape, "jobs": bench_snapshot_gap, "cli": bench_cli_threads,
     "dropout": bench_dropout, "hessian": bench_hessian, "optim": bench_optim,
     "frames": bench_frames,
+    "race": bench_race,
 }
 SECTIONS["transformer"] = bench_transformer  # regsim/transformer_bench.py (issue 13)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .compression import FrameRing
 from .hparams import HParams
+from .optstate import OptState
 from .scratch import ScratchSite
 from .update_code import GroupView, UpdateCodeView
 
@@ -59,6 +60,7 @@ PARTS = frozenset({
     "update_code",  # update_code: every line of the update rule for one picked parameter
     # (regsim.update_code); while asked for, the last step of each Trainer.step call records it
     "param_groups",  # the optimizer's decay / no_decay groups and their tensors
+    "optstate",  # opt_state: each weight's effective decay per step (regsim.optstate), ~2 ms
 })
 
 
@@ -164,6 +166,9 @@ class Snapshot:
     update_code: UpdateCodeView | None = None
     # The optimizer's param_groups now: role, kind, λ and tensors of each. Part "param_groups".
     param_groups: tuple[GroupView, ...] = ()
+    # The effective decay each weight matrix element receives per step, read from the optimizer's
+    # state (regsim.optstate.OptState). Part "optstate".
+    opt_state: OptState | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from .hparams import (
 )
 from .models import build_model
 from .optim import apply_decoupled_decay, apply_settings, build_optimizer, lr_at, named_kinds
+from .optstate import OptStateCache
 from .scratch import site_values
 from .snapshot import SCRATCH_SITE, Counters, DataView, Snapshot, check_parts
 from .transformer import build_transformer, site_view
@@ -172,6 +173,7 @@ class Trainer:
         self._grad_norm_due = 0.0  # perf_counter time after which the next norm is measured
         self._heavy: dict | None = None  # the last heavy snapshot parts (see snapshot())
         self._recorded = None  # the picked tensor's last step (regsim.update_code.record)
+        self._optstate = OptStateCache()  # the "optstate" part, within the same budget
         self._heavy_at = 0.0
         self._heavy_cost = 0.0
         # The share of the wall clock this run trains for: 1/N in a Comparison of N runs stepped
@@ -592,6 +594,9 @@ class Trainer:
                                 self.step_count) if self._explain_on else None
         groups = group_views(self.model, self.optimizer) if "param_groups" in want else ()
         got = got | (want & {"update_code", "param_groups"})
+        opt_state = self._optstate.get(self.model, self.optimizer, self.step_count,
+                                       self.status == "running", max_overhead) if "optstate" in want else None
+        got = got | ({"optstate"} if "optstate" in want else set())
         counters, batch_loss, rate, events = self._read(reader)
         return Snapshot(
             step=self.step_count, epoch=self.step_count * min(h.batch_size, len(self.x_train))
@@ -611,7 +616,7 @@ class Trainer:
             events=events, eval_step=heavy["step"], measured=frozenset(got), counters=counters,
             dropout_shapes=shapes, dropout_scratch=scratch, transformer=tview,
             clip_events=int(self._clip_events), update_code=code,
-            param_groups=groups)
+            param_groups=groups, opt_state=opt_state)
 
     def pick_parameter(self, param: str, index: int) -> None:
         """The parameter the update-code view explains: tensor `param` ("fc1.weight"), element

@@ -308,21 +308,23 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Preset {name!r} loaded", 5000)
 
-    def load_preset_runs(self, presets: dict[str, str]) -> None:
-        """Replace the runs by these presets (run name → preset name), all at step 0."""
+    def compare_presets(self, runs: dict[str, str]) -> None:
+        """Replace the runs by presets in lockstep ({run name: preset name}), all at step 0, paused
+        (the race's "Adam+L2 vs AdamW" and the Recipe panel's "Load both recipes")."""
         try:
-            runs = {run: load_preset(name) for run, name in presets.items()}
+            hparams = {name: load_preset(preset) for name, preset in runs.items()}
         except ValueError as e:
             self.on_invalid(str(e))
             return
+        self._flush_updates()
         self.runs.clear()  # as a lesson starts its runs (ui.lessons): curves, panels, controls
         for p in self._built_panels():
             p.reset()
-        self.last_good = next(iter(runs.values()))
+        self.last_good = next(iter(hparams.values()))
         self.controls.set_hparams(self.last_good)
-        self.client.reset_runs(runs)
+        self.client.reset_runs(hparams)
         self._sync_run_state()
-        self.statusBar().showMessage(f"Runs at step 0: {', '.join(f'{r} = {n}' for r, n in presets.items())}"
+        self.statusBar().showMessage(f"Runs at step 0: {', '.join(f'{r} = {n}' for r, n in runs.items())}"
                                      " — press Space to run", 8000)
 
     def open_preset_dialog(self) -> None:
@@ -394,11 +396,13 @@ class MainWindow(QMainWindow):
                 return
             self.client.add_run(source=None, hparams=h)  # fresh, in lockstep; catches up
         elif name == "runs":  # a panel's "compare these presets" button (the Recipe panel)
-            self.load_preset_runs(payload["presets"])
+            self.compare_presets(payload["presets"])
         elif name == "explain":  # the update-code panel's parameter (regsim.update_code)
             self.client.send("explain", payload)
         elif name == "lesson":  # a panel's "run the lesson" button
             self.lessons.choose(payload["name"])
+        elif name == "compare":  # a panel's "set up this comparison" button (the race's Adam+L2 vs AdamW)
+            self.compare_presets(payload["runs"])
         elif name == "control":  # a panel's "add the control run" (grokking: λ = 0)
             self._add_control_run(payload["changes"])
 

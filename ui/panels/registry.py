@@ -93,6 +93,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("no_decay", "Decay groups", "Optimizers", "ui.panels.no_decay", "NoDecayPanel",
               frozenset({"param_groups"}), "The decay / no_decay parameter groups live: which tensors, "
               "how many parameters, each group's λ; toggle which kinds are decayed"),
+    PanelSpec("race", "The race", "Optimizers", "ui.panels.race", "RacePanel", frozenset({"optstate"}),
+              "Adam+L2, AdamW, SGD+L2 and SGDW raced on a 2-D loss, then the decay each weight of the "
+              "live Adam+L2 and AdamW runs receives"),
 )
 
 
