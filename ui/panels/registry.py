@@ -69,6 +69,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
+    PanelSpec("sweep", "lr × λ sweep", "Optimizers", "ui.panels.sweep", "SweepPanel", frozenset(),
+              "Final val error over an lr × λ grid of short runs per decay variant (L&H Fig. 2): the "
+              "best λ per lr, the 10 best cells, the spread over seeds"),
 )
 
 
