@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import QPoint, QPointF
+from PySide6.QtTest import QTest
 from qtimage import show_on_screen
 
 from regsim.analyses.jobs import JobEvent
@@ -95,6 +97,14 @@ def test_partial_then_full_grid_rings_line_and_hatching(qtbot) -> None:
     assert "rank 1" in panel.cell_text(0, 0, 3)
     assert "rank 2 · within 1 SE of the best" in panel.cell_text(0, 0, 2)
     assert "not in this sweep" == panel.map_of("adamw").hint.toPlainText()
+    # hovering the cell (lr 0.1, λ 1e-3) of SGDW (paper) reads it out
+    qtbot.wait(50)  # the titles' new rows laid out
+    vb = panel.map_of("sgdw-paper").plot.vb
+    at = panel.view.mapFromScene(vb.mapViewToScene(QPointF(1.5, 2.5)))
+    for d in (0, 1):
+        QTest.mouseMove(panel.view.viewport(), at + QPoint(d, d))
+    assert panel.hover_label.text() == panel.cell_text(1, 2, 1) == panel.view.toolTip()
+    assert panel.hover_label.text().startswith("SGDW (paper), lr 0.1, λ 1e-3: val error ")
     panel.cleanup()
 
 

@@ -60,12 +60,14 @@ CAPTION = ("Colour: final validation error after {steps} steps, mean over the se
            "best), line: best λ at each usable lr (best cell inside the scale), hatched: within 1 SE of "
            "the best (not distinguishable from it), "
            "×: diverged. Shows where a short run's error is low; not long training, schedules or test "
-           "error. At this scale SGD shows the paper's effect (SGD+L2's best λ moves with lr, SGDW's stays), "
-           "while Adam's best cells differ by less than one SE.")
+           "error. Measured on digits (issue 12): SGD shows the paper's effect (SGD+L2's best λ moves with "
+           "lr, SGDW's stays), while Adam's best cells differ by less than one SE.")
 TIP = ("One cell = a fresh run of this run's settings with that (lr, λ), N steps, per seed.\n"
        "L2: g ← ∇L + λθ.  Paper: θ ← θ − η_t·λ·θ − ….  PyTorch AdamW: θ ← θ − lr·λ·θ − ….\n"
        "With L2 the best λ moves with lr (SGD: lr·λ ≈ const); decoupled (paper) it stays put.\n"
-       "Hatched cells: mean − best ≤ √(SE_cell² + SE_best²): the seeds cannot tell them from the best.")
+       "Hatched cells: mean − best ≤ √(SE_cell² + SE_best²): the seeds cannot tell them from the best.\n"
+       "Title: 'best λ fixed' when one λ is within 1 SE of its row's best at every usable lr;\n"
+       "'top 2 tie': the two best cells are within 1 SE of their difference.")
 
 
 def tick_text(x: float) -> str:
@@ -129,7 +131,7 @@ class SweepPanel(Panel):
     key = "sweep"
     title = "lr × λ sweep"
 
-    EMPTY_HINT = "Press Start (S) to train the grid\nfrom this run's settings"
+    EMPTY_HINT = "Press Start (S)\nto train the grid"
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
@@ -193,6 +195,10 @@ class SweepPanel(Panel):
         self.progress.setProperty("export_hidden", True)
         self.status_label = QLabel("no sweep yet: press Start (S)")
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # the hovered cell, also as a line here: a tooltip shows only in the active window
+        self.hover_label = QLabel("")
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.hover_label.setProperty("export_hidden", True)
 
         controls = QWidget()
         controls.setProperty("export_hidden", True)  # the slide shows the maps and the caption
@@ -210,6 +216,7 @@ class SweepPanel(Panel):
         for w in (self.start_button, self.cancel_button, self.progress):
             status.addWidget(w)
         status.addWidget(self.status_label, 1)
+        status.addWidget(self.hover_label, 1)
 
         # --- heatmaps -------------------------------------------------------------------------
         self.view = pg.GraphicsLayoutWidget()
@@ -286,7 +293,7 @@ class SweepPanel(Panel):
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
         fill_background(self, theme)
-        for w in (self.status_label, self.caption, *self._labels):
+        for w in (self.status_label, self.hover_label, self.caption, *self._labels):
             style_text(w, theme)
         self.view.setBackground(theme.background)
         font = self.font()
@@ -428,6 +435,7 @@ class SweepPanel(Panel):
             if 0 <= i < len(r.lrs) and 0 <= j < len(r.decays):
                 text = self.cell_text(r.variants.index(m.slug), i, j)
                 self.view.setToolTip(text)
+                self.hover_label.setText(text)
                 if self.isVisible():
                     QToolTip.showText(QCursor.pos(), text, self.view)
                 return
@@ -521,8 +529,8 @@ class SweepPanel(Panel):
                 m.crosses.setData(bad[:, 1] + 0.5, bad[:, 0] + 0.5, size=0.35)
             self._mark_own(m, snap, lrs, decays)
             if r.complete:
-                noise = "" if r.seeds < 2 else " · top 2 > 1 SE apart" if r.resolved[v] else \
-                    " · top 2 ≤ 1 SE apart"
+                # short: three maps and the colour bar must fit a slide's width at 22 pt
+                noise = "" if r.seeds < 2 or r.resolved[v] else "; top 2 tie"
                 set_title(m.plot, f"{m.name}<br>{self.valley(v)}{noise}", t, t.font_pt)
         self._caption()
 
@@ -543,10 +551,21 @@ class SweepPanel(Panel):
         return np.flatnonzero((r.best_decay[v] >= 0) & (rowbest <= hi))
 
     def valley(self, v: int) -> str:
-        """Does the best λ move with lr, over the usable lrs?"""
+        """Does the best λ move with lr? "best λ fixed" when one λ is within one SE (of the
+        difference) of its row's best at every usable lr, "best λ moves" when no λ is: the
+        argmin alone would call seed noise a move."""
         r = self.result
-        best = {int(r.best_decay[v][i]) for i in self.usable_rows(v)}
-        return "no usable lr" if not best else "best λ fixed" if len(best) == 1 else "best λ moves"
+        rows = self.usable_rows(v)
+        if not len(rows):
+            return "no usable lr"
+        common = None
+        for i in rows:
+            b = int(r.best_decay[v][i])
+            m, se = r.mean[v][i], np.nan_to_num(r.se[v][i])
+            with np.errstate(invalid="ignore"):
+                near = set(np.flatnonzero(m - m[b] <= np.sqrt(se ** 2 + se[b] ** 2)).tolist())
+            common = near if common is None else common & near
+        return "best λ fixed" if common else "best λ moves"
 
     def _mark_own(self, m: _Heatmap, snap: Snapshot | None, lrs: np.ndarray, decays: np.ndarray) -> None:
         """'+' on the cell nearest the live run's own (lr, λ), in its own variant's map."""
