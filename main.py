@@ -44,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(argv[1:], bench_gui, soak)
     from regsim.cli import run_cli
 
-    return run_cli(argv)
+    figure = None
+    if command == "sweep":  # sweep.png is the panel itself, rendered offscreen (the core has no Qt)
+        try:
+            from ui.export.sweep_figure import write_figure as figure
+        except ImportError as e:
+            print(f"regsim: no sweep.png ({e}); the grid files are written", file=sys.stderr)
+    return run_cli(argv, figure)
 
 
 def _gui_check() -> int:

@@ -776,12 +776,43 @@ def bench_optim(quick: bool, device: str) -> list[Row]:
               "unit": "runs/s", "target": "", "ok": None},
              {"name": "sweep batched ÷ one at a time: speed-up", "value": one.seconds / many.seconds,
               "unit": "×", "target": "> 1", "ok": one.seconds > many.seconds}]
+    rows += _bench_sweep_job(h, lrs, decays, steps, device, many.seconds)
     if not quick:  # the issue's target: 72 runs × 600 steps ≤ 25 s on this CPU
         spec = SweepSpec(h, lrs, decays, ("adam-l2", "adamw"), (0,), 600)
         big = _on_threads(1, lambda: list(run_sweep(spec, device, batched=True))[-1])
         rows.append({"name": "sweep batched: 72 runs × 600 steps", "value": big.seconds, "unit": "s",
                      "target": "≤ 25", "ok": big.seconds <= 25})
     return rows
+
+
+def _bench_sweep_job(h, lrs: tuple, decays: tuple, steps: int, device: str, direct_s: float) -> list[Row]:
+    """The same batched grid as an engine job (regsim.analyses.sweep through JobRunner slices of
+    the engine's budget: a yield per vmapped step, a partial result per batch) against run_sweep
+    called directly: what running it in the background costs."""
+    from .analyses.jobs import JobRunner
+    from .engine import JOB_SLICE_S
+    from .trainer import Trainer
+
+    view = Trainer(h, device=device).view
+    params = {"lrs": lrs, "decays": decays, "variants": ("adam-l2", "adamw", "adamw-paper"), "seeds": 1,
+              "steps": steps}
+
+    def job() -> float:
+        runner = JobRunner()
+        runner.submit("bench", "", "sweep", params, view)
+        t0 = time.perf_counter()
+        while runner.busy:
+            runner.run_slice(JOB_SLICE_S)
+        return time.perf_counter() - t0
+
+    s = _on_threads(1, job)
+    n = len(lrs) * len(decays) * 3
+    return [{"name": f"sweep as an engine job ({n} runs, {JOB_SLICE_S * 1e3:.0f} ms slices)", "value": s,
+             "unit": "s", "target": "", "ok": None},
+            {"name": "sweep as an engine job: runs per second", "value": n / s, "unit": "runs/s",
+             "target": "", "ok": None},
+            {"name": "sweep job ÷ run_sweep direct: overhead", "value": s / direct_s, "unit": "×",
+             "target": "≤ 1.2", "ok": s / direct_s <= 1.2}]
 
 
 def _logspace(lo: float, hi: float, n: int) -> list[float]:

@@ -6,7 +6,9 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .files import atomic_write_json, check_parent
 from .hparams import HParams
@@ -132,8 +134,9 @@ def _lesson(args: argparse.Namespace) -> int:
     return 0 if holds else 1
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    """The (lr × λ) sweep: one line per finished run, then sweep.csv + sweep.json in --out."""
+def _sweep(args: argparse.Namespace, figure: Callable[[Any, Path], Path] | None = None) -> int:
+    """The (lr × λ) sweep: one line per finished run, then sweep.csv + sweep.json in --out, and
+    sweep.png when `figure` (the Qt side's renderer, passed by main.py) is given."""
     from .sweep import VARIANTS, SweepSpec, parse_floats, run_sweep, write_grid
 
     base = parse_sets(args.set or [], load_preset(args.preset) if args.preset else HParams())
@@ -154,8 +157,16 @@ def _sweep(args: argparse.Namespace) -> int:
     v, lr, lam, s = spec.shape
     print(f"regsim: sweep {v} variants × {lr} lrs × {lam} λ × {s} seeds = {v * lr * lam * s} runs × "
           f"{spec.steps} steps, {_threads_note(threads, args)}", flush=True)
+    if args.backend == "ray":
+        from .sweep_ray import run_sweep_ray
+
+        grids = run_sweep_ray(spec, args.address, args.device)
+    elif args.backend == "local":
+        grids = run_sweep(spec, args.device)
+    else:
+        raise ValueError(f"--backend {args.backend!r}: choose local or ray")
     grid, shown = None, 0
-    for grid in run_sweep(spec, args.device):  # one grid per run, or per batch of runs
+    for grid in grids:  # one grid per run, or per batch of runs (Ray: per finished task)
         if grid.done - shown >= max(1, grid.total // 20) or grid.done == grid.total:
             print(f"  {grid.done}/{grid.total} runs, {grid.seconds:.1f} s", flush=True)
             shown = grid.done
@@ -168,6 +179,12 @@ def _sweep(args: argparse.Namespace) -> int:
     paths = write_grid(grid, out)
     print(f"done: {grid.total} runs in {grid.seconds:.1f} s ({grid.total / grid.seconds:.2f} runs/s); "
           f"wrote {paths[0]} and {paths[1]}")
+    if figure is not None:
+        from .analyses.sweep import result_of
+        from .sweep import can_batch
+
+        regression = spec.base.dataset == "regression"
+        print(f"wrote {figure(result_of(grid, regression, can_batch(spec.base)), out / 'sweep.png')}")
     return 0
 
 
@@ -209,10 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
     sw.add_argument("--threads", type=int, default=0, metavar="N",
                     help="torch CPU threads; 0 (default) = one per spare core, as `train`")
+    sw.add_argument("--backend", default="local", choices=("local", "ray"),
+                    help="local (default): this process; ray: each batch of runs a Ray task "
+                         "(pip install 'regsim[ray]')")
+    sw.add_argument("--address", default="",
+                    help="with --backend ray: '' starts a local Ray, 'auto' joins this machine's "
+                         "cluster, ray://HOST:10001 a remote one")
     return p
 
 
-def run_cli(argv: list[str]) -> int:
+def run_cli(argv: list[str], sweep_figure: Callable[[Any, Path], Path] | None = None) -> int:
+    """The headless commands. `sweep_figure(result, path)`: how `sweep` draws sweep.png (the core
+    has no Qt; main.py passes the panel's renderer, ui.panels.sweep.write_figure)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "presets":
@@ -222,7 +247,7 @@ def run_cli(argv: list[str]) -> int:
         if args.command == "lesson":
             return _lesson(args)
         if args.command == "sweep":
-            return _sweep(args)
+            return _sweep(args, sweep_figure)
         return _train(args)
     except ValueError as e:
         print(f"regsim: error: {e}", file=sys.stderr)

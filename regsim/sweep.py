@@ -29,7 +29,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,11 @@ class SweepSpec:
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return len(self.variants), len(self.lrs), len(self.decays), len(self.seeds)
+
+    @property
+    def run_steps(self) -> int:
+        """Optimizer steps of all runs together: the unit of `sweep_steps`' progress."""
+        return int(np.prod(self.shape)) * self.steps
 
 
 @dataclass(frozen=True)
@@ -178,14 +183,38 @@ def _jsonable(a: np.ndarray) -> Any:
 
 
 def train_cell(h: HParams, steps: int, device: str = "cpu") -> tuple[float, bool]:
-    """(final validation error, diverged) of one run, trained exactly as `Trainer(h).step(steps)`."""
+    """(final validation error, diverged) of one run, trained as the app's engine trains it:
+    `Trainer(h).step(n)` in chunks of CELL_CHUNK steps (the same weights as one `step(steps)` call;
+    only a divergence is seen at the end of the chunk it happened in, as in the app)."""
+    return drain_steps(cell_steps(h, steps, device))
+
+
+CELL_CHUNK = 50  # steps between yields of a cell trained alone (~10–50 ms of a small net)
+
+
+def cell_steps(h: HParams, steps: int, device: str = "cpu") -> Generator[int, None, tuple[float, bool]]:
+    """`train_cell` as a generator: yields the steps done after each chunk, returns (error, diverged)."""
     from .trainer import Trainer
 
     t = Trainer(h, device=device)
-    t.step(steps)
+    done = 0
+    while done < steps:
+        n = min(CELL_CHUNK, steps - done)
+        t.step(n)
+        done += n
+        yield done
     _, val_loss, _, val_acc = t.evaluate()
     err = val_loss if t.data.task == "regression" else 1.0 - val_acc
     return float(err), t.status == "diverged"
+
+
+def drain_steps(gen: Generator[Any, None, Any]) -> Any:
+    """Run a step generator to its end; its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
 
 
 def can_batch(h: HParams) -> bool:
@@ -196,6 +225,12 @@ def can_batch(h: HParams) -> bool:
 
 def train_batched(hs: list[HParams], steps: int, device: str = "cpu") -> tuple[list[float], list[bool],
                                                                                  dict[str, Any]]:
+    """`batched_steps` run to its end: (errors, unstable, final params (K, ...))."""
+    return drain_steps(batched_steps(hs, steps, device))
+
+
+def batched_steps(hs: list[HParams], steps: int, device: str = "cpu") -> Generator[
+        int, None, tuple[list[float], list[bool], dict[str, Any]]]:
     """Train runs that share seed, data and architecture (they differ in lr, λ, decay mode, within
     one optimizer family) as one vmapped model: (errors, unstable, final params (K, ...)).
 
@@ -263,6 +298,7 @@ def train_batched(hs: list[HParams], steps: int, device: str = "cpu") -> tuple[l
                 m[n] = gn if step == 0 else mu.view(view[n]) * m[n] + gn
                 upd = m[n]
             params[n] = p - lr_n * c_dec[n] * p - lr_n * upd
+        yield step + 1  # one vmapped step of K runs: ~5–20 ms for the digits MLP
     with torch.no_grad():
         last = losses(params, t.x_train, t.y_train)
         out = vmap(lambda p: functional_call(model, p, (t.x_val,)))(params)  # (K, N, C)
@@ -280,40 +316,109 @@ def run_sweep(spec: SweepSpec, device: str = "cpu", batched: bool | None = None)
 
     Order: seed-major, so the whole grid fills in at one seed first (the heatmap is readable early)
     and the spread arrives with the later seeds. `batched=None` batches when `can_batch(base)`."""
-    error = np.full(spec.shape, np.nan)
-    diverged = np.zeros(spec.shape, dtype=bool)
-    t0, done = time.perf_counter(), 0
+    for item in sweep_steps(spec, device, batched):
+        if isinstance(item, SweepGrid):
+            yield item
+
+
+def sweep_groups(spec: SweepSpec, batched: bool | None = None) -> list[list[tuple[int, int, int, int]]]:
+    """The units of work, in order: lists of (variant, lr, λ, seed) indices trained together (one
+    batch: one seed × one optimizer family; one at a time: one cell each). Ray runs each as a task."""
+    from .optim import family
+
     if batched is None:
         batched = can_batch(spec.base)
     if batched and not can_batch(spec.base):
         raise ValueError("batched sweep: the base settings need dropout = 0 and grad_clip = 0")
-    if batched:
-        from .optim import family
-
-        for s, seed in enumerate(spec.seeds):
+    V, L, D, S = spec.shape
+    groups = []
+    for s in range(S):
+        if batched:
             for fam in ("sgd", "adam"):
-                cells = [(v, i, j) for v, var in enumerate(spec.variants)
-                         if family(VARIANTS[var][1]["optimizer"]) == fam
-                         for i in range(len(spec.lrs)) for j in range(len(spec.decays))]
-                if not cells:
-                    continue
-                hs = [spec.cell_hparams(spec.variants[v], spec.lrs[i], spec.decays[j], seed)
-                      for v, i, j in cells]
-                errs, bad, _ = train_batched(hs, spec.steps, device)
-                for (v, i, j), h, e, b in zip(cells, hs, errs, bad):
-                    error[v, i, j, s], diverged[v, i, j, s] = train_cell(h, spec.steps, device) if b \
-                        else (e, False)
-                done += len(cells)
-                yield SweepGrid(spec, error.copy(), diverged.copy(), done, time.perf_counter() - t0)
-        return
-    for s, seed in enumerate(spec.seeds):
-        for v, variant in enumerate(spec.variants):
-            for i, lr in enumerate(spec.lrs):
-                for j, lam in enumerate(spec.decays):
-                    e, d = train_cell(spec.cell_hparams(variant, lr, lam, seed), spec.steps, device)
-                    error[v, i, j, s], diverged[v, i, j, s] = e, d
-                    done += 1
-                    yield SweepGrid(spec, error.copy(), diverged.copy(), done, time.perf_counter() - t0)
+                cells = [(v, i, j, s) for v in range(V)
+                         if family(VARIANTS[spec.variants[v]][1]["optimizer"]) == fam
+                         for i in range(L) for j in range(D)]
+                if cells:
+                    groups.append(cells)
+        else:
+            groups += [[(v, i, j, s)] for v in range(V) for i in range(L) for j in range(D)]
+    return groups
+
+
+def group_steps(spec: SweepSpec, cells: list[tuple[int, int, int, int]], device: str = "cpu",
+                batched: bool = True) -> Generator[int, None, list[tuple[float, bool]]]:
+    """Train one group of `sweep_groups`: yields run-steps done so far, returns (error, diverged)
+    per cell. Batched, a run the vmapped model flags unstable is trained alone (Trainer's
+    divergence handling is not reproduced under vmap)."""
+    hs = [spec.cell_hparams(spec.variants[v], spec.lrs[i], spec.decays[j], spec.seeds[s])
+          for v, i, j, s in cells]
+    if not batched:
+        out = []
+        for k, h in enumerate(hs):
+            gen = cell_steps(h, spec.steps, device)
+            while True:
+                try:
+                    done = next(gen)
+                except StopIteration as stop:
+                    out.append(stop.value)
+                    break
+                yield k * spec.steps + done
+        return out
+    gen = batched_steps(hs, spec.steps, device)
+    while True:
+        try:
+            done = next(gen)
+        except StopIteration as stop:
+            errs, bad, _ = stop.value
+            break
+        yield done * len(hs)
+    out = []
+    for h, e, b in zip(hs, errs, bad):
+        if not b:
+            out.append((e, False))
+            continue
+        alone = cell_steps(h, spec.steps, device)
+        while True:  # progress stays at the group's end meanwhile
+            try:
+                next(alone)
+            except StopIteration as stop:
+                out.append(stop.value)
+                break
+            yield len(hs) * spec.steps
+    return out
+
+
+def train_group(spec: SweepSpec, cells: list[tuple[int, int, int, int]], device: str = "cpu",
+                batched: bool = True) -> list[tuple[float, bool]]:
+    """`group_steps` run to its end (what a Ray task computes)."""
+    return drain_steps(group_steps(spec, cells, device, batched))
+
+
+def sweep_steps(spec: SweepSpec, device: str = "cpu", batched: bool | None = None) -> Generator[
+        int | SweepGrid, None, None]:
+    """`run_sweep` in small steps, for a background job: yields the run-steps done so far (an int)
+    every optimizer step or chunk, and the partial SweepGrid whenever a group of runs is done. In
+    all, spec.run_steps run-steps."""
+    if batched is None:
+        batched = can_batch(spec.base)
+    groups = sweep_groups(spec, batched)
+    error = np.full(spec.shape, np.nan)
+    diverged = np.zeros(spec.shape, dtype=bool)
+    t0, done = time.perf_counter(), 0
+    for cells in groups:
+        gen = group_steps(spec, cells, device, batched)
+        base_steps = done * spec.steps
+        while True:
+            try:
+                n = next(gen)
+            except StopIteration as stop:
+                results = stop.value
+                break
+            yield base_steps + min(n, len(cells) * spec.steps)
+        for (v, i, j, s), (e, d) in zip(cells, results):
+            error[v, i, j, s], diverged[v, i, j, s] = e, d
+        done += len(cells)
+        yield SweepGrid(spec, error.copy(), diverged.copy(), done, time.perf_counter() - t0)
 
 
 def write_grid(grid: SweepGrid, out: Path) -> tuple[Path, Path]:

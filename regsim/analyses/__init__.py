@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout
+from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout, sweep
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -54,6 +54,11 @@ ANALYSES: dict[str, AnalysisSpec] = {
                     "fixed points obey (for the Hessian panel's selective shrinkage).",
         Request=flat_weights.FlatWeightsRequest, Result=flat_weights.FlatWeightsResult,
         compute=flat_weights.compute),
+    "sweep": AnalysisSpec(
+        name="sweep", title="lr × λ sweep",
+        description="A grid of short fresh runs of the run's settings per (decay variant, lr, λ, seed): "
+                    "final validation error, its spread over seeds, the best λ per lr (L&H 2019 Fig. 2).",
+        Request=sweep.SweepRequest, Result=sweep.SweepResult, compute=sweep.compute),
 }
 
 

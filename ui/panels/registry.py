@@ -96,6 +96,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("race", "The race", "Optimizers", "ui.panels.race", "RacePanel", frozenset({"optstate"}),
               "Adam+L2, AdamW, SGD+L2 and SGDW raced on a 2-D loss, then the decay each weight of the "
               "live Adam+L2 and AdamW runs receives"),
+    PanelSpec("sweep", "lr × λ sweep", "Optimizers", "ui.panels.sweep", "SweepPanel", frozenset(),
+              "Final val error over an lr × λ grid of short runs per decay variant (L&H Fig. 2): the "
+              "best λ per lr, the 10 best cells, the spread over seeds"),
 )
 
 
