@@ -602,12 +602,35 @@ class RacePanel(Panel):
             item.setFont(font)
         set_axis_label(self.rate_plot, "left", "lr·λ/(√v̂+ε) or lr·λ", theme)
         set_axis_label(self.loss_plot, "bottom", "step", theme)
+        self._fix_left_axes(theme)
         self._contour_key = None
         self._drawn = None
         if self.settings is not None:
             self._draw_contours()
             self._draw_race()
         self.redraw()
+
+    def _fix_left_axes(self, theme: Theme) -> None:
+        """One fixed width for the two stacked log axes, from the theme's tick font.
+
+        Left to themselves, pyqtgraph's axes widen for longer tick text and narrow only with
+        hysteresis, so the column's width depended on which labels (10⁻³ or 10⁻¹⁰) were drawn
+        before: after a slide export the right column came back 4.7 px wider (measured). A width
+        from the font keeps the rate and loss plots aligned and the layout the same every time."""
+        from PySide6.QtGui import QFont, QFontMetricsF
+
+        font = QFont(self.font())
+        font.setPointSize(theme.font_pt)
+        fm = QFontMetricsF(font)
+        text = fm.horizontalAdvance("10⁻¹⁰")
+        for plot in (self.rate_plot, self.loss_plot):
+            axis = plot.getAxis("left")
+            label = fm.height() * 1.4 if axis.label.isVisible() and axis.labelText else 0.0
+            tick = max(0, axis.style["tickLength"]) + axis.style["tickTextOffset"][0]
+            axis.setWidth(int(math.ceil(text + tick + max(label, fm.height() * 1.4))))
+        axis = self.contour_plot.getAxis("left")  # the contours' ticks: -1.5 … 2.5, for both losses
+        tick = max(0, axis.style["tickLength"]) + axis.style["tickTextOffset"][0]
+        axis.setWidth(int(math.ceil(fm.horizontalAdvance("−0.00") + tick)))
 
     def hideEvent(self, event) -> None:  # noqa: N802
         """Off screen the replay jumps to its end: no timer runs for a hidden panel."""

@@ -76,16 +76,6 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
-    PanelSpec("grokking", "Grokking", "Transformers", "ui.panels.grokking", "GrokkingPanel",
-              frozenset({"eval"}), "a ∘ b mod p: train accuracy at 100 % long before val jumps; "
-              "the weight norm and the \"grokked at step N\" marker, λ beside λ = 0"),
-    PanelSpec("transformer_sites", "Dropout sites", "Transformers", "ui.panels.transformer_sites",
-              "TransformerSitesPanel", frozenset({"transformer"}),
-              "The transformer block with its four dropout sites (embd, attn, resid, ffn), their live "
-              "p, this batch's attention with the dropped connections and the residual-stream masks"),
-    PanelSpec("recipe", "The recipe", "Transformers", "ui.panels.recipe", "RecipePanel",
-              frozenset({"eval"}), "The LLaMA recipe against the original Transformer's in lockstep: "
-              "the lr schedule with the current step, accuracy, clip events"),
     PanelSpec("update_code", "Update rule as code", "Optimizers", "ui.panels.update_code",
               "UpdateCodePanel", frozenset({"update_code", "param_groups"}),
               "Adam+L2 and AdamW (or SGD+L2 and SGDW) as ten lines of code, with the values of every "
@@ -99,6 +89,16 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("sweep", "lr × λ sweep", "Optimizers", "ui.panels.sweep", "SweepPanel", frozenset(),
               "Final val error over an lr × λ grid of short runs per decay variant (L&H Fig. 2): the "
               "best λ per lr, the 10 best cells, the spread over seeds"),
+    PanelSpec("grokking", "Grokking", "Transformers", "ui.panels.grokking", "GrokkingPanel",
+              frozenset({"eval"}), "a ∘ b mod p: train accuracy at 100 % long before val jumps; "
+              "the weight norm and the \"grokked at step N\" marker, λ beside λ = 0"),
+    PanelSpec("transformer_sites", "Dropout sites", "Transformers", "ui.panels.transformer_sites",
+              "TransformerSitesPanel", frozenset({"transformer"}),
+              "The transformer block with its four dropout sites (embd, attn, resid, ffn), their live "
+              "p, this batch's attention with the dropped connections and the residual-stream masks"),
+    PanelSpec("recipe", "The recipe", "Transformers", "ui.panels.recipe", "RecipePanel",
+              frozenset({"eval"}), "The LLaMA recipe against the original Transformer's in lockstep: "
+              "the lr schedule with the current step, accuracy, clip events"),
 )
 
 
