@@ -165,11 +165,9 @@ class JobPanel(Panel):
             if event.result is not None:
                 self.job_partial(event)
         elif event.kind == "result":
-            self._job_id = None
             self._set_pending(False)
             self.job_result(event)
         elif event.kind in ("failed", "cancelled"):
-            self._job_id = None
             self._set_pending(False)
             self.job_failed(event)
 
