@@ -52,7 +52,7 @@ class JobPanel(Panel):
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
         self._job_id: str | None = None  # the job in flight (or the last one asked)
-        self._job_analysis = ""  # the analysis that job computes
+        self._job_analysis = self.analysis  # the analysis that job computes
         self._pending = False  # a job is in flight: until its result, failure or cancellation
         self.compute_button: QPushButton | None = None
         self.cancel_button: QPushButton | None = None
