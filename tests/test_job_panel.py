@@ -1,4 +1,4 @@
-"""The job lifecycle every analysis panel shares (ui/panels/job.py JobPanel), driven through its own
+"""The job lifecycle every analysis panel shares (ui/panels/base.py JobPanel), driven through its own
 buttons and the engine's JobEvents: a newer request cancels the older, stale and foreign events are
 ignored, failed / cancelled / progress are shown, and every migrated panel speaks the same protocol."""
 
@@ -11,7 +11,7 @@ from qtimage import show_on_screen
 
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History
-from ui.panels.job import BAR_MAX, JobPanel
+from ui.panels.base import BAR_MAX, JobPanel
 
 
 class Toy(JobPanel):

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
 from regsim.analyses.calibration import Bins, CalibrationResult
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
-from ui.panels.job import JobPanel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.theme import Theme
 

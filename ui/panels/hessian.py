@@ -30,7 +30,7 @@ from regsim.analyses.flat_weights import FlatWeightsResult
 from regsim.analyses.hessian import HessianResult, ShrinkageResult, project_weights, shrink_factors
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
-from ui.panels.job import JobPanel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.run_colors import run_color
 from ui.theme import Theme

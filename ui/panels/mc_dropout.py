@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QSpinBox, QVBox
 from regsim.analyses.jobs import JobEvent
 from regsim.analyses.mc_dropout import MCResult
 from regsim.snapshot import History, Snapshot
-from ui.panels.job import JobPanel
+from ui.panels.base import JobPanel
 from ui.panels.style import FastFillBetween, color, fill_background, style_plot, style_text
 from ui.run_colors import run_color, run_settings_text
 from ui.theme import Theme
