@@ -4,14 +4,15 @@
     regsim.list_analyses()                       # ["landscape"]
     res = regsim.analyze(trainer, "landscape", resolution=31, span=0.5)
 
-`ANALYSES` maps a name to its `AnalysisSpec` (Request, Result, compute, title, description). It is
-written out by hand, not discovered: adding an analysis is one module plus one entry here. The
-engine runs the same specs as background jobs (regsim.analyses.jobs). Importing this package does
-not import torch.
+`ANALYSES` maps a name to its `AnalysisSpec` (Request, Result, compute, title, description), built
+from `TABLE`, one row per analysis written out by hand, not discovered: adding an analysis is one
+module plus one row here. The engine runs the same specs as background jobs (regsim.analyses.jobs).
+Importing this package does not import torch.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Protocol
 
 from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout, sweep
@@ -19,47 +20,47 @@ from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
 
-ANALYSES: dict[str, AnalysisSpec] = {
-    "landscape": AnalysisSpec(
-        name="landscape", title="Loss surface",
-        description="The loss (and the decay term) on a filter-normalized 2-D slice around the "
-                    "current weights, with the recent path projected onto it (Li et al. 2018).",
-        Request=landscape.LandscapeRequest, Result=landscape.LandscapeResult,
-        compute=landscape.compute),
-    "ensemble": AnalysisSpec(
-        name="ensemble", title="Ensemble of sub-networks",
-        description="Every dropout mask of one layer (2ⁿ sub-networks, n ≤ 16; else sampled) and their "
-                    "arithmetic mean, normalized geometric mean and the weight-scaled network.",
-        Request=ensemble.EnsembleRequest, Result=ensemble.EnsembleResult, compute=ensemble.compute),
-    "mc_dropout": AnalysisSpec(
-        name="mc_dropout", title="MC dropout",
-        description="Dropout kept on at inference, T passes (Gal & Ghahramani 2016): mean and spread "
-                    "for regression, predictive entropy and mutual information for classification.",
-        Request=mc_dropout.MCRequest, Result=mc_dropout.MCResult, compute=mc_dropout.compute),
-    "calibration": AnalysisSpec(
-        name="calibration", title="Calibration",
-        description="Reliability diagrams (uniform and equal-mass bins), ECE and MCE of the "
-                    "weight-scaled network and of MC dropout, side by side.",
-        Request=calibration.CalibrationRequest, Result=calibration.CalibrationResult,
-        compute=calibration.compute),
-    "hessian": AnalysisSpec(
-        name="hessian", title="Hessian eigen-directions",
-        description="Top-k eigenvalues and eigenvectors of the training loss's Hessian by Lanczos on "
-                    "Hessian-vector products (train or eval mode), a Hutchinson trace and optionally "
-                    "the spectral density by stochastic Lanczos quadrature.",
-        Request=hessian.HessianRequest, Result=hessian.HessianResult, compute=hessian.compute),
-    "flat_weights": AnalysisSpec(
-        name="flat_weights", title="Flat weights",
-        description="The run's parameters as one vector, with the L2 coefficient α its optimizer's "
-                    "fixed points obey (for the Hessian panel's selective shrinkage).",
-        Request=flat_weights.FlatWeightsRequest, Result=flat_weights.FlatWeightsResult,
-        compute=flat_weights.compute),
-    "sweep": AnalysisSpec(
-        name="sweep", title="lr × λ sweep",
-        description="A grid of short fresh runs of the run's settings per (decay variant, lr, λ, seed): "
-                    "final validation error, its spread over seeds, the best λ per lr (L&H 2019 Fig. 2).",
-        Request=sweep.SweepRequest, Result=sweep.SweepResult, compute=sweep.compute),
-}
+# One row per analysis: (module, its Request class, its Result class, title, description). The
+# registry name is the module's name and `compute` its function: adding an analysis is one module
+# plus one row here.
+TABLE: tuple[tuple[ModuleType, str, str, str, str], ...] = (
+    (landscape, "LandscapeRequest", "LandscapeResult", "Loss surface",
+     "The loss (and the decay term) on a filter-normalized 2-D slice around the current weights, "
+     "with the recent path projected onto it (Li et al. 2018)."),
+    (ensemble, "EnsembleRequest", "EnsembleResult", "Ensemble of sub-networks",
+     "Every dropout mask of one layer (2ⁿ sub-networks, n ≤ 16; else sampled) and their arithmetic "
+     "mean, normalized geometric mean and the weight-scaled network."),
+    (mc_dropout, "MCRequest", "MCResult", "MC dropout",
+     "Dropout kept on at inference, T passes (Gal & Ghahramani 2016): mean and spread for "
+     "regression, predictive entropy and mutual information for classification."),
+    (calibration, "CalibrationRequest", "CalibrationResult", "Calibration",
+     "Reliability diagrams (uniform and equal-mass bins), ECE and MCE of the weight-scaled network "
+     "and of MC dropout, side by side."),
+    (hessian, "HessianRequest", "HessianResult", "Hessian eigen-directions",
+     "Top-k eigenvalues and eigenvectors of the training loss's Hessian by Lanczos on Hessian-vector "
+     "products (train or eval mode), a Hutchinson trace and optionally the spectral density by "
+     "stochastic Lanczos quadrature."),
+    (flat_weights, "FlatWeightsRequest", "FlatWeightsResult", "Flat weights",
+     "The run's parameters as one vector, with the L2 coefficient α its optimizer's fixed points "
+     "obey (for the Hessian panel's selective shrinkage)."),
+    (sweep, "SweepRequest", "SweepResult", "lr × λ sweep",
+     "A grid of short fresh runs of the run's settings per (decay variant, lr, λ, seed): final "
+     "validation error, its spread over seeds, the best λ per lr (L&H 2019 Fig. 2)."),
+)
+
+
+def registry(rows: tuple[tuple[ModuleType, str, str, str, str], ...]) -> dict[str, AnalysisSpec]:
+    """{name: AnalysisSpec} from table rows, in row order (see TABLE)."""
+    specs: dict[str, AnalysisSpec] = {}
+    for module, request, result, title, description in rows:
+        name = module.__name__.rpartition(".")[2]
+        specs[name] = AnalysisSpec(name=name, title=title, description=description,
+                                   Request=getattr(module, request), Result=getattr(module, result),
+                                   compute=module.compute)
+    return specs
+
+
+ANALYSES: dict[str, AnalysisSpec] = registry(TABLE)
 
 
 class _HasView(Protocol):

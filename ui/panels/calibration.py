@@ -16,33 +16,18 @@ again after a short pause.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QSlider,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
 
 from regsim.analyses.calibration import Bins, CalibrationResult
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
-from ui.panels.base import Panel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.theme import Theme
 
-_JOB_IDS = itertools.count(1)
 BINNINGS = (("uniform bins", "uniform"), ("equal-mass bins", "equal_mass"))
 T_DELAY_MS = 300  # a T change asks again after this pause (a slider drag asks once)
 TIP = ("Reliability diagram: per confidence bin, accuracy (bars) against mean confidence (the diagonal\n"
@@ -51,31 +36,24 @@ TIP = ("Reliability diagram: per confidence bin, accuracy (bars) against mean co
        "Below: how many points fall in each bin.")
 
 
-class CalibrationPanel(Panel):
+class CalibrationPanel(JobPanel):
     """Two reliability diagrams (eval mode | MC dropout) with their confidence histograms."""
 
     key = "calibration"
     title = "Calibration"
+    analysis = "calibration"
+    job_unit = "passes"
+    idle_text = "no calibration yet: press Compute (B)"
 
     EMPTY_HINT = "Press B (Compute) for the\nreliability diagrams"
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
         self.result: CalibrationResult | None = None
-        self._job_id: str | None = None
-        self._pending = False
         self._drawn: tuple | None = None
 
-        self.compute_button = QPushButton("Compute (B)")
-        self.compute_button.setShortcut(QKeySequence("B"))
-        self.compute_button.setToolTip("Ask the engine for both reliability diagrams on the current "
-                                       "weights (a background job)")
-        self.compute_button.clicked.connect(self.request_calibration)
-        self.cancel_button = QPushButton("Cancel (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.setProperty("export_hidden", True)
-        self.cancel_button.clicked.connect(self.cancel_calibration)
-        self.cancel_button.setVisible(False)
+        self.build_job_controls("Compute", "B", "Ask the engine for both reliability diagrams on the "
+                                "current weights (a background job)")
         self.t_slider = QSlider(Qt.Orientation.Horizontal)
         self.t_slider.setRange(1, 200)
         self.t_slider.setValue(50)
@@ -95,15 +73,7 @@ class CalibrationPanel(Panel):
         self.points_combo = QComboBox()
         self.points_combo.addItems(["val", "train", "train+val"])
         self.points_combo.setToolTip("Which labelled points are binned")
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(200)
-        self.progress.setProperty("export_hidden", True)
-        self.status_label = QLabel("no calibration yet: press Compute (B)")
-        self.status_label.setWordWrap(True)
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.make_status_label()
         self._t_timer = QTimer(self)
         self._t_timer.setSingleShot(True)
         self._t_timer.setInterval(T_DELAY_MS)
@@ -176,36 +146,21 @@ class CalibrationPanel(Panel):
         self._drawn = key
         self._draw()
 
-    def on_job(self, event: JobEvent) -> None:
-        if event.analysis != "calibration" or event.id != self._job_id:
-            return
-        if event.kind == "result":
-            self._set_pending(False)
-            self.result = event.result
-            r = self.result
-            self._show_progress(1, 1, f"T = {r.T}")
-            self.status_label.setText(f"T = {r.T} passes, {r.bins} bins, {len(r.deterministic.correct)} "
-                                      f"{r.points} points at step {r.step} · {r.elapsed * 1e3:.0f} ms"
-                                      + (f" · {r.note}" if r.note else ""))
-            self._drawn = None
-            self.redraw()
-        elif event.kind in ("failed", "cancelled"):
-            self._set_pending(False)
-            self._show_progress(0, 1, event.kind)
-            self.status_label.setText(f"{event.kind}: {event.message}" if event.message else event.kind)
-            if event.kind == "failed":
-                self.status_message.emit(event.message)
-        elif event.kind == "progress" and event.total:
-            self._show_progress(event.done, event.total, f"{event.done} / {event.total} passes")
+    def job_result(self, event: JobEvent) -> None:
+        self.result = r = event.result
+        self._show_progress(1, 1, f"T = {r.T}")
+        self.status_label.setText(f"T = {r.T} passes, {r.bins} bins, {len(r.deterministic.correct)} "
+                                  f"{r.points} points at step {r.step} · {r.elapsed * 1e3:.0f} ms"
+                                  + (f" · {r.note}" if r.note else ""))
+        self._drawn = None
+        self.redraw()
 
     def reset(self) -> None:
         super().reset()
         self.result = None
-        self._set_pending(False)
+        self.forget_job()
         self._t_timer.stop()
         self._drawn = None
-        self._show_progress(0, 1, "idle")
-        self.status_label.setText("no calibration yet: press Compute (B)")
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
@@ -245,38 +200,12 @@ class CalibrationPanel(Panel):
         return {"T": int(self.t_slider.value()), "bins": int(self.bins_spin.value()),
                 "points": self.points_combo.currentText()}
 
-    def request_calibration(self) -> None:
+    def request_job(self) -> str | None:
         """Ask the engine for both diagrams (supersedes a request in flight)."""
         self._t_timer.stop()
-        if self._pending and self._job_id is not None:
-            self.request.emit("cancel", {"id": self._job_id})
-        self._job_id = f"calibration-{next(_JOB_IDS)}"
-        self._set_pending(True)
-        self._show_progress(0, 1, "computing…")
-        self.status_label.setText("computing…")
-        self.request.emit("analyze", {"id": self._job_id, "analysis": "calibration",
-                                      "params": self.params()})
-
-    def cancel_calibration(self) -> None:
-        if not self._pending or self._job_id is None:
-            return
-        self.request.emit("cancel", {"id": self._job_id})
-        self._job_id = None
-        self._set_pending(False)
-        self._show_progress(0, 1, "cancelled")
-        self.status_label.setText("cancelled")
+        return super().request_job()
 
     # ------------------------------------------------------------------------------- internals
-    def _set_pending(self, on: bool) -> None:
-        self._pending = on
-        self.cancel_button.setVisible(on)
-
-    def _show_progress(self, done: int, total: int, text: str) -> None:
-        total = max(1, int(total))
-        self.progress.setRange(0, total)
-        self.progress.setValue(min(max(int(done), 0), total))
-        self.progress.setFormat(text)
-
     def _t_moved(self, value: int) -> None:
         self.t_label.setText(f"T = {value}")
         self._settings_changed()
@@ -288,7 +217,7 @@ class CalibrationPanel(Panel):
 
     def _t_settled(self) -> None:
         if self.result is not None or self._pending:
-            self.request_calibration()
+            self.request_job()
 
     def _invalidate(self, *_: object) -> None:
         self._drawn = None

@@ -19,18 +19,15 @@ earlier site ReLUs lie between mask and logits and G ≈ W only. A differs from 
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -41,12 +38,11 @@ from PySide6.QtWidgets import (
 from regsim.analyses.ensemble import EnsembleResult
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
-from ui.panels.base import Panel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.theme import Theme
 from ui.widgets import FlowLayout, MathLabel
 
-_JOB_IDS = itertools.count(1)
 TILES = 16  # sub-networks on one page (4 × 4)
 TILE_COLS = 4
 BLOCK = 256  # masks fetched per request: pages inside a block turn without recomputing
@@ -82,36 +78,30 @@ def _nice_step(raw: float) -> float:
     return 10.0 ** (exp + 1)  # pragma: no cover
 
 
-class EnsemblePanel(Panel):
+class EnsemblePanel(JobPanel):
     """A page of sub-networks, their three combinations and eval mode, and their accuracies."""
 
     key = "ensemble"
     title = "Sub-network ensemble"
+    analysis = "ensemble"
+    job_unit = "masks"
+    idle_text = "no ensemble yet: press Compute (E)"
 
     EMPTY_HINT = "Press E (Compute)\nto enumerate the\nsub-networks"
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
         self.result: EnsembleResult | None = None
-        self._job_id: str | None = None
-        self._pending = False
         self._request: dict | None = None  # the params of the result shown (or in flight)
         self._sites: tuple = ()
         self._drawn: tuple | None = None
         self.page = 0  # page of TILES sub-networks, over all masks
 
         # --- controls -------------------------------------------------------------------------
-        self.compute_button = QPushButton("Compute (E)")
-        self.compute_button.setShortcut(QKeySequence("E"))
-        self.compute_button.setToolTip("Ask the engine to enumerate every mask of the chosen layer "
-                                       "(a background job; training goes on)")
-        self.compute_button.clicked.connect(self.request_ensemble)
-        self.cancel_button = QPushButton("Cancel (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.setProperty("export_hidden", True)
-        self.cancel_button.setToolTip("Stop this enumeration (what is on screen stays)")
-        self.cancel_button.clicked.connect(self.cancel_ensemble)
-        self.cancel_button.setVisible(False)
+        self.build_job_controls("Compute", "E", "Ask the engine to enumerate every mask of the chosen "
+                                "layer (a background job; training goes on)",
+                                cancel_tip="Stop this enumeration (what is on screen stays)",
+                                progress_width=220)
         self.site_combo = QComboBox()
         self.site_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.site_combo.setToolTip("The dropout layer whose masks are enumerated (the other layers "
@@ -152,18 +142,10 @@ class EnsemblePanel(Panel):
         self.seed_button.setProperty("export_hidden", True)
         self.seed_button.clicked.connect(
             lambda: self.request.emit("preset", {"name": SEED_PRESET}))
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(220)
-        self.progress.setProperty("export_hidden", True)
-        self.status_label = QLabel("no ensemble yet: press Compute (E)")
+        self.make_status_label()
         self.verdict_label = MathLabel("")
-        for label in (self.status_label, self.verdict_label):
-            label.setWordWrap(True)
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.verdict_label.setToolTip(PANEL_TIP)
 
         # Rows that wrap in a narrow window (a box row's minimum was all its controls: 717 px).
@@ -247,7 +229,7 @@ class EnsemblePanel(Panel):
         if (self.auto_check.isChecked() and not self._pending and snap.hparams.dataset != "regression"
                 and snap.status not in ("diverged", "error")
                 and (self.result is None or snap.step - self.result.step >= 500)):
-            self.request_ensemble()
+            self.request_job()
 
     def redraw(self) -> None:
         snap = self.snapshot
@@ -259,34 +241,20 @@ class EnsemblePanel(Panel):
         self._drawn = key
         self._draw(data)
 
-    def on_job(self, event: JobEvent) -> None:
-        if event.analysis != "ensemble" or event.id != self._job_id:
-            return
-        if event.kind == "result":
-            self._set_pending(False)
-            self.result = event.result
-            self._drawn = None
-            self._show_progress(1, 1, f"{self.result.n_masks} masks")
-            self.status_label.setText(self._result_text(self.result))
-            self.redraw()
-        elif event.kind in ("failed", "cancelled"):
-            self._set_pending(False)
-            self._show_progress(0, 1, event.kind)
-            self.status_label.setText(f"{event.kind}: {event.message}" if event.message else event.kind)
-            if event.kind == "failed":
-                self.status_message.emit(event.message)
-        elif event.kind == "progress" and event.total:
-            self._show_progress(event.done, event.total, f"{event.done} / {event.total} masks")
+    def job_result(self, event: JobEvent) -> None:
+        self.result = event.result
+        self._drawn = None
+        self._show_progress(1, 1, f"{self.result.n_masks} masks")
+        self.status_label.setText(self._result_text(self.result))
+        self.redraw()
 
     def reset(self) -> None:
         super().reset()
         self.result = None
-        self._set_pending(False)
+        self.forget_job()
         self._request = None
         self._drawn = None
         self.page = 0
-        self._show_progress(0, 1, "idle")
-        self.status_label.setText("no ensemble yet: press Compute (E)")
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
@@ -346,26 +314,13 @@ class EnsemblePanel(Panel):
                 "resolution": 41, "samples": int(self.samples_spin.value()),
                 "page": block, "page_size": BLOCK, "order": ORDERS[self.order_combo.currentIndex()][1]}
 
-    def request_ensemble(self) -> None:
-        """Ask the engine for the ensemble of the chosen layer (supersedes a request in flight)."""
-        if self._pending and self._job_id is not None:
-            self.request.emit("cancel", {"id": self._job_id})
-        self._job_id = f"ensemble-{next(_JOB_IDS)}"
-        self._request = self.params()
-        self._set_pending(True)
-        self._show_progress(0, 1, "computing…")
-        self.status_label.setText("computing…")
-        self.request.emit("analyze", {"id": self._job_id, "analysis": "ensemble", "params": self._request})
+    def job_started(self, params: dict) -> None:
+        self._request = params  # the params of the result shown (or in flight)
+        super().job_started(params)
 
-    def cancel_ensemble(self) -> None:
-        if not self._pending or self._job_id is None:
-            return
-        self.request.emit("cancel", {"id": self._job_id})
-        self._job_id = None  # its late events are ignored
-        self._set_pending(False)
-        self._show_progress(0, 1, "cancelled")
-        self.status_label.setText("cancelled" + (f" · showing {self._result_text(self.result)}"
-                                                 if self.result is not None else ""))
+    def job_cancelled_text(self) -> str:
+        return "cancelled" + (f" · showing {self._result_text(self.result)}" if self.result is not None
+                              else "")
 
     def turn_page(self, step: int) -> None:
         """Next / previous page of TILES sub-networks; a page outside the fetched block asks again."""
@@ -377,25 +332,15 @@ class EnsemblePanel(Panel):
         old_block = self.page * TILES // BLOCK
         self.page = new
         if r is not None and new * TILES // BLOCK != old_block:
-            self.request_ensemble()
+            self.request_job()
         self._drawn = None
         self.redraw()
 
     # ------------------------------------------------------------------------------- internals
-    def _set_pending(self, on: bool) -> None:
-        self._pending = on
-        self.cancel_button.setVisible(on)
-
-    def _show_progress(self, done: int, total: int, text: str) -> None:
-        total = max(1, int(total))
-        self.progress.setRange(0, total)
-        self.progress.setValue(min(max(int(done), 0), total))
-        self.progress.setFormat(text)
-
     def _order_changed(self, *_: object) -> None:
         self.page = 0
         if self.result is not None:
-            self.request_ensemble()
+            self.request_job()
 
     def _invalidate(self, *_: object) -> None:
         self._drawn = None

@@ -20,36 +20,21 @@ SGDW, α = (1 − μ)λ; AdamW has no single α.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QSpinBox, QVBoxLayout, QWidget
 
 from regsim.analyses.flat_weights import FlatWeightsResult
 from regsim.analyses.hessian import HessianResult, ShrinkageResult, project_weights, shrink_factors
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
-from ui.panels.base import Panel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.run_colors import run_color
 from ui.theme import Theme
 
-_JOB_IDS = itertools.count(1)
 MODES = (("train & eval", ("eval", "train")), ("eval (dropout off)", ("eval",)),
          ("train (dropout on)", ("train",)))
 CURVE_X = np.logspace(-5, 4, 200)  # curvatures λ for the λ/(λ+α) curve
@@ -73,11 +58,13 @@ def nominal_alpha(hparams: object) -> tuple[float, str]:
     return math.nan, "AdamW: no single α"
 
 
-class HessianPanel(Panel):
+class HessianPanel(JobPanel):
     """Top-k Hessian eigenvalues (train vs eval), SLQ density, and decay's shrink per eigen-direction."""
 
     key = "hessian"
     title = "Hessian eigen-directions"
+    analysis = "hessian"
+    idle_text = "no Hessian yet: press Compute (H)"
 
     EMPTY_HINT = "Press H (Compute) for the top-k\nHessian eigenvalues"
     SHRINK_HINT = ("Selective shrinkage needs two runs:\nadd a run with λ = 0 and one with λ > 0\n"
@@ -90,7 +77,8 @@ class HessianPanel(Panel):
         self.shrink: ShrinkageResult | None = None
         self.shrink_runs: tuple[str, str] = ("", "")  # (no-decay run, decay run) of `shrink`
         self._queue: list[tuple[str, str, str, dict]] = []  # (tag, run, analysis, params) to ask next
-        self._job: tuple[str, str, str] | None = None  # (job id, tag, run) in flight
+        self._job_tag = ""  # what the job in flight computes ("eval mode", "weights of B")
+        self._job_run = ""  # the run it is addressed to ("" with one run)
         self._asked = 0  # jobs in this Compute
         self._skipped_train = False  # train mode not asked: the run has no dropout
         self._hessian_run = ""  # the run whose Hessian is shown (Compare mode; "" with one run)
@@ -99,16 +87,9 @@ class HessianPanel(Panel):
         self._selected = ""
         self._run_snaps: dict[str, Snapshot] = {}
 
-        self.compute_button = QPushButton("Compute (H)")
-        self.compute_button.setShortcut(QKeySequence("H"))
-        self.compute_button.setToolTip("Ask the engine for the top-k eigen-pairs (background jobs); in "
-                                       "Compare mode also both runs' weights for the shrinkage")
-        self.compute_button.clicked.connect(self.request_hessian)
-        self.cancel_button = QPushButton("Cancel (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.setProperty("export_hidden", True)
-        self.cancel_button.clicked.connect(self.cancel_hessian)
-        self.cancel_button.setVisible(False)
+        self.build_job_controls("Compute", "H", "Ask the engine for the top-k eigen-pairs (background "
+                                "jobs); in Compare mode also both runs' weights for the shrinkage",
+                                progress_width=220)
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 50)
         self.k_spin.setValue(10)
@@ -123,15 +104,7 @@ class HessianPanel(Panel):
         self.density_check.setToolTip("The eigenvalue density by stochastic Lanczos quadrature (Ghorbani "
                                       "et al. 2019): 10 probes × 40 steps, about 400 more products")
         self.density_check.toggled.connect(self._invalidate)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(220)
-        self.progress.setProperty("export_hidden", True)
-        self.status_label = QLabel("no Hessian yet: press Compute (H)")
-        self.status_label.setWordWrap(True)
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.make_status_label()
         controls = QHBoxLayout()
         for w in (self.compute_button, self.cancel_button, self.k_spin, self.mode_combo, self.density_check,
                   self.progress):
@@ -193,39 +166,37 @@ class HessianPanel(Panel):
         self._drawn = key
         self._draw()
 
-    def on_job(self, event: JobEvent) -> None:
-        if self._job is None or event.id != self._job[0]:
+    def _keep(self, event: JobEvent) -> None:
+        if event.result is None:
             return
-        _, tag, run = self._job
-        if event.kind in ("result", "partial") and event.result is not None:
-            if event.analysis == "hessian":
-                self.results[event.result.mode] = event.result
-            elif event.analysis == "flat_weights":
-                self.weights[run] = event.result
-            if event.kind == "result":
-                self._job = None
-                self._update_shrink()
-                self._next()
-            self._drawn = None
-            self.redraw()
-        elif event.kind in ("failed", "cancelled"):
-            self._job = None
-            self._queue.clear()
-            self._set_pending(False)
-            self._show_progress(0, 1, event.kind)
-            self.status_label.setText(f"{event.kind}: {event.message}" if event.message else event.kind)
-            if event.kind == "failed":
-                self.status_message.emit(event.message)
-        elif event.kind == "progress" and event.total:
-            n = self._asked - len(self._queue)
-            self._show_progress(event.done, event.total,
-                                f"{tag}: {event.done} / {event.total} HVPs ({n}/{self._asked})")
+        if event.analysis == "hessian":
+            self.results[event.result.mode] = event.result
+        elif event.analysis == "flat_weights":
+            self.weights[self._job_run] = event.result
+
+    def job_partial(self, event: JobEvent) -> None:
+        self._keep(event)
+        self._drawn = None
+        self.redraw()
+
+    def job_result(self, event: JobEvent) -> None:
+        self._keep(event)
+        self._update_shrink()
+        self._next()
+        self._drawn = None
+        self.redraw()
+
+    def job_failed(self, event: JobEvent) -> None:
+        self._queue.clear()  # the rest of this Compute is moot
+        super().job_failed(event)
+
+    def job_progress_text(self, done: int, total: int) -> str:
+        n = self._asked - len(self._queue)
+        return f"{self._job_tag}: {done} / {total} HVPs ({n}/{self._asked})"
 
     def reset(self) -> None:
         super().reset()
-        if self._job is not None:
-            self.request.emit("cancel", {"id": self._job[0]})
-        self._forget()
+        self._forget(cancel=True)
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
@@ -264,10 +235,8 @@ class HessianPanel(Panel):
         self.redraw()
 
     def cleanup(self) -> None:
-        if self._job is not None:
-            self.request.emit("cancel", {"id": self._job[0]})
-        self._job = None
         self._queue.clear()
+        self.forget_job()  # cancels a job in flight
 
     # -------------------------------------------------------------------------------- requests
     def modes(self) -> tuple[str, ...]:
@@ -292,10 +261,10 @@ class HessianPanel(Panel):
                                                                           None)
         return (nodecay, decay) if nodecay and decay else None
 
-    def request_hessian(self) -> None:
+    def request_job(self) -> str | None:
         """Ask for the eigen-pairs of each chosen mode, then (Compare mode) both runs' weights. The
         runner supersedes a run's older job of the same analysis, so they are asked one by one."""
-        self.cancel_hessian(quiet=True)
+        self.cancel_job(quiet=True)
         pair = self.shrink_pair()
         run = pair[0] if pair else (self._selected if self.comparing else "")
         self.results = {}
@@ -317,6 +286,7 @@ class HessianPanel(Panel):
         self.status_label.setText("computing…" + (f" (H of run {run})" if run else ""))
         self._drawn = None
         self._next()
+        return self._job_id
 
     def _next(self) -> None:
         if not self._queue:
@@ -325,22 +295,19 @@ class HessianPanel(Panel):
             self.status_label.setText(self._summary())
             return
         tag, run, analysis, params = self._queue.pop(0)
-        job_id = f"hessian-{next(_JOB_IDS)}"
-        self._job = (job_id, tag, run)
-        payload = {"id": job_id, "analysis": analysis, "params": params}
-        if run:
-            payload["run"] = run
-        self.request.emit("analyze", payload)
+        self._job_tag, self._job_run = tag, run
+        self.start_job(analysis, params, run)
 
-    def cancel_hessian(self, quiet: bool = False) -> None:
+    def cancel_job(self, quiet: bool = False) -> None:
+        """Cancel this Compute's job in flight and the ones queued after it; `quiet` (a new Compute
+        replaces it) leaves the bar and the status line to the new one."""
         self._queue.clear()
-        if self._job is not None:
-            self.request.emit("cancel", {"id": self._job[0]})
-            self._job = None
-            if not quiet:
-                self._set_pending(False)
-                self._show_progress(0, 1, "cancelled")
-                self.status_label.setText("cancelled")
+        if not quiet:
+            super().cancel_job()
+        else:
+            if self._pending and self._job_id is not None:
+                self.request.emit("cancel", {"id": self._job_id})
+            self._job_id = None  # so the first job of the new Compute cancels nothing more
 
     # ------------------------------------------------------------------------------ Compare mode
     @property
@@ -364,34 +331,22 @@ class HessianPanel(Panel):
                 self.shrink = None
 
     # ------------------------------------------------------------------------------- internals
-    def _forget(self) -> None:
+    def _forget(self, cancel: bool = False) -> None:
         self.results = {}
         self.weights = {}
         self.shrink = None
         self._queue.clear()
-        self._job = None
-        self._set_pending(False)
-        self._show_progress(0, 1, "idle")
-        self.status_label.setText("no Hessian yet: press Compute (H)")
+        self.forget_job(cancel)
         self._drawn = None
 
     def _mode_changed(self, *_: object) -> None:
         """A new mode set: ask again if anything was shown or asked (else wait for Compute)."""
         self._drawn = None
-        if self.results or self._job is not None:
-            self.request_hessian()
+        if self.results or self._pending:
+            self.request_job()
 
     def _invalidate(self, *_: object) -> None:
         self._drawn = None
-
-    def _set_pending(self, on: bool) -> None:
-        self.cancel_button.setVisible(on)
-
-    def _show_progress(self, done: int, total: int, text: str) -> None:
-        total = max(1, int(total))
-        self.progress.setRange(0, total)
-        self.progress.setValue(min(max(int(done), 0), total))
-        self.progress.setFormat(text)
 
     def _shown_hparams(self, run: str = "") -> object | None:
         """The settings of `run` (Compare mode) or of the single run."""

@@ -17,33 +17,19 @@ and B's uncertainty can be flipped between with the run buttons.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QSpinBox, QVBoxLayout, QWidget
 
 from regsim.analyses.jobs import JobEvent
 from regsim.analyses.mc_dropout import MCResult
 from regsim.snapshot import History, Snapshot
-from ui.panels.base import Panel
+from ui.panels.base import JobPanel
 from ui.panels.style import FastFillBetween, color, fill_background, style_plot, style_text
 from ui.run_colors import run_color, run_settings_text
 from ui.theme import Theme
 
-_JOB_IDS = itertools.count(1)
 MAPS = ("entropy", "mutual information")
 MOSAIC_K = 8  # images per row of the digits mosaic (most certain above, least certain below)
 
@@ -58,17 +44,18 @@ def mosaic(images: np.ndarray, cols: int) -> np.ndarray:
     return out
 
 
-class MCDropoutPanel(Panel):
+class MCDropoutPanel(JobPanel):
     """Predictive mean and spread (1-D), entropy / mutual information maps (2-D), certain digits."""
 
     key = "uncertainty"  # no underscore: file names split on it (ui/export)
     title = "MC dropout"
+    analysis = "mc_dropout"
+    job_unit = "passes"
+    idle_text = "no MC result yet: press Compute (M)"
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
         self.result: MCResult | None = None
-        self._job_id: str | None = None
-        self._pending = False
         self._last_request_step: int | None = None
         self._drawn: tuple | None = None
         # Compare mode: which run is shown (the selected one) and each run's last result.
@@ -78,10 +65,9 @@ class MCDropoutPanel(Panel):
         self.run_results: dict[str, MCResult] = {}
         self._job_run = ""  # the run the request in flight is for ("" with one run)
 
-        self.compute_button = QPushButton("Compute (M)")
-        self.compute_button.setShortcut(QKeySequence("M"))
-        self.compute_button.setToolTip("Ask the engine for T passes with dropout on (a background job)")
-        self.compute_button.clicked.connect(self.request_mc)
+        # No Cancel button and no bar: T passes take a moment; the status line counts them.
+        self.build_job_controls("Compute", "M", "Ask the engine for T passes with dropout on (a "
+                                "background job)", cancel=False, progress=False)
         self.t_spin = QSpinBox()
         self.t_spin.setRange(1, 200)
         self.t_spin.setValue(50)
@@ -94,10 +80,7 @@ class MCDropoutPanel(Panel):
         self.map_combo.setToolTip("2-D: colour by the predictive entropy H[p̄], or by the mutual "
                                   "information H[p̄] − E_t H[p_t] (the passes' disagreement)")
         self.map_combo.currentIndexChanged.connect(self._invalidate)
-        self.status_label = QLabel("no MC result yet: press Compute (M)")
-        # The status may be long (a note, slide fonts): it wraps and gives way, never widens the panel.
-        self.status_label.setWordWrap(True)
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.make_status_label()
         controls = QHBoxLayout()
         for w in (self.compute_button, self.t_spin, self.auto_check, self.map_combo):
             controls.addWidget(w)
@@ -130,7 +113,7 @@ class MCDropoutPanel(Panel):
             self._last_request_step = None  # a new run
         if (self.auto_check.isChecked() and not self._pending and snap.status not in ("diverged", "error")
                 and (self._last_request_step is None or snap.step - self._last_request_step >= 200)):
-            self.request_mc()
+            self.request_job()
 
     def redraw(self) -> None:
         snap = self.snapshot
@@ -142,29 +125,28 @@ class MCDropoutPanel(Panel):
         self._drawn = key
         self._draw(data)
 
-    def on_job(self, event: JobEvent) -> None:
-        if event.analysis != "mc_dropout" or event.id != self._job_id:
-            return
-        if event.kind == "result":
-            self._pending = False
-            if self._job_run:
-                self.run_results[self._job_run] = event.result
-                if self._job_run != self._selected:
-                    return  # another run is shown now; this one's result waits for its selection
-            self.result = event.result
-            r = self.result
-            self.status_label.setText(f"T = {r.T} passes at step {r.step} · {r.elapsed * 1e3:.0f} ms"
-                                      + (f" · {r.note}" if r.note else ""))
-        elif event.kind in ("failed", "cancelled"):
-            self._pending = False
-            self.status_label.setText(event.message or event.kind)
-        elif event.kind == "progress" and event.total:
-            self.status_label.setText(f"computing: {event.done} / {event.total} passes")
+    def job_result(self, event: JobEvent) -> None:
+        if self._job_run:
+            self.run_results[self._job_run] = event.result
+            if self._job_run != self._selected:
+                return  # another run is shown now; this one's result waits for its selection
+        self.result = r = event.result
+        self.status_label.setText(f"T = {r.T} passes at step {r.step} · {r.elapsed * 1e3:.0f} ms"
+                                  + (f" · {r.note}" if r.note else ""))
+
+    def job_failed(self, event: JobEvent) -> None:
+        self.status_label.setText(event.message or event.kind)
+
+    def job_progress(self, done: int, total: int) -> None:
+        self.status_label.setText(f"computing: {self.job_progress_text(done, total)}")
 
     def reset(self) -> None:
         super().reset()
         self.result = None
-        self._pending = False
+        if self._job_run:  # Compare mode: a run-addressed job's result is filed under its run
+            self._set_pending(False)
+        else:  # the one run restarted: its job analyses weights that are gone
+            self.forget_job()
         self._last_request_step = None
         self._drawn = None
 
@@ -186,19 +168,19 @@ class MCDropoutPanel(Panel):
         self.auto_check.setChecked(False)
 
     # -------------------------------------------------------------------------------- requests
-    def request_mc(self) -> None:
-        """Ask the engine for T passes on the current weights (supersedes a request in flight)."""
-        self._job_id = f"mc_dropout-{next(_JOB_IDS)}"
-        self._pending = True
+    def params(self) -> dict:
+        """The Request fields the controls ask for (regsim.analyses.mc_dropout.MCRequest)."""
+        return {"T": int(self.t_spin.value())}
+
+    def job_run(self) -> str:
+        """Compare mode: the passes of the run shown."""
+        self._job_run = self._selected if self.comparing else ""
+        return self._job_run
+
+    def job_started(self, params: dict) -> None:
         if self.snapshot is not None:
             self._last_request_step = self.snapshot.step
         self.status_label.setText("computing…")
-        payload = {"id": self._job_id, "analysis": "mc_dropout",
-                   "params": {"T": int(self.t_spin.value())}}
-        self._job_run = self._selected if self.comparing else ""
-        if self._job_run:
-            payload["run"] = self._job_run  # Compare mode: the passes of the run shown
-        self.request.emit("analyze", payload)
 
     # ------------------------------------------------------------------------------ Compare mode
     @property

@@ -19,21 +19,18 @@ background job; each finished batch of runs fills its cells in.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QCursor, QKeySequence
+from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
-    QPushButton,
     QSizePolicy,
     QSpinBox,
     QToolTip,
@@ -44,11 +41,10 @@ from PySide6.QtWidgets import (
 from regsim.analyses.jobs import JobEvent
 from regsim.analyses.sweep import SweepRequest, SweepResult
 from regsim.snapshot import History, Snapshot
-from ui.panels.base import Panel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.theme import Theme
 
-_JOB_IDS = itertools.count(1)
 # Heatmap slots: (row, column) → variant. Rows SGD / Adam, columns L2 | paper | PyTorch.
 SLOTS = (("sgd-l2", "SGD+L2"), ("sgdw-paper", "SGDW (paper)"), ("sgdw", "SGDW (lr·λ)"),
          ("adam-l2", "Adam+L2"), ("adamw-paper", "AdamW (paper)"), ("adamw", "AdamW (PyTorch)"))
@@ -125,19 +121,19 @@ class _Heatmap:
         plot.setMenuEnabled(False)
 
 
-class SweepPanel(Panel):
+class SweepPanel(JobPanel):
     """Heatmaps of final validation error over (lr × λ), one per decay variant (L&H 2019 Fig. 2)."""
 
     key = "sweep"
     title = "lr × λ sweep"
+    analysis = "sweep"
+    idle_text = "no sweep yet: press Start (S)"
 
     EMPTY_HINT = "Press Start (S)\nto train the grid"
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
         self.result: SweepResult | None = None
-        self._job_id: str | None = None
-        self._pending = False
         self._drawn: tuple | None = None
 
         # --- controls -------------------------------------------------------------------------
@@ -178,23 +174,10 @@ class SweepPanel(Panel):
                                                 "θ ← θ − η_t·λ·θ (η_t the schedule only)" if
                                                 slug.endswith("paper") else "θ ← θ − lr·λ·θ"))
             self.variant_boxes[slug] = box
-        self.start_button = QPushButton("Start (S)")
-        self.start_button.setShortcut(QKeySequence("S"))
-        self.start_button.setToolTip("Train the grid as a background job (a newer Start replaces it)")
-        self.start_button.clicked.connect(self.request_sweep)
-        self.cancel_button = QPushButton("Cancel (Esc)")
-        self.cancel_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_button.setProperty("export_hidden", True)
-        self.cancel_button.clicked.connect(self.cancel_sweep)
-        self.cancel_button.setVisible(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(220)
-        self.progress.setProperty("export_hidden", True)
-        self.status_label = QLabel("no sweep yet: press Start (S)")
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.build_job_controls("Start", "S", "Train the grid as a background job (a newer Start "
+                                "replaces it)", progress_width=220)
+        self.start_button = self.compute_button
+        self.make_status_label(wrap=False)
         # the hovered cell, also as a line here: a tooltip shows only in the active window
         self.hover_label = QLabel("")
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -255,22 +238,15 @@ class SweepPanel(Panel):
         self._drawn = key
         self._draw()
 
-    def on_job(self, event: JobEvent) -> None:
-        if event.analysis != "sweep" or event.id != self._job_id:
-            return
-        if event.kind in ("partial", "result") and event.result is not None:
-            if event.kind == "result":
-                self._set_pending(False)
+    def job_partial(self, event: JobEvent) -> None:
+        self.show_result(event.result, event.done, event.total)
+
+    def job_result(self, event: JobEvent) -> None:
+        if event.result is not None:
             self.show_result(event.result, event.done, event.total)
-        elif event.kind in ("failed", "cancelled"):
-            self._set_pending(False)
-            self._show_progress(0, 1, event.kind)
-            self.status_label.setText(f"{event.kind}: {event.message}" if event.message else event.kind)
-            if event.kind == "failed":
-                self.status_message.emit(event.message)
-        elif event.kind == "progress" and event.total:
-            pct = 100 * event.done / event.total
-            self._show_progress(event.done, event.total, f"{pct:.0f} %")
+
+    def job_progress_text(self, done: int, total: int) -> str:
+        return f"{100 * done / total:.0f} %"
 
     def show_result(self, r: SweepResult, done: int = 0, total: int = 0) -> None:
         """Draw a (partial) grid: the cells trained so far."""
@@ -364,44 +340,15 @@ class SweepPanel(Panel):
         SweepRequest(**params)  # the job's own checks (the grid's size), before asking
         return params
 
-    def request_sweep(self) -> None:
-        """Ask the engine for the grid (supersedes a sweep in flight); a bad field is named."""
-        try:
-            params = self.params()
-        except ValueError as e:
-            self.status_label.setText(f"not started: {e}")
-            self.status_message.emit(str(e))
-            return
-        if self._pending and self._job_id is not None:
-            self.request.emit("cancel", {"id": self._job_id})
-        self._job_id = f"sweep-{next(_JOB_IDS)}"
-        self._set_pending(True)
+    def job_started(self, params: dict) -> None:
         runs = len(params["lrs"]) * len(params["decays"]) * len(params["variants"]) * params["seeds"]
         self._show_progress(0, 1, "starting…")
         self.status_label.setText(f"training {runs} runs × {params['steps']} steps …")
-        self.request.emit("analyze", {"id": self._job_id, "analysis": "sweep", "params": params})
 
-    def cancel_sweep(self) -> None:
-        if not self._pending or self._job_id is None:
-            return
-        self.request.emit("cancel", {"id": self._job_id})
-        self._job_id = None
-        self._set_pending(False)
-        self._show_progress(0, 1, "cancelled")
-        self.status_label.setText("cancelled" + (" (the cells done so far stay)" if self.result else ""))
+    def job_cancelled_text(self) -> str:
+        return "cancelled" + (" (the cells done so far stay)" if self.result else "")
 
     # ------------------------------------------------------------------------------- internals
-    def _set_pending(self, on: bool) -> None:
-        self._pending = on
-        self.cancel_button.setVisible(on)
-
-    def _show_progress(self, done: int, total: int, text: str) -> None:
-        total = max(1, int(total))
-        scale = max(1, total // 100_000)  # a QProgressBar holds an int
-        self.progress.setRange(0, total // scale)
-        self.progress.setValue(min(max(int(done), 0), total) // scale)
-        self.progress.setFormat(text)
-
     def map_of(self, slug: str) -> _Heatmap:
         return next(m for m in self.maps if m.slug == slug)
 
