@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout, sweep
+from . import calibration, ensemble, flat_weights, hessian, hessian_plane, landscape, mc_dropout, sweep
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -59,6 +59,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
         description="A grid of short fresh runs of the run's settings per (decay variant, lr, λ, seed): "
                     "final validation error, its spread over seeds, the best λ per lr (L&H 2019 Fig. 2).",
         Request=sweep.SweepRequest, Result=sweep.SweepResult, compute=sweep.compute),
+    "hessian_plane": AnalysisSpec(
+        name="hessian_plane", title="Hessian plane",
+        description="The loss on the plane of the top two Hessian eigenvectors around the current "
+                    "weights, with the decay's pull and the origin's projection (Constraint geometry).",
+        Request=hessian_plane.HessianPlaneRequest, Result=hessian_plane.HessianPlaneResult,
+        compute=hessian_plane.compute),
 }
 
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QWidget
 from regsim import quadratic as qd
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
+from ui.panels.constraint_real import RealPlane
 from ui.panels.style import color, fill_background, style_plot, style_text
 from ui.theme import Theme
 
@@ -107,6 +108,13 @@ class ConstraintPanel(Panel):
         self.compare_note.setWordWrap(True)
         self.compare_note.setVisible(False)
         grid.addWidget(self.compare_note, 3, 0, 1, 6)
+        # The same picture on the real model (ui/panels/constraint_real.py): a job on the live run.
+        self.real = RealPlane()
+        self.real.request.connect(self.request.emit)
+        grid.addWidget(self.real.widget, 0, 6)
+        grid.addWidget(self.real.button, 1, 6)
+        grid.addWidget(self.real.status, 2, 6, 2, 1)
+        grid.setColumnStretch(6, 6)
         grid.setRowStretch(0, 1)
         self.apply_theme(self.theme)
         self._recompute()
@@ -159,11 +167,13 @@ class ConstraintPanel(Panel):
     def reset(self) -> None:
         super().reset()
         self._run_lam = None
+        self.real.reset()
         self.redraw()
 
     def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
         """Compare mode: say that this is one toy quadratic, not a per-run view."""
         several = len(runs) > 1
+        self.real.run = selected if several else ""
         text = (f"A toy 2-D quadratic, not a run: the same picture for every run. λ starts at the "
                 f"selected run's ({selected}); select another run or move λ to compare."
                 if several else "")
@@ -224,7 +234,13 @@ class ConstraintPanel(Panel):
         font = self.hint.textItem.font()
         font.setPointSize(theme.font_pt)
         self.hint.setFont(font)
+        self.real.apply_theme(theme)
         self.redraw()
 
+    def on_job(self, event) -> None:  # noqa: ANN001 - a regsim.analyses.jobs.JobEvent
+        self.real.on_job(event)
+
     def cleanup(self) -> None:
-        """Nothing runs in the background: the paths are computed on the GUI thread in < 5 ms."""
+        """The toy's paths are computed on the GUI thread in < 5 ms; the real-model plane is an
+        engine job, cancelled here."""
+        self.real.cancel()
