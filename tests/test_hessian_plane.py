@@ -1,5 +1,5 @@
 """The Constraint geometry panel's real-model plane (regsim/analyses/hessian_plane.py and
-ui/panels/constraint_real.py): its two directions are the top-2 eigenvectors of the full Hessian
+ui/panels/constraint.py): its two directions are the top-2 eigenvectors of the full Hessian
 (torch.func.hessian + torch.linalg.eigh, up to sign, 1e-4); its grid is the loss evaluated by hand at
 θ + a·q₁ + b·q₂; the origin's projection, the decay's pull and the theory's point by hand; the panel
 asks for the job and draws what comes back."""
