@@ -115,10 +115,13 @@ class ConstraintPanel(Panel):
         # The same picture on the real model (ui/panels/constraint_real.py): a job on the live run.
         self.real = RealPlane()
         self.real.request.connect(self.request.emit)
+        self.compute_button = self.real.button  # the export clicks it (ui/export/cli.py ANALYSIS_PANELS)
         grid.addWidget(self.real.widget, 0, 6)
         grid.addWidget(self.real.button, 1, 6)
         grid.addWidget(self.real.status, 2, 6, 2, 1)
-        grid.setColumnStretch(6, 6)
+        for col in range(6):  # the toy's six columns share half the width with the real plot
+            grid.setColumnStretch(col, 1)
+        grid.setColumnStretch(6, 5)
         grid.setRowStretch(0, 1)
         self.apply_theme(self.theme)
         self._recompute()
@@ -357,6 +360,8 @@ class RealPlane(QObject):
         for item in (self.image, *self.isos, self.center, self.origin, self.green, self.pull, self.reach):
             item.setVisible(on)
         self.hint.setVisible(not on)
+        if not on:  # the hint sits at (0, 0): centre the empty plot on it
+            self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
     def set_result(self, r) -> None:  # noqa: ANN001 - a regsim HessianPlaneResult (numpy only)
         self.result = r
@@ -395,7 +400,7 @@ class RealPlane(QObject):
         if r.alpha > 0 and math.isfinite(r.alpha):
             f = lam / (lam + r.alpha)
             text += (f"; α = {r.alpha:.3g}: kept λᵢ/(λᵢ+α) = {f[0]:.3f} along q₁, {f[1]:.3f} along q₂ "
-                     "(green: θ moved by the quadratic theory)")
+                     "(green: where decay would move θ if θ were the no-decay minimum)")
         elif r.alpha == 0:
             text += "; no decay (λ = 0): nothing pulls toward the origin"
         else:
@@ -406,7 +411,7 @@ class RealPlane(QObject):
 
     def apply_theme(self, theme: Theme) -> None:
         style_text(self.status, theme)
-        style_plot(self.widget, theme, "The real model: plane of its top-2 Hessian eigenvectors",
+        style_plot(self.widget, theme, "Real model: top-2 Hessian plane",
                    "b (along q₂)", "a (along q₁)")
         lw = theme.line_width
         self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [color(theme.background, 255),
