@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from .shrink_bands import shrink_flat_over_stiff, shrink_keep_flat, shrink_keep_stiff
+
 MC_T = 100  # passes; the MC panel's default range and the bench's row
 ON_DATA = (1.2, 2.8)  # |x| range inside the data [1, 3]
 GAP = 0.8  # |x| < GAP: the hole (−1, 1) in the inputs
@@ -93,4 +95,12 @@ ANALYSIS_METRICS: dict[str, tuple[str, str, Callable[[Any], float]]] = {
     "ensemble_arith_vs_scaled": ("max |A − W|", "max |arithmetic mean − weight-scaled net| over "
                                  "all 2ⁿ masks of fc1, train + val points, in probability",
                                  ensemble_arith_vs_scaled),
+    "shrink_flat_over_stiff": ("flat/stiff keep", "decay run vs its no-decay partner: kept fraction "
+                               "‖Q_Fᵀw_decay‖/‖Q_Fᵀw_nodecay‖ of the flat band 0 < λᵢ ≤ α ÷ that of the "
+                               "stiff band λᵢ > 10α (the partner's Hessian; regsim/shrink_bands.py)",
+                               shrink_flat_over_stiff),
+    "shrink_keep_stiff": ("stiff keep", "decay run vs its no-decay partner: kept fraction of the stiff "
+                          "band λᵢ > 10α (theory: ≥ 10/11)", shrink_keep_stiff),
+    "shrink_keep_flat": ("flat keep", "decay run vs its no-decay partner: kept fraction of the flat "
+                         "band 0 < λᵢ ≤ α (theory: ≤ 1/2)", shrink_keep_flat),
 }

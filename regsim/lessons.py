@@ -49,7 +49,7 @@ LESSON_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
 # The panels a lesson may open: keys of ui/panels/registry.py (regsim cannot import ui; the lesson
 # test checks that these are registry keys).
 PANEL_KEYS = ("training", "weights", "dropout", "landscape", "compression", "uncertainty", "ensemble",
-              "grokking")
+              "grokking", "hessian")
 MAX_STEPS = 100_000
 RECORD_POINTS = 20  # train_lesson measures every run this many times over the budget (curve_diff)
 
@@ -565,7 +565,10 @@ def train_lesson(lesson: Lesson, seed: int | None = None, device: str = "cpu",
             if flat is not None:
                 weights[name][step] = flat
             for metric, values in measured[name].items():
-                values.append(ANALYSIS_METRICS[metric][2](t) if (step, metric) in analyses else math.nan)
+                fn = ANALYSIS_METRICS[metric][2]
+                # A pair-run metric (regsim/shrink_bands.py) also reads the other runs of the group.
+                args = (t, group.trainers) if getattr(fn, "pair_runs", False) else (t,)
+                values.append(fn(*args) if (step, metric) in analyses else math.nan)
 
     measure(0)
     done = 0

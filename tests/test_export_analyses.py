@@ -30,6 +30,7 @@ def test_each_analysis_panel_gets_the_result_of_its_own_request(qtbot, tmp_path)
         assert ens is not None and ens.n_masks == 64
         np.testing.assert_allclose(ens.geometric, ref.geometric, atol=1e-7)
         assert panels["uncertainty"].result is not None and panels["calibration"].result is not None
+        assert panels["constraint"].real.result is not None  # the real-model Hessian plane
         assert "press Compute" not in panels["ensemble"].status_label.text()
     finally:
         w.shutdown()

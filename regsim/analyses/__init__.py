@@ -15,7 +15,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Protocol
 
-from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout, sweep
+from . import (
+    calibration,
+    ensemble,
+    flat_weights,
+    hessian,
+    hessian_plane,
+    landscape,
+    mc_dropout,
+    sweep,
+)
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -46,6 +55,9 @@ TABLE: tuple[tuple[ModuleType, str, str, str, str], ...] = (
     (sweep, "SweepRequest", "SweepResult", "lr × λ sweep",
      "A grid of short fresh runs of the run's settings per (decay variant, lr, λ, seed): final "
      "validation error, its spread over seeds, the best λ per lr (L&H 2019 Fig. 2)."),
+    (hessian_plane, "HessianPlaneRequest", "HessianPlaneResult", "Hessian plane",
+     "The loss on the plane of the top two Hessian eigenvectors around the current weights, with "
+     "the decay's pull and the origin's projection (Constraint geometry)."),
 )
 
 
