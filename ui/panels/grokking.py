@@ -17,9 +17,9 @@ N" marker at the first measured step with validation accuracy ≥ GROK_THRESHOLD
 off directly. The readout states, from the drawn data, each run's largest fall of ‖θ‖ (from an
 earlier peak to a later low, the max drawdown) and how much ‖θ‖ changed during the jump.
 
-What the norm does here (measured, grokking preset, seeds 0 and 1, python steps of the engine's
-regsim.Trainer evaluated every 10–50 steps to 700, ‖θ‖ as drawn): it does NOT fall during the jump. λ = 1: ‖θ‖ rises to 74 at step 50 (the
-table memorised), falls 8 % to its low ~68 at step ~200, just as val leaves chance (1 % at 150,
+What the norm does here (measured, grokking preset, seeds 0 and 1, regsim.Trainer evaluated every
+10–50 steps to 700, ‖θ‖ as drawn): it does NOT fall during the jump. λ = 1: ‖θ‖ rises to 74 at
+step 50 (the table memorised), falls 8 % to its low ~68 at step ~200, just as val leaves chance (1 % at 150,
 8–14 % at 200), then RISES again while val climbs to 95 % (68 → 74 by step 550–600; 77 at 700).
 λ = 0: ‖θ‖ grows the whole time (103 at step 50, 128 at 700). What decay does to the norm is hold it
 at ~0.6 × the λ = 0 run's (0.72 × at step 50, 0.62 × at 200, 0.60 × from 400 on). The embedding
