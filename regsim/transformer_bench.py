@@ -16,7 +16,8 @@ Row = dict  # {"name", "value", "unit", "target", "ok"}
 
 
 def _rate(trainer, seconds: float) -> float:
-    """Steps/s of `trainer.step(1)` over a window of `seconds` (at least 2 steps)."""
+    """Steps/s of `trainer.step(1)` (a Trainer or a Comparison: each run's steps/s) over a window
+    of `seconds` (at least 2 steps)."""
     steps, t0 = 0, time.perf_counter()
     while steps < 2 or time.perf_counter() - t0 < seconds:
         trainer.step(1)
@@ -94,7 +95,7 @@ def bench_grokking(quick: bool, device: str) -> list[Row]:
     """Issue 13's targets for the grokking preset: val ≥ 95 % in ≤ 700 steps and ≤ 6 s of training
     (λ = 1), the λ = 0 control below 5 % at that step (and, full run, at 1500); and the two runs in
     lockstep cost at most twice one (steps/s of each × 2 ÷ one run's, interleaved windows)."""
-    from .bench import _interleaved, _Lockstep
+    from .comparison import Comparison
     from .presets import load_preset
 
     h = load_preset("grokking")
@@ -118,9 +119,15 @@ def bench_grokking(quick: bool, device: str) -> list[Row]:
         rows.append({"name": f"its λ = 0 control: val accuracy at step {GROK_MAX_STEPS}",
                      "value": va1500, "unit": "", "target": "< 0.05", "ok": va1500 < 0.05})
     wsecs, rounds = (0.75, 4) if quick else (1.5, 8)
-    one = _Lockstep({"A": h}, device)
-    two = _Lockstep({"A": h, "B": control}, device)
-    r1, r2 = _interleaved(lambda: one.rate(wsecs), lambda: two.rate(wsecs), rounds)
+    # Comparisons built once, windows alternated, medians (the shared machine's speed drifts).
+    one, two = Comparison({"A": h}, device), Comparison({"A": h, "B": control}, device)
+    for c in (one, two):
+        c.step(2)  # warm-up
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(_rate(one, wsecs))
+        b.append(_rate(two, wsecs))
+    r1, r2 = statistics.median(a), statistics.median(b)
     rows += [
         {"name": "grokking preset, one run (a Comparison of one)", "value": r1, "unit": "steps/s",
          "target": "", "ok": None},
