@@ -351,8 +351,10 @@ class GrokkingPanel(Panel):
         style_plot(_Wrap(self.view, self.acc), theme, title="Accuracy: train (solid), val (dashed)",
                    left="accuracy", bottom="step (log)")
         style_plot(_Wrap(self.view, self.norm_plot), theme,
-                   title="Weight norm ‖θ‖ = √Σ‖W‖² of the weight matrices (embedding included, biases "
-                   "not); shaded: the val jump 10 % → 95 %", left="‖θ‖", bottom="step (log)")
+                   # Short: a title wider than the plot widens the layout past the view (the slide
+                   # export then cut the step axis at ~350). The full definition is in TIP.
+                   title="‖θ‖ = √Σ‖W‖² (weight matrices) · shaded: val 10 → 95 %", left="‖θ‖",
+                   bottom="step (log)")
         for region in self.jump_regions:
             region.setBrush(pg.mkBrush(color(theme.val, 40)))
             for line in region.lines:
