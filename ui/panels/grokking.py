@@ -122,7 +122,9 @@ class _RunItems:
         self.val = pg.PlotDataItem(antialias=True)
         self.norm = pg.PlotDataItem(antialias=True)
         self.marker = pg.InfiniteLine(angle=90, movable=False,
-                                      label="", labelOpts={"position": 0.12, "anchors": [(0, 1), (0, 1)]})
+                                      # the label left of the line: the grokking step sits near
+                                      # the right edge, where a label right of it was cut off
+                                      label="", labelOpts={"position": 0.12, "anchors": [(1, 1), (1, 1)]})
         acc.addItem(self.train)
         acc.addItem(self.val)
         acc.addItem(self.marker, ignoreBounds=True)
