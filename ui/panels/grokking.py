@@ -9,14 +9,32 @@ step 1500). The time to grok scales roughly with 1/(lr·λ): lr·λ is the share
 AdamW removes per step (λ = 0.3 took ~2000 steps where λ = 1 took ~550).
 
 The panel: train (solid) and validation (dashed) accuracy on a logarithmic step axis, where "fitted
-at step 50, generalised at step 550" reads as two separate events; the total weight norm ‖θ‖ below
-on the same axis; a "grokked at step N" marker at the first measured step with validation accuracy
-≥ GROK_THRESHOLD. Compare mode: every run's curves and marker in its colour; the button "add the
+at step 50, generalised at step 550" reads as two separate events; the weight norm below on the same
+axis, ‖θ‖ = √(Σ_l ‖W_l‖²) over the weight matrices (History.weight_norm: for embed_mlp the (2p, H)
+embedding table and the output matrix; biases not included, they add < 0.3 %); a "grokked at step
+N" marker at the first measured step with validation accuracy ≥ GROK_THRESHOLD, and the val jump
+(val from JUMP_START to GROK_THRESHOLD) shaded on both plots, so the norm during the jump is read
+off directly. The readout states, from the drawn data, each run's largest fall of ‖θ‖ (from an
+earlier peak to a later low, the max drawdown) and how much ‖θ‖ changed during the jump.
+
+What the norm does here (measured, grokking preset, seeds 0 and 1, regsim.Trainer evaluated every
+10–50 steps to 700, ‖θ‖ as drawn): it does NOT fall during the jump. λ = 1: ‖θ‖ rises to 74 at
+step 50 (the table memorised), falls 8 % to its low ~68 at step ~200, just as val leaves chance (1 % at 150,
+8–14 % at 200), then RISES again while val climbs to 95 % (68 → 74 by step 550–600; 77 at 700).
+λ = 0: ‖θ‖ grows the whole time (103 at step 50, 128 at 700). What decay does to the norm is hold it
+at ~0.6 × the λ = 0 run's (0.72 × at step 50, 0.62 × at 200, 0.60 × from 400 on). The embedding
+table alone (52 → 58 during the jump) and all parameters (68.1 → 73.8) behave the same. The
+"weight norm falls as it groks" of accounts with long runs (Power et al. 2022; Nanda et al. 2023's
+clean-up phase) is therefore not claimed here: with lr·λ = 0.02 the fall comes first and is small.
+
+Compare mode: every run's curves and marker in its colour; the button "add the
 λ = 0 control" restarts the selected run beside a copy with λ = 0, both from step 0 in lockstep (the
 same data, initial weights and batches: λ is the only difference).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -29,13 +47,17 @@ from ui.panels.style import color, fill_background, show_empty, style_plot, styl
 from ui.run_colors import run_color
 
 GROK_THRESHOLD = 0.95  # "grokked": the first measured step with validation accuracy at least this
+JUMP_START = 0.10  # the val jump runs from the first step with val ≥ this to the grokking step
 MAX_RUNS_SHOWN = 4  # a comparison holds at most 4 runs (regsim.runs.MAX_RUNS)
 EMPTY_HINT = "load the grokking preset (a + b mod 47) to see grokking"
 TIP = ("Grokking: the network fits the training pairs first (train accuracy 100 %) at chance "
        "validation accuracy, then, with weight decay, generalises hundreds of steps later.\n"
        "AdamW: θ ← (1 − ηλ)θ − η·m̂/(√v̂ + ε): every step removes the share lr·λ of each weight; "
        "the grokking step scales roughly with 1/(lr·λ) (λ = 1: ~550 steps, λ = 0.3: ~2000, "
-       "λ = 0: never).")
+       "λ = 0: never).\n"
+       "‖θ‖ = √Σ‖W‖² of the weight matrices. Measured on the preset: it does not fall during the "
+       "jump (it dips ~8 % from its step-50 peak before val leaves chance, then rises ~9 % while "
+       "val climbs); decay holds it at ~0.6 × the λ = 0 run's, whose norm grows throughout.")
 
 
 def grok_step(steps: np.ndarray, val_acc: np.ndarray, threshold: float = GROK_THRESHOLD) -> int | None:
@@ -50,6 +72,48 @@ def fit_step(steps: np.ndarray, train_acc: np.ndarray, threshold: float = 0.99) 
     return grok_step(steps, train_acc, threshold)
 
 
+@dataclass(frozen=True)
+class NormStory:
+    """What the drawn ‖θ‖ curve did, for the readout (every value read off the curve itself)."""
+
+    peak: float  # the start of the curve's largest fall (its max drawdown): ‖θ‖ at peak_step
+    peak_step: int
+    low: float  # the end of that fall (= peak, low_step = peak_step, if the curve never fell)
+    low_step: int
+    jump: tuple[int, int] | None  # (first step with val ≥ JUMP_START, grokking step), None if not grokked
+    jump_norms: tuple[float, float] | None  # ‖θ‖ at those two steps
+
+    @property
+    def jump_change(self) -> float | None:
+        """Relative change of ‖θ‖ over the jump: (‖θ‖_end − ‖θ‖_start) / ‖θ‖_start."""
+        if self.jump_norms is None:
+            return None
+        a, b = self.jump_norms
+        return (b - a) / a if a > 0 else None
+
+
+def norm_story(steps: np.ndarray, val_acc: np.ndarray, norm: np.ndarray) -> NormStory | None:
+    """The largest fall of one run's ‖θ‖ curve (max over i < j of ‖θ‖_i − ‖θ‖_j: from `peak` to
+    `low`) and its change during the val jump (None if nothing finite was drawn)."""
+    steps = np.asarray(steps)
+    norm = np.asarray(norm, dtype=np.float64)
+    ok = np.isfinite(norm)
+    if not ok.any():
+        return None
+    s, n = steps[ok], norm[ok]
+    va = np.asarray(val_acc, dtype=np.float64)[ok]
+    run_max = np.maximum.accumulate(n)
+    j = int(np.argmax(run_max - n))  # the deepest point below an earlier maximum
+    i = int(np.argmax(n[:j + 1]))  # that maximum (the first, if it repeats)
+    jump = norms = None
+    g = grok_step(s, va)
+    start = grok_step(s, va, JUMP_START)
+    if g is not None and start is not None:
+        jump = (start, g)
+        norms = (float(n[s == start][0]), float(n[s == g][0]))
+    return NormStory(float(n[i]), int(s[i]), float(n[j]), int(s[j]), jump, norms)
+
+
 class _RunItems:
     """One run's curves and marker: created once, then setData."""
 
@@ -58,7 +122,9 @@ class _RunItems:
         self.val = pg.PlotDataItem(antialias=True)
         self.norm = pg.PlotDataItem(antialias=True)
         self.marker = pg.InfiniteLine(angle=90, movable=False,
-                                      label="", labelOpts={"position": 0.12, "anchors": [(0, 1), (0, 1)]})
+                                      # the label left of the line: the grokking step sits near
+                                      # the right edge, where a label right of it was cut off
+                                      label="", labelOpts={"position": 0.12, "anchors": [(1, 1), (1, 1)]})
         acc.addItem(self.train)
         acc.addItem(self.val)
         acc.addItem(self.marker, ignoreBounds=True)
@@ -98,6 +164,12 @@ class GrokkingPanel(Panel):
         self.acc.getViewBox().setLimits(yMin=-0.02, yMax=1.05)
         self.threshold_line = pg.InfiniteLine(pos=GROK_THRESHOLD, angle=0, movable=False)
         self.acc.addItem(self.threshold_line, ignoreBounds=True)
+        # The val jump (JUMP_START → GROK_THRESHOLD) of the first run that grokked, on both plots.
+        self.jump_regions = [pg.LinearRegionItem(movable=False) for _ in range(2)]
+        for plot, region in zip((self.acc, self.norm_plot), self.jump_regions):
+            region.setZValue(-10)
+            plot.addItem(region, ignoreBounds=True)
+            region.setVisible(False)
         self.items = [_RunItems(self.acc, self.norm_plot) for _ in range(MAX_RUNS_SHOWN)]
         self.readout = QLabel()
         self.readout.setWordWrap(True)
@@ -165,10 +237,13 @@ class GrokkingPanel(Panel):
         if not have:
             for it in self.items:
                 it.show(False)
+            for region in self.jump_regions:
+                region.setVisible(False)
             self.readout.setText("" if modular else "This panel needs the modular-arithmetic "
                                  "dataset (dataset = modular): load the grokking preset.")
             return
         lines = []
+        stories: list[tuple[str, int, NormStory | None, float]] = []
         t = self.theme
         for i, it in enumerate(self.items):
             if i >= len(runs):
@@ -202,14 +277,42 @@ class GrokkingPanel(Panel):
                 it.marker.setVisible(True)
             else:
                 it.marker.setVisible(False)
-            lines.append(self._run_line(name, h, slot, g, fitted, s, va, wn))
+            story = norm_story(s, va, wn)
+            stories.append((name, slot, story, float(wn[-1]) if len(wn) else float("nan")))
+            lines.append(self._run_line(name, h, slot, g, fitted, s, va, wn, story))
+        jump = next((st.jump for _n, _s, st, _w in stories if st is not None and st.jump), None)
+        for region in self.jump_regions:
+            if jump is not None:
+                region.setRegion((np.log10(jump[0]), np.log10(max(jump[1], jump[0]))))
+            region.setVisible(jump is not None)
+        ratio = self._ratio_line(stories)
+        if ratio:
+            lines.append(ratio)
         if not modular:
             lines.insert(0, "Not modular arithmetic: no grokking to see here. Load the grokking "
                             "preset (a + b mod 47).")
         self.readout.setText("<br>".join(lines))
 
+    def _hp(self, name: str):
+        return getattr(self, "_run_hparams", {}).get(
+            name, self.snapshot.hparams if self.snapshot is not None else None)
+
+    def _ratio_line(self, stories: list) -> str:
+        """"‖θ‖ now: A (λ = 1) 77 = 0.60 × B's (λ = 0) 128": a decayed run beside its λ = 0 control."""
+        if len(stories) < 2:
+            return ""
+        lam = {n: (hp.weight_decay if (hp := self._hp(n)) is not None else None) for n, *_ in stories}
+        zero = [(n, w) for n, _s, _st, w in stories if lam[n] == 0]
+        decayed = [(n, w) for n, _s, _st, w in stories if lam[n] is not None and lam[n] > 0]
+        if not zero or not decayed or not zero[0][1] > 0:
+            return ""
+        (zn, zw), (dn, dw) = zero[0], decayed[0]
+        return (f"‖θ‖ now: {dn} (λ = {lam[dn]:g}) {dw:.3g} = {dw / zw:.2f} × {zn}'s (λ = 0) {zw:.3g}: "
+                "decay holds the norm down; it does not have to fall during the jump")
+
     def _run_line(self, name: str, h: History, slot: int, g: int | None, fitted: int | None,
-                  steps: np.ndarray, val: np.ndarray, norm: np.ndarray) -> str:
+                  steps: np.ndarray, val: np.ndarray, norm: np.ndarray,
+                  story: NormStory | None = None) -> str:
         hp = self.snapshot.hparams if self.snapshot is not None else None
         snaps = getattr(self, "_run_hparams", {})
         hp = snaps.get(name, hp)
@@ -222,8 +325,17 @@ class GrokkingPanel(Panel):
             what = (f"not grokked (val ≥ {GROK_THRESHOLD:.0%}) by step {int(steps[-1])}, "
                     f"val {val[-1]:.1%}")
         c = self.theme.foreground if slot < 0 else run_color(slot, self.theme.name)
-        return (f"<span style='color:{c}'>{who}{lam}{fit}; {what}; "
-                f"‖θ‖ {norm[0]:.3g} → {norm[-1]:.3g}</span>")
+        told = f"‖θ‖ {norm[0]:.3g} → {norm[-1]:.3g}"
+        if story is not None and story.low < story.peak:
+            told += (f" (largest fall {story.peak:.3g} → {story.low:.3g}, steps {story.peak_step}–"
+                     f"{story.low_step}, {(story.peak - story.low) / story.peak:.0%})")
+        change = story.jump_change if story is not None else None
+        if story is not None and story.jump is not None and change is not None:
+            a, b = story.jump
+            verb = "fell" if change < 0 else "rose"
+            told += (f"; during the jump (val {JUMP_START:.0%} → {GROK_THRESHOLD:.0%}, steps {a}–{b}) "
+                     f"‖θ‖ {verb} {abs(change):.1%}")
+        return f"<span style='color:{c}'>{who}{lam}{fit}; {what}; {told}</span>"
 
     def set_run_snapshots(self, snapshots: dict) -> None:
         """Compare mode: each run's latest snapshot, for its λ in the readout."""
@@ -240,8 +352,15 @@ class GrokkingPanel(Panel):
         super().apply_theme(theme)
         style_plot(_Wrap(self.view, self.acc), theme, title="Accuracy: train (solid), val (dashed)",
                    left="accuracy", bottom="step (log)")
-        style_plot(_Wrap(self.view, self.norm_plot), theme, title="Weight norm ‖θ‖",
-                   left="‖θ‖", bottom="step (log)")
+        style_plot(_Wrap(self.view, self.norm_plot), theme,
+                   # Short: a title wider than the plot widens the layout past the view (the slide
+                   # export then cut the step axis at ~350). The full definition is in TIP.
+                   title="‖θ‖ = √Σ‖W‖² (weight matrices) · shaded: val 10 → 95 %", left="‖θ‖",
+                   bottom="step (log)")
+        for region in self.jump_regions:
+            region.setBrush(pg.mkBrush(color(theme.val, 40)))
+            for line in region.lines:
+                line.setPen(pg.mkPen(color(theme.val, 90), width=1))
         self.threshold_line.setPen(pg.mkPen(color(theme.foreground, 90), width=1,
                                             style=Qt.PenStyle.DashLine))
         for label in (self.readout, self.hint):
