@@ -22,7 +22,6 @@ from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -38,7 +37,7 @@ from regsim.update_code import GroupView
 from ui.panels.base import Panel
 from ui.panels.style import mix
 from ui.theme import Theme
-from ui.widgets import LiveLabel
+from ui.widgets import FlowLayout, LiveLabel
 
 LESSON = "no_decay_matters"
 KIND_WORDS = {"weight": "weight matrix", "bias": "bias", "norm": "norm γ / β", "embedding": "embedding"}
@@ -74,11 +73,11 @@ class NoDecayPanel(Panel):
         self.lesson_button.setToolTip(f"Lesson {LESSON}: AdamW at λ = 10 on digits with LayerNorm, "
                                       "no_decay vs decay everything, side by side")
         self.lesson_button.clicked.connect(lambda: self.request.emit("lesson", {"name": LESSON}))
-        top = QHBoxLayout()
-        for w in (self.bias_box, self.norm_box, self.embed_box):
+        # A row that wraps in a narrow window (as a QHBoxLayout it asked for 832 px: with the dock,
+        # a 1 024 px lecture window could not be had).
+        top = FlowLayout()
+        for w in (self.bias_box, self.norm_box, self.embed_box, self.lesson_button):
             top.addWidget(w)
-        top.addStretch(1)
-        top.addWidget(self.lesson_button)
 
         self.status_label = LiveLabel("waiting for the first snapshot…")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)

@@ -54,6 +54,7 @@ from ui.panels.style import (
 )
 from ui.run_colors import run_color
 from ui.theme import Theme
+from ui.widgets import FlowLayout
 
 SHOWN = ("Adam+L2", "AdamW", "SGD+L2", "SGDW", "SGDW (paper)")  # the racers drawn
 COLOURS = {"Adam+L2": "#e15759", "AdamW": "#4e9ee8", "SGD+L2": "#f2b134", "SGDW": "#59a14f",
@@ -111,7 +112,8 @@ class RacePanel(Panel):
         self.loss_combo.setToolTip("quadratic: ½((x − 2)² + 25(y − 1)²), condition number 25\n"
                                    "Rosenbrock: (1 − x)² + 100(y − x²)², a curved valley, minimum (1, 1)")
         self.fields: dict[str, QLineEdit] = {}
-        controls = QHBoxLayout()
+        # Wraps in a narrow window (a QHBoxLayout asked for 811 px); each label stays with its field.
+        controls = FlowLayout()
         controls.addWidget(self.loss_combo)
         values = dict(DEFAULTS["quadratic"], b1="0.9", b2="0.999", mu="0")
         for key, label, tip in FIELDS:
@@ -123,8 +125,13 @@ class RacePanel(Panel):
             edit.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
             edit.setToolTip(tip)
             edit.editingFinished.connect(self.rerun)
-            controls.addWidget(lab)
-            controls.addWidget(edit)
+            pair = QWidget()
+            row = QHBoxLayout(pair)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(3)
+            row.addWidget(lab)
+            row.addWidget(edit)
+            controls.addWidget(pair)
             self.fields[key] = edit
         self.replay_button = QPushButton("Replay (R)")
         self.replay_button.setShortcut(QKeySequence("R"))
@@ -139,7 +146,6 @@ class RacePanel(Panel):
         self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         controls.addWidget(self.replay_button)
         controls.addWidget(self.setup_button)
-        controls.addStretch(1)
         self.loss_combo.currentIndexChanged.connect(self._loss_changed)
 
         # ------------------------------------------------------------------ the race

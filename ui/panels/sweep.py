@@ -27,7 +27,6 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import (
     QCheckBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -44,6 +43,7 @@ from regsim.snapshot import History, Snapshot
 from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
 from ui.theme import Theme
+from ui.widgets import FlowLayout
 
 # Heatmap slots: (row, column) → variant. Rows SGD / Adam, columns L2 | paper | PyTorch.
 SLOTS = (("sgd-l2", "SGD+L2"), ("sgdw-paper", "SGDW (paper)"), ("sgdw", "SGDW (lr·λ)"),
@@ -185,16 +185,23 @@ class SweepPanel(JobPanel):
 
         controls = QWidget()
         controls.setProperty("export_hidden", True)  # the slide shows the maps and the caption
-        grid = QGridLayout(controls)
-        grid.setContentsMargins(0, 0, 0, 0)
-        row0 = [QLabel("lr"), self.lr_lo, QLabel("to"), self.lr_hi, self.lr_n, QLabel("   λ"), self.wd_lo,
-                QLabel("to"), self.wd_hi, self.wd_n, self.wd_zero, self.seeds_spin, self.steps_spin]
-        self._labels = [w for w in row0 if isinstance(w, QLabel)]
-        for c, w in enumerate(row0):
-            grid.addWidget(w, 0, c)
-        for c, box in enumerate(self.variant_boxes.values()):
-            grid.addWidget(box, 1, c * 2, 1, 2)
-        grid.setColumnStretch(len(row0), 1)
+        # Groups that wrap in a narrow window (a grid of every field asked for 802 px, which with the
+        # dock ruled out a 1 024 px lecture window); each range stays on one line.
+        flow = FlowLayout(controls)
+        flow.setContentsMargins(0, 0, 0, 0)
+        self._labels = []
+        for group in ([QLabel("lr"), self.lr_lo, QLabel("to"), self.lr_hi, self.lr_n],
+                      [QLabel("λ"), self.wd_lo, QLabel("to"), self.wd_hi, self.wd_n, self.wd_zero],
+                      [self.seeds_spin, self.steps_spin]):
+            box = QWidget()
+            row = QHBoxLayout(box)
+            row.setContentsMargins(0, 0, 0, 0)
+            for w in group:
+                row.addWidget(w)
+            self._labels += [w for w in group if isinstance(w, QLabel)]
+            flow.addWidget(box)
+        for check in self.variant_boxes.values():
+            flow.addWidget(check)
         status = QHBoxLayout()
         for w in (self.start_button, self.cancel_button, self.progress):
             status.addWidget(w)
