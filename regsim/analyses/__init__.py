@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import calibration, ensemble, flat_weights, hessian, landscape, mc_dropout, sweep
+from . import calibration, coadaptation, ensemble, flat_weights, hessian, landscape, mc_dropout, sweep
 from .base import AnalysisSpec, Progress, RunView, drain
 
 __all__ = ["ANALYSES", "AnalysisSpec", "Progress", "RunView", "analyze", "list_analyses", "spec"]
@@ -59,6 +59,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
         description="A grid of short fresh runs of the run's settings per (decay variant, lr, λ, seed): "
                     "final validation error, its spread over seeds, the best λ per lr (L&H 2019 Fig. 2).",
         Request=sweep.SweepRequest, Result=sweep.SweepResult, compute=sweep.compute),
+    "coadaptation": AnalysisSpec(
+        name="coadaptation", title="Co-adaptation",
+        description="Each hidden unit of a layer removed alone (mask 0, eval mode) and in pairs: the "
+                    "loss increase ΔL_i and the interaction ΔL_ij − ΔL_i − ΔL_j of every pair.",
+        Request=coadaptation.CoadaptationRequest, Result=coadaptation.CoadaptationResult,
+        compute=coadaptation.compute),
 }
 
 
