@@ -482,8 +482,7 @@ class EnsemblePanel(Panel):
         self.refusal_label.setText(message)
         self.refusal_label.setVisible(bool(message))
         self.view.setVisible(not message)
-        self.compute_button.setEnabled(not self.refusal())
-        if self.refusal():
+        if self.refusal() and not self.failure and not self._pending:
             self.status_label.setText("no ensemble for this run: see below")
         t = self.theme
         r = self.result
