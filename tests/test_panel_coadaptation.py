@@ -44,7 +44,7 @@ def test_empty_states_say_what_to_do(qtbot) -> None:
     assert [panel.site_combo.itemData(i) for i in range(panel.site_combo.count())] == ["fc1", "fc2"]
     assert panel.site_combo.currentData() == "fc2"
     assert panel.matrix_image.image.shape == (10, 10)
-    assert "45 pairs" in panel.matrix_plot.titleLabel.text
+    assert "45 pairs" in panel.matrix_plot.titleLabel.text and panel.zero_button.isVisibleTo(panel)
     # the conv net: the refusal, said in the plot, no matrix preview
     conv = Trainer(HParams(dataset="digits", architecture="conv", hidden=(4, 4), train_size=60,
                            dropout=0.2), device="cpu")
@@ -109,6 +109,7 @@ def test_compare_mode_asks_every_run_and_overlays_them(qtbot) -> None:
     assert RUN.replace(**sent[-1][1]["changes"]).hidden_dropout() == (0.0, 0.0)
     panel.set_runs([("A", None, 0), ("B", None, 1)], "A")
     panel.set_run_snapshots({"A": t_drop.snapshot(), "B": t_zero.snapshot()})
+    assert not panel.zero_button.isVisibleTo(panel)  # the comparison exists now
     jobs = asked(qtbot, panel)
     assert sorted(j[1]["run"] for j in jobs) == ["A", "B"]
     by_run = {"A": t_drop, "B": t_zero}
