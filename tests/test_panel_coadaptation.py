@@ -128,6 +128,15 @@ def test_compare_mode_asks_every_run_and_overlays_them(qtbot) -> None:
         np.testing.assert_array_equal(y, np.sort(r.single[~r.dead])[::-1])
     # the real effect on this small run: dropout's pairs interact less
     assert results["A"].mean_abs_interaction < results["B"].mean_abs_interaction
+    # selecting run B (the window resets every panel): the results stay, B's matrix is shown
+    panel.reset()
+    panel.set_runs([("A", None, 0), ("B", None, 1)], "B")
+    panel.ingest(t_zero.snapshot())
+    panel.redraw()
+    assert set(panel.results) == {"A", "B"} and panel.matrix_plot.titleLabel.text.startswith("B: I_ij")
+    # a run that starts over loses its result
+    panel.set_run_snapshots({"A": t_drop.snapshot(), "B": Trainer(RUN, device="cpu").snapshot()})
+    assert set(panel.results) == {"A"}
     # leaving Compare mode forgets the per-run results
     panel.set_runs([("A", None, 0)], "A")
     panel.redraw()

@@ -209,7 +209,13 @@ class CoadaptationPanel(Panel):
             self._show_progress(event.done, event.total, f"{run or 'run'}: {event.done} / {event.total}")
 
     def reset(self) -> None:
+        """A new run, or (Compare mode) another run selected: the window resets every panel when the
+        selection changes, but each run's result stays valid until that run starts over
+        (set_run_snapshots drops it then), so in Compare mode only the drawing is redone."""
         super().reset()
+        if self.comparing:
+            self._drawn = None
+            return
         self.cancel_coadaptation(quiet=True)
         self._forget()
 

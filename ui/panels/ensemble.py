@@ -475,7 +475,7 @@ class EnsemblePanel(Panel):
         return (f"The sub-network ensemble enumerates the masks of an MLP's Linear layer; this run is "
                 f"{'the conv net' if arch == 'conv' else 'a ' + arch} (architecture = {arch!r}), whose "
                 "dropout sites are channels × pixels.\nChoose architecture = 'mlp' (e.g. the preset "
-                f"{SEED_PRESET}: the button above) to use this panel.")
+                f"{SEED_PRESET}) to use this panel.")
 
     def _draw(self, data: object) -> None:
         message = self.refusal() or (self.failure if self.result is None else "")
