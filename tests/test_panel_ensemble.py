@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from qtimage import show_on_screen
 
 import regsim
@@ -131,3 +132,37 @@ def test_accuracy_axis_has_few_labels_and_the_empty_state_gets_automatic_ticks_b
     panel.redraw()
     assert axis._tickSpacing is None
     panel.cleanup()
+
+
+def test_conv_net_says_the_refusal_instead_of_blank_tiles(qtbot) -> None:
+    from regsim import load_preset
+    from regsim.analyses.base import NotApplicable
+
+    conv = Trainer(load_preset("conv_dropout2d"), device="cpu")
+    conv.step(5)
+    panel = EnsemblePanel(History())
+    qtbot.addWidget(panel)
+    show_on_screen(panel, qtbot)
+    sent = []
+    panel.request.connect(lambda kind, args: sent.append(kind))
+    panel.auto_check.setChecked(True)  # auto must not ask (and fail) at every snapshot
+    panel.ingest(conv.snapshot())
+    panel.redraw()
+    assert panel.refusal_label.isVisible() and not panel.view.isVisible()
+    text = panel.refusal_label.text()
+    assert "conv net" in text and "architecture = 'mlp'" in text
+    assert "analyze" not in sent and "see below" in panel.status_label.text()
+    # the analysis refuses the same run, by name (what a job would have said)
+    with pytest.raises(NotApplicable, match="conv net"):
+        regsim.analyze(conv, "ensemble")
+    # back on an MLP: the tiles return, and a job's failure is said in the refusal's place
+    t, _ = panel_for((8,), qtbot, steps=5)
+    panel.auto_check.setChecked(False)
+    panel.reset()
+    panel.ingest(t.snapshot())
+    panel.redraw()
+    assert panel.view.isVisible() and not panel.refusal_label.isVisible()
+    panel.compute_button.click()
+    panel.on_job(JobEvent(panel._job_id, "", "ensemble", "failed", message="site = 'fc9' is not a site"))
+    panel.redraw()
+    assert panel.refusal_label.isVisible() and "fc9" in panel.refusal_label.text()

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from . import (
     calibration,
+    coadaptation,
     ensemble,
     flat_weights,
     hessian,
@@ -58,6 +59,9 @@ TABLE: tuple[tuple[ModuleType, str, str, str, str], ...] = (
     (hessian_plane, "HessianPlaneRequest", "HessianPlaneResult", "Hessian plane",
      "The loss on the plane of the top two Hessian eigenvectors around the current weights, with "
      "the decay's pull and the origin's projection (Constraint geometry)."),
+    (coadaptation, "CoadaptationRequest", "CoadaptationResult", "Co-adaptation",
+     "Each hidden unit of a layer removed alone (mask 0, eval mode) and in pairs: the loss increase "
+     "ΔL_i and the interaction ΔL_ij − ΔL_i − ΔL_j of every pair."),
 )
 
 

@@ -267,7 +267,7 @@ def train_into_window(window: Any, trainer: Any, steps: int, landscape: bool = T
 # Panels whose figure is an analysis's result (a Compute button asking for a background job): the
 # export asks each for its job as a click would and answers it from the trained run, so the slide
 # shows the result, not "press Compute".
-ANALYSIS_PANELS = ("uncertainty", "ensemble", "calibration", "constraint")
+ANALYSIS_PANELS = ("uncertainty", "ensemble", "calibration", "constraint", "coadaptation")
 
 
 def compute_panel_analyses(window: Any, trainer: Any, keys: tuple[str, ...],

@@ -215,6 +215,15 @@ class EnsemblePanel(JobPanel):
         root.addLayout(row2)
         root.addWidget(self.verdict_label)
         root.addWidget(self.view, 1)
+        # What the panel says instead of the tiles when the analysis refuses the run (the conv net:
+        # its sites are channels × pixels, not a Linear layer's units): a message in blank tiles
+        # was easy to miss (seen: 16 empty tiles and "Press E" under a one-line status).
+        self.refusal_label = QLabel("")
+        self.refusal_label.setWordWrap(True)
+        self.refusal_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.refusal_label.setVisible(False)
+        root.addWidget(self.refusal_label, 1)
+        self.failure = ""  # the last job's refusal or failure message, until a new request
         self.apply_theme(self.theme)
 
     # ---------------------------------------------------------------------------- Panel contract
@@ -227,6 +236,7 @@ class EnsemblePanel(JobPanel):
             self.result = None  # a new run
             self._drawn = None
         if (self.auto_check.isChecked() and not self._pending and snap.hparams.dataset != "regression"
+                and not self.refusal() and not self.failure
                 and snap.status not in ("diverged", "error")
                 and (self.result is None or snap.step - self.result.step >= 500)):
             self.request_job()
@@ -235,7 +245,7 @@ class EnsemblePanel(JobPanel):
         snap = self.snapshot
         data = None if snap is None else snap.data
         key = (None if data is None else (data.kind, id(data)), id(self.result), self.page,
-               self.diff_combo.currentIndex(), self.theme.name)
+               self.diff_combo.currentIndex(), self.theme.name, self.refusal(), self.failure)
         if key == self._drawn:
             return
         self._drawn = key
@@ -248,10 +258,18 @@ class EnsemblePanel(JobPanel):
         self.status_label.setText(self._result_text(self.result))
         self.redraw()
 
+    def job_failed(self, event: JobEvent) -> None:
+        super().job_failed(event)
+        if event.kind == "failed":  # shown in large type where the tiles were (the conv net's refusal)
+            self.failure = event.message
+            self._drawn = None
+            self.redraw()
+
     def reset(self) -> None:
         super().reset()
         self.result = None
         self.forget_job()
+        self.failure = ""
         self._request = None
         self._drawn = None
         self.page = 0
@@ -261,6 +279,7 @@ class EnsemblePanel(JobPanel):
         fill_background(self, theme)
         for w in (self.status_label, self.verdict_label, self.auto_check, self.page_label):
             style_text(w, theme)
+        style_text(self.refusal_label, theme, round(theme.font_pt * 1.3))
         self.view.setBackground(theme.background)
         # Sixteen tiles and four maps share the width: their titles in a smaller type, capped so a
         # slide's 22 pt does not make the grid wider than the figure (seen: clipped at 1600 px).
@@ -316,6 +335,7 @@ class EnsemblePanel(JobPanel):
 
     def job_started(self, params: dict) -> None:
         self._request = params  # the params of the result shown (or in flight)
+        self.failure = ""
         super().job_started(params)
 
     def job_cancelled_text(self) -> str:
@@ -394,7 +414,25 @@ class EnsemblePanel(JobPanel):
         return min(start, len(r.page_index)), min(start + TILES, len(r.page_index))
 
     # --------------------------------------------------------------------------------- drawing
+    def refusal(self) -> str:
+        """Why this run has no ensemble to enumerate ("" when it has one): the conv net's dropout
+        sites are channels × pixels, not a Linear layer's units (regsim.analyses.base.require)."""
+        snap = self.snapshot
+        arch = "mlp" if snap is None else getattr(snap.hparams, "architecture", "mlp")
+        if arch == "mlp":
+            return ""
+        return (f"The sub-network ensemble enumerates the masks of an MLP's Linear layer; this run is "
+                f"{'the conv net' if arch == 'conv' else 'a ' + arch} (architecture = {arch!r}), whose "
+                "dropout sites are channels × pixels.\nChoose architecture = 'mlp' (e.g. the preset "
+                f"{SEED_PRESET}) to use this panel.")
+
     def _draw(self, data: object) -> None:
+        message = self.refusal() or (self.failure if self.result is None else "")
+        self.refusal_label.setText(message)
+        self.refusal_label.setVisible(bool(message))
+        self.view.setVisible(not message)
+        if self.refusal() and not self.failure and not self._pending:
+            self.status_label.setText("no ensemble for this run: see below")
         t = self.theme
         r = self.result
         two_d = r is not None and len(r.grid_shape) == 2

@@ -73,6 +73,9 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("calibration", "Calibration", "Dropout", "ui.panels.calibration", "CalibrationPanel",
               frozenset(), "Reliability diagrams, ECE and MCE of the weight-scaled net and of MC "
               "dropout side by side, uniform or equal-mass bins"),
+    PanelSpec("coadaptation", "Co-adaptation", "Dropout", "ui.panels.coadaptation", "CoadaptationPanel",
+              frozenset(), "Hidden units removed one at a time and in pairs: the loss increase and the "
+              "pair interaction ΔL_ij − ΔL_i − ΔL_j, with vs without dropout"),
     PanelSpec("landscape", "Loss surface", "Optimizers", "ui.panels.loss_surface",
               "LossSurfacePanel", frozenset({"eval"}),
               "The loss around the current weights on a 2-D plane, with the optimizer's path"),
