@@ -32,7 +32,7 @@ from regsim import quadratic as qd
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
-from ui.panels.style import color, fill_background, style_plot, style_text
+from ui.panels.style import color, fill_background, fix_axis_width, style_plot, style_text
 from ui.theme import Theme
 
 LEVELS = (0.125, 0.5, 1.125, 2.0, 3.125, 4.5)  # data-loss contour levels (c²/2 for c = 0.5, 1, …)
@@ -300,8 +300,8 @@ class RealPlane(QObject):
         self.reach = pg.PlotDataItem()  # dashed: θ to the origin's projection
         for item in (self.reach, self.pull, self.center, self.origin, self.green):
             self.plot.addItem(item)
-        self.hint = pg.TextItem("press Compute: the loss on the plane of the live run's\n"
-                                "top two Hessian eigenvectors", anchor=(0.5, 0.5))
+        self.hint = pg.TextItem("press Compute: the loss on the\nplane of the live run's top two\n"
+                                "Hessian eigenvectors", anchor=(0.5, 0.5))  # fits a 330 px plot
         self.plot.addItem(self.hint, ignoreBounds=True)
         self.button = QPushButton("Compute on the real model")
         self.button.setToolTip("Ask the engine (a background job) for the top two Hessian eigenvectors "
@@ -413,6 +413,7 @@ class RealPlane(QObject):
         style_text(self.status, theme)
         style_plot(self.widget, theme, "Real model: top-2 Hessian plane",
                    "b (along q₂)", "a (along q₁)")
+        fix_axis_width(self.plot, theme)
         lw = theme.line_width
         self.image.setLookupTable(pg.ColorMap([0.0, 1.0], [color(theme.background, 255),
                                                             color(BLUE, 90)]).getLookupTable(nPts=64))
@@ -427,3 +428,5 @@ class RealPlane(QObject):
         self.pull.setPen(pg.mkPen(ORANGE, width=lw * 1.5))
         self.reach.setPen(pg.mkPen(color(ORANGE, 150), width=lw * 0.75, style=Qt.PenStyle.DashLine))
         self.hint.setColor(color(theme.foreground, 160))
+        if self.result is None:  # the slide's aspect widened the empty range: the same one again
+            self._show(False)

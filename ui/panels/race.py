@@ -44,6 +44,7 @@ from ui.panels.style import (
     LegendRow,
     color,
     fill_background,
+    fix_axis_width,
     mix,
     set_axis_label,
     set_title,
@@ -617,26 +618,11 @@ class RacePanel(Panel):
         self.redraw()
 
     def _fix_left_axes(self, theme: Theme) -> None:
-        """One fixed width for the two stacked log axes, from the theme's tick font.
-
-        Left to themselves, pyqtgraph's axes widen for longer tick text and narrow only with
-        hysteresis, so the column's width depended on which labels (10⁻³ or 10⁻¹⁰) were drawn
-        before: after a slide export the right column came back 4.7 px wider (measured). A width
-        from the font keeps the rate and loss plots aligned and the layout the same every time."""
-        from PySide6.QtGui import QFont, QFontMetricsF
-
-        font = QFont(self.font())
-        font.setPointSize(theme.font_pt)
-        fm = QFontMetricsF(font)
-        text = fm.horizontalAdvance("10⁻¹⁰")
+        """Fixed widths for the left axes (ui.panels.style.fix_axis_width): the rate and loss plots
+        stay aligned and the layout the same after a slide export."""
         for plot in (self.rate_plot, self.loss_plot):
-            axis = plot.getAxis("left")
-            label = fm.height() * 1.4 if axis.label.isVisible() and axis.labelText else 0.0
-            tick = max(0, axis.style["tickLength"]) + axis.style["tickTextOffset"][0]
-            axis.setWidth(int(math.ceil(text + tick + max(label, fm.height() * 1.4))))
-        axis = self.contour_plot.getAxis("left")  # the contours' ticks: -1.5 … 2.5, for both losses
-        tick = max(0, axis.style["tickLength"]) + axis.style["tickTextOffset"][0]
-        axis.setWidth(int(math.ceil(fm.horizontalAdvance("−0.00") + tick)))
+            fix_axis_width(plot, theme, "10⁻¹⁰")
+        fix_axis_width(self.contour_plot, theme, "−0.00")  # the contours' ticks: -1.5 … 2.5
 
     def hideEvent(self, event) -> None:  # noqa: N802
         """Off screen the replay jumps to its end: no timer runs for a hidden panel."""

@@ -36,6 +36,27 @@ def is_light(theme: Theme) -> bool:
     return color(theme.background).lightnessF() > 0.5
 
 
+def fix_axis_width(plot: pg.PlotItem, theme: Theme, sample: str = "−0.00", side: str = "left") -> None:
+    """Give `plot`'s `side` axis a fixed width: room for `sample` in the theme's tick font, the
+    ticks and the axis label.
+
+    Left to itself, a pyqtgraph axis widens for longer tick text and narrows only with hysteresis,
+    so a plot's width (and, with a locked aspect, its range and ticks) depended on the labels drawn
+    before: after a slide export the race's right column came back 4.7 px wider and the empty
+    Hessian plane with other ticks (measured). A width from the font is the same every time."""
+    import math
+
+    from PySide6.QtGui import QFontMetricsF
+
+    font = QFont()
+    font.setPointSize(theme.font_pt)
+    fm = QFontMetricsF(font)
+    axis = plot.getAxis(side)
+    tick = max(0, axis.style["tickLength"]) + axis.style["tickTextOffset"][0]
+    label = fm.height() * 1.4 if axis.labelText else 0.0
+    axis.setWidth(int(math.ceil(fm.horizontalAdvance(sample) + tick + label)))
+
+
 def style_plot(widget: pg.PlotWidget, theme: Theme, title: str | None = None,
                left: str | None = None, bottom: str | None = None) -> None:
     """Background, axis pens, tick fonts, axis labels, title and grid of one plot, from `theme`.
