@@ -60,3 +60,19 @@ def test_reset_cancels_the_job_in_flight_and_compare_mode_names_the_run(qtbot) -
     assert panel.job_pending and "not mine" not in panel.real.status.text()
     panel.cleanup()
     assert asked[-1] == ("cancel", {"id": job})  # closing the panel cancels its job
+
+
+def test_the_bar_says_done_when_the_result_is_in(qtbot, monkeypatch) -> None:
+    """The bar ends full ("done"), not frozen at the last progress event's count."""
+    panel, asked = panel_and_requests(qtbot)
+    drawn = []
+    monkeypatch.setattr(panel.real, "set_result", drawn.append)
+    panel.compute_button.click()
+    job = asked[-1][1]["id"]
+    panel.on_job(JobEvent(job, "", "hessian_plane", "progress", 1449, 1690))
+    assert panel.progress.format() == "1449 / 1690" and "85 %" in panel.real.status.text()
+    result = object()
+    panel.on_job(JobEvent(job, "", "hessian_plane", "result", result=result))
+    assert drawn == [result] and not panel.job_pending
+    assert panel.progress.format() == "done" and panel.progress.value() == panel.progress.maximum()
+    panel.cleanup()

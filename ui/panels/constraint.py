@@ -274,6 +274,7 @@ class ConstraintPanel(JobPanel):
         self.status_label.setText(f"computing… {100 * done // total} %")
 
     def job_result(self, event: JobEvent) -> None:
+        self._show_progress(1, 1, "done")
         if event.result is not None:
             self.real.set_result(event.result)
 
