@@ -25,6 +25,8 @@ Commands are tuples (name, payload):
     ("analyze", {"id": str, "run": str, "analysis": name, "params": {field: value}})
     ("cancel", id)
     ("explain", {"param": name, "index": i})   the parameter the update-code view explains
+    ("measure_at", [step, ...]) train through these steps exactly and measure every run fresh at
+                               each (a lesson's at_steps: judged on a value measured there)
     ("stop_at", step|None)     pause once the runs reach `step` (a lesson's budget: its claim is
                                judged there); "run" at or past it pauses again at once; None: off
 Messages out are tuples (kind, payload):
@@ -145,6 +147,7 @@ class _Loop:
         self.next_trim = time.perf_counter() + TRIM_EVERY_S
         self.parts: Any = None  # the snapshot parts to measure (None = all)
         self.stop_at: int | None = None  # pause when the runs reach this step (None: never)
+        self.measure_at: tuple[int, ...] = ()  # steps a chunk lands on and measures fresh at
 
     @property
     def trainer(self) -> Any:
@@ -265,6 +268,11 @@ class _Loop:
                                             or payload < 1):
                     raise ValueError(f"stop_at = {payload!r} must be a step ≥ 1 or None")
                 self.stop_at = payload
+            elif name == "measure_at":
+                steps = list(payload or ())
+                if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in steps):
+                    raise ValueError(f"measure_at = {payload!r} must be a list of steps ≥ 1")
+                self.measure_at = tuple(sorted(set(steps)))
             elif name == "rate":
                 self.period = 1.0 / max(0.1, float(payload))
             else:
@@ -348,10 +356,15 @@ class _Loop:
     def train_chunk(self) -> None:
         c = self.comparison
         n = self.chunk if self.stop_at is None else min(self.chunk, self.stop_at - c.step_count)
+        mark = next((m for m in self.measure_at if m > c.step_count), None)
+        if mark is not None:  # nor passes a measure_at step: it is measured there, not near it
+            n = min(n, mark - c.step_count)
         if n > 0:  # a chunk never passes stop_at: the runs stop exactly at the budget
             t0 = time.perf_counter()
             c.step(n)
             self.chunk = chunk_steps(n, time.perf_counter() - t0, len(c.trainers))
+        if c.step_count in self.measure_at and c.step_count != self.stop_at:
+            self.send_snapshot(fresh=True)  # (at stop_at the paused snapshot below is fresh)
         if self.stop_at is not None and c.step_count >= self.stop_at:
             self.running = False
             self.set_status("paused")
@@ -368,10 +381,11 @@ class _Loop:
             if event.kind in ("result", "failed", "cancelled"):
                 release_freed_memory()  # a landscape's grid buffers are tens of MB
 
-    def send_snapshot(self) -> None:
+    def send_snapshot(self, fresh: bool = False) -> None:
+        """`fresh`: every heavy part measured now (no overhead budget), as at a measure_at step."""
         from .runs import RunSnapshots
 
-        snaps = self.comparison.snapshots(SNAPSHOT_OVERHEAD, parts=self.parts)
+        snaps = self.comparison.snapshots(None if fresh else SNAPSHOT_OVERHEAD, parts=self.parts)
         if len(snaps) == 1:
             self.out.put(("snapshot", snaps[self.selected]))
         else:

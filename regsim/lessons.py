@@ -345,6 +345,18 @@ class RunTrace:
         return RunTrace(np.array([step]), {k: np.array([v]) for k, v in zip(SERIES, metrics)},
                         {step: flat} if flat is not None else {})
 
+    def with_points(self, points: Mapping[int, Mapping[str, float]]) -> RunTrace:
+        """This trace plus `points` (step → SERIES values), which replace any point at their step:
+        the values a live window recorded exactly at a claim's at_step, whatever its History kept."""
+        if not points:
+            return self
+        keep = ~np.isin(self.steps, np.array(list(points), dtype=np.int64))
+        steps = np.concatenate([self.steps[keep], np.array(list(points), dtype=np.int64)])
+        order = np.argsort(steps, kind="stable")
+        series = {k: np.concatenate([v[keep], np.array([float(p[k]) for p in points.values()])])[order]
+                  for k, v in self.series.items()}
+        return RunTrace(steps[order], series, self.weights)
+
     def index_at(self, step: int) -> int | None:
         """The last point at or before `step`, or None if nothing was measured that early."""
         i = int(np.searchsorted(self.steps, step, side="right")) - 1
@@ -387,6 +399,7 @@ class ConditionResult:
     step: int  # the step the values were read at (≤ at_step)
     values: dict[str, float]  # run name (or "|A-B|" for a pair metric) → the metric's value
     text: str  # "B's gap 0.12 < 0.7 × A's 0.40"
+    measured: bool = True  # False (exact mode): due, but no run value was measured AT at_step
 
 
 @dataclass(frozen=True)
@@ -397,6 +410,7 @@ class ClaimResult:
     values: dict[str, dict[str, float]]  # "metric@step" → {run: value}, for tables and JSON
     parts: tuple[ConditionResult, ...] = ()
     problem: str = ""  # a run diverged or was not given: the claim cannot be judged
+    measured: bool = True  # False: due, but a condition has no value measured at its at_step
 
     def to_dict(self) -> dict[str, Any]:
         return {"holds": self.holds, "due": self.due, "text": self.text, "values": self.values,
@@ -406,20 +420,29 @@ class ClaimResult:
                                 "due": p.due, "values": p.values, "text": p.text} for p in self.parts]}
 
 
-def evaluate_claim(lesson: Lesson, runs: Mapping[str, Any]) -> ClaimResult:
+def evaluate_claim(lesson: Lesson, runs: Mapping[str, Any], exact: bool = False) -> ClaimResult:
     """Judge the lesson's claim on its runs: `runs` maps each run name to a Snapshot (the live
     state), a History (the curves), a Trainer (measured now, with its weights) or a RunTrace
     (train_lesson's record).
 
     Each condition reads every run at the last point measured at or before its at_step. While a
     run has not reached at_step yet the result says "so far" (due = False) and does not hold yet.
+    With `exact` (the live window, whose runs are measured every few hundred steps on a big net),
+    a due condition is judged only on values measured AT its at_step: a run whose last point at or
+    before it is earlier gives "not measured at step N" (measured = False), neither ✓ nor ✗ — a
+    verdict read at step 0 for a claim about step 1000 would be a wrong answer.
     """
     missing = [r for c in lesson.claim for r in c.runs() if r not in runs]
     if missing:
         text = f"? cannot judge: run {missing[0]!r} is missing (have: {', '.join(runs) or 'none'})"
         return ClaimResult(False, False, text, {}, (), text)
     traces = {name: as_trace(obs) for name, obs in runs.items()}
-    parts = tuple(_judge(c, traces) for c in lesson.claim)
+    parts = tuple(_judge(c, traces, exact) for c in lesson.claim)
+    unmeasured = [p for p in parts if not p.measured]
+    if unmeasured:
+        body = "; ".join(p.text for p in unmeasured)
+        text = f"? not measured at step {unmeasured[0].condition.at_step}: {body}"
+        return ClaimResult(False, True, text, {}, parts, measured=False)
     holds = all(p.holds and p.due for p in parts)
     due = all(p.due for p in parts)
     steps = {p.step for p in parts}
@@ -437,13 +460,22 @@ def evaluate_claim(lesson: Lesson, runs: Mapping[str, Any]) -> ClaimResult:
     return ClaimResult(holds, due, text, values, parts)
 
 
-def _judge(c: Condition, traces: Mapping[str, RunTrace]) -> ConditionResult:
+def _judge(c: Condition, traces: Mapping[str, RunTrace], exact: bool = False) -> ConditionResult:
     metric = METRICS[c.metric]
     names = c.runs()
     idx = {n: traces[n].index_at(c.at_step) for n in names}
     if any(i is None for i in idx.values()):
         return ConditionResult(c, False, False, 0, {}, f"{c.compare}: not measured yet")
     due = all(traces[n].steps[-1] >= c.at_step for n in names)
+    if exact and due and c.metric != "weight_diff":
+        # curve_diff reads every common step up to at_step, the others the point at it: either
+        # way the last value read must be AT at_step.
+        late = {n: int(traces[n].steps[idx[n]]) for n in names if traces[n].steps[idx[n]] != c.at_step}
+        if late:
+            last = ", ".join(f"{n} last at step {s}" for n, s in late.items())
+            return ConditionResult(c, False, True, min(late.values()), {},
+                                   f"{c.compare}: not measured at step {c.at_step} ({last})",
+                                   measured=False)
     if metric.pair:
         a, b = c.left.run, c.left.other
         assert a is not None and b is not None

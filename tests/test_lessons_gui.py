@@ -120,3 +120,25 @@ def test_engine_restart_ends_the_lesson(qtbot, window, tmp_path) -> None:
     qtbot.waitUntil(lambda: ctl.lesson is None, timeout=60_000)
     assert not ctl.strip.isVisible()
     qtbot.waitUntil(lambda: window.client.run_names == ["A"], timeout=30_000)
+
+
+def test_verdict_is_read_at_the_claims_step_when_the_runs_train_past_it(qtbot, window, tmp_path) -> None:
+    """"Stop at step N" off: the runs train on past the budget, yet the verdict is read on values
+    measured AT step N (the engine lands on it and measures there), equal to regsim.lessons'
+    own run, not on the last point the History happened to keep before N."""
+    lesson = tiny_lesson(tmp_path, "A < B")
+    ctl = window.lessons
+    ctl.strip.stop_box.setChecked(False)
+    ctl.start(lesson)
+    qtbot.waitUntil(lambda: ctl._armed, timeout=30_000)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.runs.latest.current.step > 3 * BUDGET, timeout=60_000)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: not window.engine_running, timeout=30_000)
+    result = ctl.judge()
+    assert result.due and result.measured and result.holds
+    assert ctl.strip.status.text().startswith(f"✓ holds at step {BUDGET}")
+    ref = run_lesson(lesson)
+    live = result.values[f"train_loss@{BUDGET}"]
+    for name, value in ref.values[f"train_loss@{BUDGET}"].items():
+        assert live[name] == pytest.approx(value, rel=1e-4)

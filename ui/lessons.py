@@ -11,7 +11,12 @@ written and its live verdict, judged on the runs' Histories every few snapshots:
     "✓ holds at step 1000: …"  or  "✗ fails at step 1000: …"   once it is due
 
 "Stop at step N" (on by default) asks the engine to pause exactly at the lesson's budget
-(("stop_at", N)), so the claim is judged where the lesson says, not a chunk later. A weight_diff
+(("stop_at", N)), so the claim is judged where the lesson says, not a chunk later. Stopped or not,
+the engine also lands on and measures every run fresh at each at_step (("measure_at", [N, ...])),
+and the controller keeps those values: a verdict is read on values measured AT step N, never on the
+last point before it (on a big net the 2 % measuring budget spaces points hundreds of steps apart,
+and a verdict "at step 1000" read at step 0 was shown). With no value at N (the strip was opened
+after the runs passed it) the verdict says "not measured at step N" instead of ✓/✗. A weight_diff
 condition needs the runs' weights, which snapshots do not carry: the strip says it is judged by
 `python main.py lesson NAME` instead of giving a wrong answer. Closing the strip leaves the runs as
 they are (and lets them train past the budget).
@@ -38,7 +43,15 @@ from PySide6.QtWidgets import (
 )
 
 from regsim.lesson_metrics import ANALYSIS_METRICS
-from regsim.lessons import ClaimResult, Lesson, evaluate_claim, list_lessons, load_lesson
+from regsim.lessons import (
+    SERIES,
+    ClaimResult,
+    Lesson,
+    RunTrace,
+    evaluate_claim,
+    list_lessons,
+    load_lesson,
+)
 from regsim.runs import RunSnapshots
 from ui.panels.registry import PANELS
 
@@ -145,7 +158,8 @@ class LessonStrip(QFrame):
             kind = "pending"
         else:
             text = result.text
-            kind = "pending" if not result.due else ("holds" if result.holds else "fails")
+            kind = ("pending" if not result.due or not result.measured
+                    else "holds" if result.holds else "fails")
         if self.left_out:
             text += (f"{' · ' if text else ''}{', '.join(self.left_out)}: "
                      f"needs the runs' weights, judged by `python main.py lesson {lesson.id}`")
@@ -171,6 +185,7 @@ class LessonsController(QObject):
         self.result: ClaimResult | None = None
         self._armed = False  # the engine has confirmed the lesson's run set
         self._count = 0
+        self.exact: dict[str, dict[int, dict[str, float]]] = {}  # run → at_step → SERIES values
         self.strip = LessonStrip()
         self.strip.closed.connect(self.close_lesson)
         self.strip.stop_toggled.connect(self._send_stop_at)
@@ -232,6 +247,7 @@ class LessonsController(QObject):
         self.result = None
         self._armed = False
         self._count = 0
+        self.exact = {}
         w._intent = False
         w.banner.hide()
         w.runs.clear()
@@ -244,6 +260,7 @@ class LessonsController(QObject):
         w.controls.set_hparams(first)
         w.client.reset_runs(runs)
         self._send_stop_at(self.strip.stop_box.isChecked())
+        w.client.send("measure_at", sorted({c.at_step for c in lesson.claim}))
         keys = [s.key for s in PANELS]
         if lesson.panel in keys:
             w.tabs.setCurrentIndex(keys.index(lesson.panel))
@@ -260,6 +277,8 @@ class LessonsController(QObject):
         self.lesson = self.judged_lesson = self.result = None
         self._armed = False
         self.window.client.send("stop_at", None)
+        self.window.client.send("measure_at", [])
+        self.exact = {}
         self.strip.hide()
 
     def _send_stop_at(self, on: bool) -> None:
@@ -281,6 +300,7 @@ class LessonsController(QObject):
         if self.lesson is None or not self._armed:
             return
         self._count += 1
+        self._record(runs)
         paused = all(s.status != "running" for s in runs.runs.values())
         at_budget = self.strip.stop_box.isChecked() and all(
             s.step >= self.lesson.steps for s in runs.runs.values())
@@ -294,14 +314,26 @@ class LessonsController(QObject):
         if paused or self._count % JUDGE_EVERY == 0:
             self.judge()
 
+    def _record(self, runs: RunSnapshots) -> None:
+        """Keep each run's values measured exactly at an at_step (the History may thin them out)."""
+        assert self.lesson is not None
+        at = {c.at_step for c in self.lesson.claim}
+        for name, snap in runs.runs.items():
+            if snap.eval_step in at and "eval" in snap.measured:
+                trace = RunTrace.from_snapshot(snap)
+                self.exact.setdefault(name, {})[int(snap.eval_step)] = {
+                    k: float(trace.series[k][0]) for k in SERIES}
+
     def judge(self) -> ClaimResult | None:
-        """The claim's verdict on the live runs' Histories (every point they measured)."""
+        """The claim's verdict on the live runs' Histories (every point they measured) with the
+        values recorded at the at_steps, judged on values measured AT each at_step (exact)."""
         if self.lesson is None:
             return None
         if self.judged_lesson is None:  # only weight conditions: nothing to judge live
             return None
-        histories = {n: h for n, h in self.window.runs.histories.items() if len(h)}
-        result = evaluate_claim(self.judged_lesson, histories)
+        traces = {n: RunTrace.from_history(h).with_points(self.exact.get(n, {}))
+                  for n, h in self.window.runs.histories.items() if len(h)}
+        result = evaluate_claim(self.judged_lesson, traces, exact=True)
         self.result = result
         self.strip.show_result(result, self.lesson)
         return result

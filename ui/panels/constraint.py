@@ -12,7 +12,9 @@ computed when a setting changes (< 5 ms) and drawn whole: the panel contract for
 move between redraws with no new data, so there is no animation.
 
 Beside it, the same picture on the real model (RealPlane, at the end of this module): the loss on the
-plane of the live run's top two Hessian eigenvectors around its current weights, an engine job.
+plane of the live run's top two Hessian eigenvectors around its current weights, an engine job
+(`hessian_plane`) whose lifecycle is JobPanel's (ui/panels/base.py): one job at a time, a newer
+Compute cancels the older, Cancel (Esc), late events of a superseded job ignored.
 
 Compare mode: the picture is a toy problem, not a run, so it does not multiply per run; a note under
 the plot says so and names the run whose λ the slider starts at (the selected one).
@@ -20,18 +22,17 @@ the plot says so and names the run whose λ the slider starts at (the selected o
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
 from regsim import quadratic as qd
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
-from ui.panels.base import Panel
+from ui.panels.base import JobPanel
 from ui.panels.style import color, fill_background, fix_axis_width, style_plot, style_text
 from ui.theme import Theme
 
@@ -49,11 +50,14 @@ def ellipse(q: qd.Quadratic2D, level: float, n: int = 120) -> np.ndarray:
     return q.ws + (np.stack([np.cos(t), np.sin(t)], 1) * radii) @ q.eigenvectors.T
 
 
-class ConstraintPanel(Panel):
-    """The seed's constraint figure, live: drag w*, rotate and stretch the ellipse, move λ."""
+class ConstraintPanel(JobPanel):
+    """The seed's constraint figure, live: drag w*, rotate and stretch the ellipse, move λ; beside
+    it the real model's Hessian plane, a JobPanel job."""
 
     key = "constraint"
     title = "Constraint geometry"
+    analysis = "hessian_plane"
+    idle_text = ""
 
     def __init__(self, history: History, parent: QWidget | None = None) -> None:
         super().__init__(history, parent)
@@ -112,13 +116,22 @@ class ConstraintPanel(Panel):
         self.compare_note.setWordWrap(True)
         self.compare_note.setVisible(False)
         grid.addWidget(self.compare_note, 3, 0, 1, 6)
-        # The same picture on the real model (ui/panels/constraint_real.py): a job on the live run.
-        self.real = RealPlane()
-        self.real.request.connect(self.request.emit)
-        self.compute_button = self.real.button  # the export clicks it (ui/export/cli.py ANALYSIS_PANELS)
+        # The same picture on the real model (RealPlane below): a job on the live run. The export
+        # clicks compute_button (ui/export/cli.py ANALYSIS_PANELS) and feeds on_job the result.
+        self.build_job_controls(
+            "Compute on the real model", "Q", "Ask the engine (a background job) for the top two "
+            "Hessian eigenvectors q₁, q₂ of the selected run's training loss by Lanczos, and the "
+            "loss on θ + a·q₁ + b·q₂ around its current weights θ.", progress_width=140)
+        self.make_status_label()
+        self.real = RealPlane(self.compute_button, self.status_label)
+        self._job_run = ""  # Compare mode: the selected run ("" = the engine's only run)
         grid.addWidget(self.real.widget, 0, 6)
-        grid.addWidget(self.real.button, 1, 6)
-        grid.addWidget(self.real.status, 2, 6, 2, 1)
+        row = QHBoxLayout()
+        for w in (self.compute_button, self.cancel_button, self.progress):
+            row.addWidget(w)
+        row.addStretch(1)
+        grid.addLayout(row, 1, 6)
+        grid.addWidget(self.status_label, 2, 6, 2, 1)
         for col in range(6):  # the toy's six columns share half the width with the real plot
             grid.setColumnStretch(col, 1)
         grid.setColumnStretch(6, 5)
@@ -174,13 +187,14 @@ class ConstraintPanel(Panel):
     def reset(self) -> None:
         super().reset()
         self._run_lam = None
+        self.forget_job()  # the plane was of weights that are gone
         self.real.reset()
         self.redraw()
 
     def set_runs(self, runs: list[tuple[str, object, int]], selected: str, ghosts=()) -> None:
         """Compare mode: say that this is one toy quadratic, not a per-run view."""
         several = len(runs) > 1
-        self.real.run = selected if several else ""
+        self._job_run = selected if several else ""
         text = (f"A toy 2-D quadratic, not a run: the same picture for every run. λ starts at the "
                 f"selected run's ({selected}); select another run or move λ to compare."
                 if several else "")
@@ -244,13 +258,37 @@ class ConstraintPanel(Panel):
         self.real.apply_theme(theme)
         self.redraw()
 
-    def on_job(self, event: JobEvent) -> None:
-        self.real.on_job(event)
+    # ------------------------------------------------------------------- the real-model job
+    def params(self) -> dict:
+        return {"resolution": REAL_RESOLUTION}
+
+    def job_run(self) -> str:
+        return self._job_run
+
+    def job_started(self, params: dict) -> None:
+        super().job_started(params)
+        self.status_label.setText("computing the top two eigen-pairs…")
+
+    def job_progress(self, done: int, total: int) -> None:
+        super().job_progress(done, total)
+        self.status_label.setText(f"computing… {100 * done // total} %")
+
+    def job_result(self, event: JobEvent) -> None:
+        self._show_progress(1, 1, "done")
+        if event.result is not None:
+            self.real.set_result(event.result)
+
+    def _set_pending(self, on: bool) -> None:
+        # One Lanczos run at a time is plenty on a shared CPU: Compute waits while one is in flight
+        # (Cancel, Esc, ends it early).
+        super()._set_pending(on)
+        if self.compute_button is not None:
+            self.compute_button.setEnabled(not on)
 
     def cleanup(self) -> None:
         """The toy's paths are computed on the GUI thread in < 5 ms; the real-model plane is an
         engine job, cancelled here."""
-        self.real.cancel()
+        self.cancel_job()
 
 
 # -------------------------------------------------------------------------------------------------
@@ -266,7 +304,6 @@ class ConstraintPanel(Panel):
 
 REAL_LEVELS = 9  # contour levels: L(θ) + Δ·(k/LEVELS)², Δ = the grid's loss range above L(θ)
 REAL_RESOLUTION = 41
-_JOB_IDS = itertools.count(1)
 
 
 def contour_levels(loss: np.ndarray, center: float, n: int = REAL_LEVELS) -> np.ndarray:
@@ -277,13 +314,11 @@ def contour_levels(loss: np.ndarray, center: float, n: int = REAL_LEVELS) -> np.
     return center + span * (np.arange(1, n + 1) / (n + 1)) ** 2
 
 
-class RealPlane(QObject):
-    """The plot, its button and status line, and one hessian_plane job at a time."""
+class RealPlane:
+    """The plot of a hessian_plane result; `button` and `status` are the panel's Compute button and
+    status line (the job itself is the panel's, JobPanel)."""
 
-    request = Signal(str, dict)  # the panel re-emits it as its own request
-
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, button: QPushButton, status: QLabel) -> None:
         self.widget = pg.PlotWidget()
         self.plot = self.widget.getPlotItem()
         self.plot.setAspectLocked(True)
@@ -303,54 +338,15 @@ class RealPlane(QObject):
         self.hint = pg.TextItem("press Compute: the loss on the\nplane of the live run's top two\n"
                                 "Hessian eigenvectors", anchor=(0.5, 0.5))  # fits a 330 px plot
         self.plot.addItem(self.hint, ignoreBounds=True)
-        self.button = QPushButton("Compute on the real model")
-        self.button.setToolTip("Ask the engine (a background job) for the top two Hessian eigenvectors "
-                               "q₁, q₂ of the selected run's training loss by Lanczos, and the loss on "
-                               "θ + a·q₁ + b·q₂ around its current weights θ.")
-        self.button.clicked.connect(self.compute)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.button = button
+        self.status = status
         self.status.setToolTip("α: the decay coefficient of the penalty α/2‖θ‖² the optimizer's fixed "
                                "points obey.\ngreen: qᵢᵀw̃ = λᵢ/(λᵢ+α)·qᵢᵀθ, θ taken as the no-decay "
                                "minimum (Goodfellow et al. 2016 eq. 7.13)")
-        self.run = ""  # the run the next job asks about ("" = the engine's only run)
         self.result = None  # the last HessianPlaneResult
-        self._job: str | None = None
         self._show(False)
 
-    # --------------------------------------------------------------------------------- the job
-    def compute(self) -> None:
-        self.cancel()
-        self._job = f"plane-{next(_JOB_IDS)}"
-        payload = {"id": self._job, "analysis": "hessian_plane", "params": {"resolution": REAL_RESOLUTION}}
-        if self.run:
-            payload["run"] = self.run
-        self.status.setText("computing the top two eigen-pairs…")
-        self.button.setEnabled(False)
-        self.request.emit("analyze", payload)
-
-    def cancel(self) -> None:
-        if self._job is not None:
-            self.request.emit("cancel", {"id": self._job})
-            self._job = None
-        self.button.setEnabled(True)
-
-    def on_job(self, event: JobEvent) -> None:
-        if event.id != self._job:
-            return
-        if event.kind == "result" and event.result is not None:
-            self._job = None
-            self.button.setEnabled(True)
-            self.set_result(event.result)
-        elif event.kind in ("failed", "cancelled"):
-            self._job = None
-            self.button.setEnabled(True)
-            self.status.setText(f"{event.kind}: {event.message}" if event.message else event.kind)
-        elif event.kind == "progress" and event.total:
-            self.status.setText(f"computing… {100 * event.done // event.total} %")
-
     def reset(self) -> None:
-        self.cancel()
         self.result = None
         self.status.setText("")
         self._show(False)

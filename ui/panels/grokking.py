@@ -270,11 +270,14 @@ class GrokkingPanel(Panel):
             fitted = fit_step(s, tr)
             it.step = g
             if g is not None:
+                # Shown first: InfLineLabel.setFormat re-texts (and places) a label only while it is
+                # visible, so a marker shown after it kept its old text, "" on a slide export's
+                # single redraw (the dotted line, no "grokked at step N").
+                it.marker.setVisible(True)
                 it.marker.setPos(np.log10(g))
                 it.marker.setPen(pg.mkPen(c_val, width=max(1.0, w / 2), style=Qt.PenStyle.DotLine))
                 it.marker.label.setFormat(f"grokked at step {g}" + (f" ({name})" if slot >= 0 else ""))
                 it.marker.label.setColor(color(c_val))
-                it.marker.setVisible(True)
             else:
                 it.marker.setVisible(False)
             story = norm_story(s, va, wn)
@@ -365,6 +368,10 @@ class GrokkingPanel(Panel):
                                             style=Qt.PenStyle.DashLine))
         for label in (self.readout, self.hint):
             style_text(label, theme)
+        for it in self.items:  # the "grokked at step N" label: the theme's size (slide: 22 pt, not 9)
+            font = it.marker.label.textItem.font()
+            font.setPointSize(theme.font_pt)
+            it.marker.label.setFont(font)
         fill_background(self, theme)
         self._key = None
         self.redraw()
