@@ -50,7 +50,15 @@ from regsim.analyses.coadaptation import CoadaptationResult
 from regsim.analyses.jobs import JobEvent
 from regsim.snapshot import History, Snapshot
 from ui.panels.base import Panel
-from ui.panels.style import color, fill_background, mix, set_title, style_plot_item, style_text
+from ui.panels.style import (
+    color,
+    fill_background,
+    fix_axis_width,
+    mix,
+    set_title,
+    style_plot_item,
+    style_text,
+)
 from ui.run_colors import run_color
 from ui.theme import Theme
 
@@ -236,6 +244,10 @@ class CoadaptationPanel(Panel):
         self.pair_plot.setLabel("bottom", "fraction of pairs", **style)
         self.matrix_plot.setLabel("bottom", "unit j (by ΔL)", **style)
         self.matrix_plot.setLabel("left", "unit i (by ΔL)", **style)
+        # Widths from the font, not from the ticks drawn before (a slide export moved them ~1 px).
+        fix_axis_width(self.single_plot, theme, "−0.000")
+        fix_axis_width(self.pair_plot, theme, "10⁻¹⁰")
+        fix_axis_width(self.matrix_plot, theme, "000")
         self.zero_line.setPen(pg.mkPen(mix(theme.foreground, theme.background, 0.5), width=1,
                                        style=Qt.PenStyle.DashLine))
         font = self.font()
