@@ -106,3 +106,43 @@ def test_the_lesson_button_asks_for_the_lesson(live, qtbot) -> None:
 
     lesson = load_lesson(Path(__file__).parent.parent / "resources" / "lessons" / f"{LESSON}.json")
     assert {h.decay_norms_and_biases for h in lesson.runs.values()} == {False, True}
+
+
+def test_the_embedding_toggle_is_decay_embeddings_on_a_net_with_tables(qtbot) -> None:
+    """Greyed for the MLP (no nn.Embedding); on the embedding MLP (modular data) it is live: checked
+    = the table in no_decay = decay_embeddings off, and a click reaches the optimizer's group."""
+    h = HParams(dataset="modular", modulus=11, architecture="embed_mlp", hidden=(16,), batch_size=16,
+                optimizer="adam", decay_mode="decoupled", weight_decay=0.5, seed=0)
+    t = Trainer(h, device="cpu")
+    panel = NoDecayPanel(History())
+    qtbot.addWidget(panel)
+    sent: list = []
+
+    def on_request(kind, payload):
+        sent.append((kind, payload))
+        if kind == "update":
+            t.update(**payload)
+
+    panel.request.connect(on_request)
+
+    def feed() -> None:
+        panel.ingest(t.snapshot(parts=["param_groups"]))
+        panel.redraw()
+
+    feed()
+    assert panel.embed_box.isEnabled() and not panel.embed_box.isChecked()  # nanoGPT: decayed
+    panel.embed_box.setChecked(True)
+    assert sent[-1] == ("update", {"decay_embeddings": False})
+    t.step(1)
+    feed()
+    emb = next(g for g in t.optimizer.param_groups if g[KIND_KEY] == "embedding")
+    assert emb["name"] == "no_decay" and emb[LAMBDA_KEY] == 0.0 and emb["weight_decay"] == 0.0
+    assert panel.embed_box.isChecked()
+    assert {row[1]: row for row in _rows(panel)}["embed.weight"][0] == "no_decay"
+    panel.cleanup()
+
+
+def test_the_embedding_toggle_is_greyed_without_tables(live) -> None:
+    _, panel, feed, _ = live
+    feed()
+    assert not panel.embed_box.isEnabled() and not panel.embed_box.isChecked()

@@ -47,6 +47,9 @@ KINDS_OF = {(True, True): "biases+norms", (True, False): "biases", (False, True)
             (False, False): "none"}
 
 
+EMBED_NOTE = ("\n\nLive where the network has nn.Embedding tables (the transformer, the embedding MLP on "
+              "modular data); the MLP and conv net have none.")
+
 class NoDecayPanel(Panel):
     """The optimizer's param_groups as a live table, and which kinds skip the decay."""
 
@@ -64,8 +67,8 @@ class NoDecayPanel(Panel):
         self.norm_box = QCheckBox("norm γ, β → no_decay")
         self.embed_box = QCheckBox("embeddings → no_decay")
         self.embed_box.setEnabled(False)
-        self.embed_box.setToolTip("This lab's networks (MLP, conv net) have no nn.Embedding: "
-                                  "a transformer's token and position tables would be listed here.")
+        self.embed_box.setToolTip(SETTINGS["decay_embeddings"].tip + EMBED_NOTE)
+        self.embed_box.toggled.connect(self._embed_toggled)
         for box in (self.bias_box, self.norm_box):
             box.setToolTip(tip)
             box.toggled.connect(self._toggled)
@@ -159,6 +162,12 @@ class NoDecayPanel(Panel):
         self.status_message.emit(f"no_decay group: {SETTINGS['no_decay_kinds'].choice_labels[kinds]}"
                                  " (at the next step)")
 
+    def _embed_toggled(self, checked: bool) -> None:
+        """Embeddings in no_decay (GPT-3 / minGPT) or decayed (nanoGPT): the decay_embeddings setting."""
+        self.request.emit("update", {"decay_embeddings": not checked})
+        self.status_message.emit("embedding tables: " + ("no_decay (λ = 0)" if checked else "decayed")
+                                 + " (at the next step)")
+
     def _draw(self, snap: Snapshot | None) -> None:
         if snap is None or "param_groups" not in snap.measured or not snap.param_groups:
             self.status_label.setText("waiting for the first snapshot…" if snap is None else
@@ -166,7 +175,7 @@ class NoDecayPanel(Panel):
             self.summary_label.setText("")
             self.table.setRowCount(0)
             self.groups_shown = ()
-            for box in (self.bias_box, self.norm_box):  # nothing to toggle before the groups show
+            for box in (self.bias_box, self.norm_box, self.embed_box):  # nothing to toggle yet
                 box.blockSignals(True)
                 box.setChecked(False)
                 box.setEnabled(False)
@@ -181,6 +190,10 @@ class NoDecayPanel(Panel):
         groups = snap.param_groups
         self.groups_shown = groups
         present = {g.kind for g in groups}
+        self.embed_box.blockSignals(True)  # live only where the network has embedding tables
+        self.embed_box.setEnabled("embedding" in present)
+        self.embed_box.setChecked("embedding" in present and not h.decay_embeddings)
+        self.embed_box.blockSignals(False)
         self.norm_box.setToolTip(SETTINGS["no_decay_kinds"].tip + (
             "" if "norm" in present else "\n\n(This network has no LayerNorm: layer_norm = true "
                                          "adds one after each hidden Linear.)"))
