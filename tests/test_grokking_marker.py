@@ -44,3 +44,33 @@ def test_the_marker_label_takes_the_themes_font(qtbot) -> None:
         panel.apply_theme(theme)
         assert all(it.marker.label.textItem.font().pointSize() == theme.font_pt for it in panel.items)
     panel.cleanup()
+
+
+def test_log_step_axis_labels_only_1_2_5(qtbot) -> None:
+    """The minor ticks 3, 4, 6, 7, 8, 9 of each decade stay unlabelled: pyqtgraph labelled them all
+    and "5·10¹ 6·10¹ 7·10¹ …" ran into each other on screen."""
+    import numpy as np
+
+    from ui.panels.grokking import StepAxis
+
+    axis = StepAxis("bottom")
+    axis.setLogMode(True)
+    steps = [10, 20, 30, 50, 60, 100, 500, 700, 2000, 20000, 100000]
+    assert axis.tickStrings(list(np.log10(steps)), 1.0, 1.0) == [
+        "10", "20", "", "50", "", "100", "500", "", "2000", "2·10⁴", "10⁵"]
+
+
+def test_empty_hint_follows_the_first_snapshot_of_a_modular_run(qtbot) -> None:
+    """A restored grokking run: the panel draws before any snapshot ("load the preset"), then the
+    run's step-0 snapshot arrives with an empty History; the hint must become "press Space"."""
+    from ui.panels.grokking import EMPTY_HINT
+
+    panel = GrokkingPanel(History())
+    qtbot.addWidget(panel)
+    panel.redraw()
+    assert panel.acc._regsim_hint.toPlainText() == EMPTY_HINT
+    panel.ingest(make_snapshot(0, dataset="modular"))
+    panel.redraw()
+    assert panel.acc._regsim_hint.toPlainText() == "press Space to train"
+    assert not panel.preset_button.isVisible() or not panel.isVisible()
+    panel.cleanup()

@@ -34,6 +34,7 @@ same data, initial weights and batches: λ is the only difference).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +141,34 @@ class _RunItems:
             self.step = None
 
 
+
+class StepAxis(pg.AxisItem):
+    """A log step axis labelled 1, 2, 5, 10, 20, 50, …: pyqtgraph's own log labels put a label on
+    every minor tick once a decade is wide, "5·10¹ 6·10¹ 7·10¹ 8·10¹ 9·10¹ 10²" ran into each other
+    (seen on screen at 1600 px). The other minor ticks keep their grid lines, unlabelled."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802, ANN001, ANN201 (pyqtgraph's API)
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        out = []
+        for v in values:
+            step = 10.0 ** v
+            lead = step / 10.0 ** math.floor(math.log10(step) + 1e-9)
+            keep = min(abs(lead - m) for m in (1.0, 2.0, 5.0)) < 1e-6
+            out.append(_step_text(step) if keep else "")
+        return out
+
+
+def _step_text(step: float) -> str:
+    """20, 500, 2000; 10⁴ style beyond 10 000 (shorter than 20000)."""
+    n = round(step)
+    if n < 10_000:
+        return str(n)
+    k = math.floor(math.log10(n) + 1e-9)
+    lead = round(n / 10 ** k)
+    sup = str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"10{sup}" if lead == 1 else f"{lead}·10{sup}"
+
 class GrokkingPanel(Panel):
     """Train/val accuracy and ‖θ‖ on a log step axis, with the "grokked at step N" marker."""
 
@@ -153,8 +182,8 @@ class GrokkingPanel(Panel):
         self._selected = ""
         self.view = pg.GraphicsLayoutWidget()
         self.view.setToolTip(TIP)
-        self.acc = self.view.addPlot(row=0, col=0)
-        self.norm_plot = self.view.addPlot(row=1, col=0)
+        self.acc = self.view.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
+        self.norm_plot = self.view.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.view.ci.layout.setRowStretchFactor(0, 3)
         self.view.ci.layout.setRowStretchFactor(1, 2)
         for plot in (self.acc, self.norm_plot):
@@ -217,7 +246,9 @@ class GrokkingPanel(Panel):
 
     def redraw(self) -> None:
         runs = self._shown()
-        key = (self.data_key(), self._selected,
+        # The dataset is in the key: the first snapshot of a restored modular run arrives with an
+        # empty History, and the hint must turn from "load the preset" into "press Space".
+        key = (self.data_key(), self._selected, self._is_modular(),
                tuple((n, slot, id(h), len(h)) for n, h, slot in runs))
         if key == self._key:
             return

@@ -385,6 +385,8 @@ def show_empty(plot: pg.PlotItem, empty: bool, x: tuple[float, float] = (0.0, EM
         plot.addItem(item, ignoreBounds=True)
         plot._regsim_hint = item  # type: ignore[attr-defined]
         plot._regsim_empty = None  # type: ignore[attr-defined]
+    if item.toPlainText() != hint:  # the hint may change while empty (grokking: the dataset arrived)
+        item.setText(hint)
     if theme is not None:
         item.setColor(mix(theme.foreground, theme.background, 0.35))
         font = QFont()
