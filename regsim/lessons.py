@@ -49,7 +49,7 @@ LESSON_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
 # The panels a lesson may open: keys of ui/panels/registry.py (regsim cannot import ui; the lesson
 # test checks that these are registry keys).
 PANEL_KEYS = ("training", "weights", "dropout", "landscape", "compression", "uncertainty", "ensemble",
-              "grokking", "hessian")
+              "grokking", "hessian", "recipe")
 MAX_STEPS = 100_000
 RECORD_POINTS = 20  # train_lesson measures every run this many times over the budget (curve_diff)
 
