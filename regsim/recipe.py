@@ -37,8 +37,8 @@ def recipe_rows(h: HParams) -> list[tuple[str, str]]:
     drop = "0" if not any(sites) else "embd {:g} · attn {:g} · resid {:g} · ffn {:g}".format(*sites)
     if h.architecture != "transformer":  # an MLP's hidden and input rates
         drop = f"hidden {h.dropout:g}, input {h.input_dropout:g}"
-    opt = {"adam": "AdamW" if h.decay_mode != "l2" else "Adam + L2", "momentum": "SGD + momentum",
-           "sgd": "SGD"}[h.optimizer]
+    adam = "Adam" if h.weight_decay == 0 else "AdamW" if h.decay_mode != "l2" else "Adam + L2"
+    opt = {"adam": adam, "momentum": "SGD + momentum", "sgd": "SGD"}[h.optimizer]  # λ = 0: plain Adam
     sched = ("constant" if h.schedule == "constant" else
              f"warm-up {h.warmup_steps} + cosine to {h.min_lr_ratio:.0%} at {h.total_steps}")
     return [("optimizer", f"{opt}, lr {h.lr:g}, β = ({h.betas[0]:g}, {h.betas[1]:g})"),

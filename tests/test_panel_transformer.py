@@ -126,6 +126,7 @@ def test_recipe_panel_draws_each_runs_schedule_step_and_clip_events(qtbot) -> No
     for i, name in enumerate(runs):
         x, y = panel.lr_curves[i].getData()
         assert np.allclose(y, lr_curve(runs[name], x))
+        assert np.array_equal(x, np.round(x)) and y.max() <= runs[name].lr  # whole steps: no overshoot
         dot = panel.lr_now[i].getData()
         assert dot[0][0] == 20 and dot[1][0] == pytest.approx(lr_curve(runs[name], np.array([20]))[0])
     clips = snaps["LLaMA"].clip_events

@@ -231,3 +231,14 @@ def test_clip_events_count_the_steps_whose_norm_exceeded_the_clip() -> None:
     assert 0 < want < 40  # some steps clipped, some not: the count can be wrong either way
     assert t.snapshot(parts=()).clip_events == want
     assert t.fork().snapshot(parts=()).clip_events == want
+
+
+def test_recipe_table_names_the_optimizer_that_runs() -> None:
+    """λ = 0 under decoupled decay is plain Adam (the original Transformer's), λ > 0 AdamW (LLaMA's)."""
+    from regsim.presets import load_preset
+    from regsim.recipe import recipe_rows
+
+    rows = {p: dict(recipe_rows(load_preset(p)))["optimizer"] for p in ("transformer_original",
+                                                                         "transformer_llama")}
+    assert rows["transformer_original"].startswith("Adam, ")
+    assert rows["transformer_llama"].startswith("AdamW, ")
