@@ -22,24 +22,9 @@ import torch
 
 from . import rules
 
-VARIANTS = ("Adam+L2", "AdamW", "AdamW (paper)", "SGD+L2", "SGDW", "SGDW (paper)")
-LOSSES = ("quadratic", "rosenbrock")
-QUAD_CURV = (1.0, 25.0)  # the quadratic's curvatures along x and y: condition number 25
-QUAD_MIN = (2.0, 1.0)  # its minimum, away from the origin, so the decay visibly moves the end point
-
-
-def loss_fn(name: str, theta: torch.Tensor) -> torch.Tensor:
-    """The race's 2-D losses, on θ of shape (..., 2).
-
-    quadratic: ½(a(x − x*)² + b(y − y*)²), a = 1, b = 25 (ill-conditioned: a narrow valley along x).
-    rosenbrock: (1 − x)² + 100(y − x²)², the curved valley with its minimum at (1, 1)."""
-    x, y = theta[..., 0], theta[..., 1]
-    if name == "quadratic":
-        (a, b), (cx, cy) = QUAD_CURV, QUAD_MIN
-        return 0.5 * (a * (x - cx) ** 2 + b * (y - cy) ** 2)
-    if name == "rosenbrock":
-        return (1 - x) ** 2 + 100 * (y - x * x) ** 2
-    raise ValueError(f"loss = {name!r} is not allowed; choose one of: {', '.join(LOSSES)}")
+# One definition of the variants, the losses and their constants, shared with the numpy race
+# the panel runs (regsim/race_np.py, no torch).
+from .race_np import LOSSES, QUAD_CURV, QUAD_MIN, VARIANTS, loss_fn  # noqa: F401 (re-exported)
 
 
 def grad_fn(name: str, theta: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,8 @@ import numpy as np
 
 VARIANTS = ("Adam+L2", "AdamW", "AdamW (paper)", "SGD+L2", "SGDW", "SGDW (paper)")
 LOSSES = ("quadratic", "rosenbrock")
-QUAD_CURV = (1.0, 25.0)  # as regsim/race.py: curvatures along x and y, condition number 25
-QUAD_MIN = (2.0, 1.0)
+QUAD_CURV = (1.0, 25.0)  # the quadratic's curvatures along x and y: condition number 25
+QUAD_MIN = (2.0, 1.0)  # its minimum, away from the origin, so the decay visibly moves the end point
 EPS = 1e-8  # torch.optim.Adam's default ε, as regsim/rules.py
 LIMIT = 1e6  # |θ| past this is a divergence: the rest of that path is NaN
 
@@ -86,7 +86,11 @@ def _finite(x: object) -> bool:
 
 
 def loss_fn(name: str, theta: np.ndarray) -> np.ndarray:
-    """The race's losses on θ of shape (..., 2), as regsim.race.loss_fn."""
+    """The race's 2-D losses, on θ of shape (..., 2): a numpy array or a torch tensor (regsim.race
+    uses this one function; only arithmetic, so either works).
+
+    quadratic: ½(a(x − x*)² + b(y − y*)²), a = 1, b = 25 (ill-conditioned: a narrow valley along x).
+    rosenbrock: (1 − x)² + 100(y − x²)², the curved valley with its minimum at (1, 1)."""
     x, y = theta[..., 0], theta[..., 1]
     if name == "quadratic":
         (a, b), (cx, cy) = QUAD_CURV, QUAD_MIN
