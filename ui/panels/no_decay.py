@@ -35,7 +35,7 @@ from regsim.hparams import SETTINGS
 from regsim.snapshot import History, Snapshot
 from regsim.update_code import GroupView
 from ui.panels.base import Panel
-from ui.panels.style import mix
+from ui.panels.style import fill_background, mix
 from ui.theme import Theme
 from ui.widgets import FlowLayout, LiveLabel
 
@@ -123,13 +123,11 @@ class NoDecayPanel(Panel):
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
-        palette = self.palette()
-        palette.setColor(QPalette.ColorRole.Window, QColor(theme.background))
-        palette.setColor(QPalette.ColorRole.WindowText, QColor(theme.foreground))
+        fill_background(self, theme)
+        palette = self.palette()  # the table's cells too
         palette.setColor(QPalette.ColorRole.Base, QColor(theme.background))
         palette.setColor(QPalette.ColorRole.Text, QColor(theme.foreground))
         self.setPalette(palette)
-        self.setAutoFillBackground(True)
         font = self.font()
         font.setPointSize(theme.font_pt - (8 if theme.name == "slide" else 0))
         self.setFont(font)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from regsim.snapshot import History, Snapshot
 from regsim.update_code import TensorInfo, UpdateCodeView
 from ui.code_view import CodeView
 from ui.panels.base import Panel
+from ui.panels.style import fill_background
 from ui.theme import Theme
 from ui.widgets import LiveLabel, MathLabel
 
@@ -185,11 +185,7 @@ class UpdateCodePanel(Panel):
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
-        palette = self.palette()
-        palette.setColor(QPalette.ColorRole.Window, QColor(theme.background))
-        palette.setColor(QPalette.ColorRole.WindowText, QColor(theme.foreground))
-        self.setPalette(palette)
-        self.setAutoFillBackground(True)
+        fill_background(self, theme)
         font = self.font()
         font.setPointSize(theme.font_pt - (8 if theme.name == "slide" else 0))
         self.setFont(font)
