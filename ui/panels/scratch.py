@@ -46,7 +46,7 @@ from superqt.utils import CodeSyntaxHighlight
 from regsim.scratch import ScratchSite, function_of_line, line_variables, source_lines
 from regsim.snapshot import SCRATCH_SITE, History, Snapshot
 from ui.panels.base import Panel
-from ui.panels.style import mix
+from ui.panels.style import fill_background, mix
 from ui.theme import Theme
 from ui.widgets import LiveLabel
 
@@ -301,11 +301,7 @@ class ScratchPanel(Panel):
 
     def apply_theme(self, theme: Theme) -> None:
         super().apply_theme(theme)
-        palette = self.palette()
-        palette.setColor(QPalette.ColorRole.Window, QColor(theme.background))
-        palette.setColor(QPalette.ColorRole.WindowText, QColor(theme.foreground))
-        self.setPalette(palette)
-        self.setAutoFillBackground(True)
+        fill_background(self, theme)
         font = self.font()
         font.setPointSize(theme.font_pt)
         self.setFont(font)
