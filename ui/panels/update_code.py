@@ -93,6 +93,8 @@ def unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
+MIN_CODE_LINES = 5  # a code view's minimum height, in lines
+
 class UpdateCodePanel(Panel):
     """The run's update rule and its counterpart as code, with one picked element's live values."""
 
@@ -307,7 +309,11 @@ class UpdateCodePanel(Panel):
             title.setText(f"This run: {rv.rule}  ({MODE_WORDS[rv.rule]})" if own else
                           f"Its counterpart: {rv.rule}  ({MODE_WORDS[rv.rule]}), one step from the "
                           "same θ, g and state")
-            view.setMinimumHeight(view.fontMetrics().height() * (len(self._kept(rv)) + 1))
+            # Room for every line where there is room (the views expand); at least MIN_CODE_LINES
+            # in a small window, which then scrolls: every line as a minimum grew a 640 px lecture
+            # window to 744 px (seen in a real window at 1024 × 640).
+            lines = min(len(self._kept(rv)) + 1, MIN_CODE_LINES)
+            view.setMinimumHeight(view.fontMetrics().height() * lines)
         inputs = v.rule.values[0]
         self.inputs_label.setText("inputs:  " + ",  ".join(
             f"{NAMES.get(k, k)} = {int(x) if k == 't' else fmt(x)}" for k, x in inputs))
